@@ -1,0 +1,172 @@
+// The typed surface of the native addon (native/src/addon/). This file is the
+// contract between the C++ engine and the Node side: every shape and unit named
+// here is what the addon accepts and returns. Only main/engine/ imports the addon.
+
+/** Dtypes a checkpoint may store; the engine converts them to its compute dtype at load. */
+export type StoredDType = 'F32' | 'F16' | 'BF16';
+
+/** One tensor inside a safetensors file, located by the TS side (which parsed the header). */
+export interface NativeTensorRef {
+  /** HF name, e.g. "model.layers.3.self_attn.q_proj.weight" (for adapters: "a"/"b" role is in the module entry). */
+  name: string;
+  /** Absolute path of the .safetensors file. */
+  file: string;
+  /** Absolute byte offset of the tensor's first byte in the file (8 + header length + data_offsets[0]). */
+  offset: number;
+  /** Byte length (data_offsets[1] - data_offsets[0]). */
+  nbytes: number;
+  dtype: StoredDType;
+  /** Row-major shape as stored, e.g. [out_features, in_features] for a Linear weight. */
+  shape: number[];
+}
+
+/** RoPE frequency scaling, already resolved from config.json by the TS side. */
+export type NativeRopeScaling =
+  | { type: 'default' }
+  | { type: 'linear'; factor: number }
+  | {
+      type: 'llama3';
+      factor: number;
+      lowFreqFactor: number;
+      highFreqFactor: number;
+      originalMaxPositionEmbeddings: number;
+    };
+
+/** Every size the forward pass needs; nothing is hard-coded in the engine. */
+export interface NativeModelConfig {
+  vocabSize: number;
+  hiddenSize: number;
+  intermediateSize: number;
+  numLayers: number;
+  numHeads: number;
+  numKvHeads: number;
+  headDim: number;
+  rmsNormEps: number;
+  ropeTheta: number;
+  ropeScaling: NativeRopeScaling;
+  maxPositionEmbeddings: number;
+  /** When true, lm_head reuses model.embed_tokens.weight and no lm_head tensor is passed. */
+  tieWordEmbeddings: boolean;
+  /** q/k/v projections carry biases (Qwen2). */
+  attentionBias: boolean;
+}
+
+export type LoraModuleName = 'q_proj' | 'k_proj' | 'v_proj' | 'o_proj' | 'gate_proj' | 'up_proj' | 'down_proj';
+
+/** One adapted Linear: y = W x + scale * B (A x). */
+export interface NativeLoraModule {
+  layer: number;
+  module: LoraModuleName;
+  rank: number;
+  /** alpha / r, or alpha / sqrt(r) for rsLoRA, with alpha_pattern / rank_pattern already applied. */
+  scale: number;
+  /** lora_A.weight, shape [rank, in_features]. */
+  a: NativeTensorRef;
+  /** lora_B.weight, shape [out_features, rank]. */
+  b: NativeTensorRef;
+}
+
+export interface NativeAdapterSpec {
+  modules: NativeLoraModule[];
+}
+
+/** (done, total) in the unit the call names: bytes for loads, tokens for prefill. */
+export type ProgressCallback = (done: number, total: number) => void;
+
+/** Cancellation flag shared with a running native job. */
+export interface NativeCancelToken {
+  cancel(): void;
+  readonly cancelled: boolean;
+}
+
+export interface NativeSampling {
+  /** 0 means greedy (argmax; ties resolve to the lowest token id, as torch.argmax does). */
+  temperature: number;
+  /** Nucleus mass in (0, 1]; 1 disables top-p. */
+  topP: number;
+  /** Sampling is a pure function of (seed, cache length), so runs reproduce exactly. */
+  seed: number;
+}
+
+export interface NativeDecodeSequence {
+  cache: NativeKvCache;
+  adapter: NativeAdapter | null;
+  /** The token fed at position cache.length; its K/V are appended to the cache. */
+  token: number;
+  sampling: NativeSampling;
+}
+
+export interface NativeDecodeResult {
+  /** Next token per sequence, in input order. */
+  tokens: Int32Array;
+  /** [batch, vocab] logits of the fed tokens, when requested. */
+  logits: Float32Array | null;
+}
+
+export interface NativePrefillOptions {
+  /** Tokens per forward chunk (progress and cancel are checked between chunks). */
+  chunkSize: number;
+  /** Which logits to return: none, the last position's [vocab], or all positions' [tokens, vocab]. */
+  logits: 'none' | 'last' | 'all';
+}
+
+/** A KV cache: per layer K (after RoPE) and V, each [numKvHeads, capacity, headDim] in fp32. */
+export interface NativeKvCache {
+  readonly length: number;
+  readonly capacity: number;
+  /** Bytes this cache holds. */
+  readonly bytes: number;
+  /** Copy of one layer, both [numKvHeads, length, headDim] row-major (HF's cache layout without batch). */
+  readLayer(layer: number): { k: Float32Array; v: Float32Array };
+  /** Replace one layer's first `tokens` positions (arrays [numKvHeads, tokens, headDim]); length becomes `tokens` for every layer written. */
+  writeLayer(layer: number, k: Float32Array, v: Float32Array, tokens: number): void;
+  /** A deep copy with its own capacity (>= length). */
+  fork(capacity: number): NativeKvCache;
+  /** Forget positions >= length. */
+  truncate(length: number): void;
+  dispose(): void;
+}
+
+export interface NativeAdapter {
+  readonly rank: number;
+  readonly bytes: number;
+  dispose(): void;
+}
+
+export interface NativeModel {
+  readonly bytes: number;
+  newCache(capacity: number): NativeKvCache;
+  loadAdapter(spec: NativeAdapterSpec, onProgress: ProgressCallback | null, cancel: NativeCancelToken | null): Promise<NativeAdapter>;
+  /** Runs tokens through the model at positions cache.length.., appending their K/V to the cache. */
+  prefill(
+    cache: NativeKvCache,
+    tokens: Int32Array,
+    adapter: NativeAdapter | null,
+    options: NativePrefillOptions,
+    onProgress: ProgressCallback | null,
+    cancel: NativeCancelToken | null,
+  ): Promise<Float32Array | null>;
+  /** One step for a batch of sequences, each with its own cache and adapter (or none). */
+  decode(sequences: NativeDecodeSequence[], options: { logits: boolean }): Promise<NativeDecodeResult>;
+  dispose(): void;
+}
+
+export interface NativeEngineInfo {
+  engineVersion: string;
+  backend: 'cpu' | 'cuda';
+  /** Threads the CPU backend uses. */
+  threads: number;
+  /** e.g. "x86_64 CPU, 2 threads" or the GPU's name. */
+  device: string;
+}
+
+export interface NativeAddon {
+  info(): NativeEngineInfo;
+  CancelToken: new () => NativeCancelToken;
+  loadModel(
+    config: NativeModelConfig,
+    tensors: NativeTensorRef[],
+    onProgress: ProgressCallback | null,
+    cancel: NativeCancelToken | null,
+  ): Promise<NativeModel>;
+}
