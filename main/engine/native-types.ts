@@ -108,6 +108,11 @@ export interface NativePrefillOptions {
   chunkSize: number;
   /** Which logits to return: none, the last position's [vocab], or all positions' [tokens, vocab]. */
   logits: 'none' | 'last' | 'all';
+  /**
+   * Keep, per layer whose v_proj the adapter adapts, the adapter's own low-rank V input
+   * s·A_v·x ([tokens, r_v]) on the cache: what the `lragent` strategy stores.
+   */
+  captureLoraV?: boolean;
 }
 
 /** A KV cache: per layer K (after RoPE) and V, each [numKvHeads, capacity, headDim] in fp32. */
@@ -125,6 +130,50 @@ export interface NativeKvCache {
   /** Forget positions >= length. */
   truncate(length: number): void;
   dispose(): void;
+}
+
+/**
+ * How a strategy turns (base cache, exact cache, adapter) into a compact store.
+ * `exact` needs no store (the exact cache is the reference) and is not listed.
+ * hybrid's layers are chosen on the TS side (from seed-minikv's per-layer errors).
+ */
+export type NativeStrategySpec =
+  | { kind: 'base' }
+  | { kind: 'seed-minikv' }
+  | { kind: 'lragent' }
+  | { kind: 'delta-int8' }
+  | { kind: 'delta-int4' }
+  | { kind: 'lowrank'; rank: number }
+  | { kind: 'hybrid'; exactLayers: number[] };
+
+/** A strategy's compact per-adapter store; the base cache it refers to is not part of it. */
+export interface NativeKvStore {
+  /** Bytes the store really holds (quantized payloads, scales, low-rank factors, exact layers). */
+  readonly bytes: number;
+  readonly tokens: number;
+  /** Rebuilds a full cache (base + stored delta) with room for `capacity` tokens. */
+  decode(base: NativeKvCache, capacity: number): Promise<NativeKvCache>;
+  dispose(): void;
+}
+
+/**
+ * Squared-error sums of a rebuilt cache against the exact one, from which every
+ * relative error of DESIGN.md is formed: rel = sqrt(Σdiff² / Σexact²).
+ */
+export interface NativeErrorSums {
+  numLayers: number;
+  numKvHeads: number;
+  tokens: number;
+  /** Per (layer, kv head), row-major [numLayers * numKvHeads]. */
+  kDiffByHead: Float64Array;
+  kNormByHead: Float64Array;
+  vDiffByHead: Float64Array;
+  vNormByHead: Float64Array;
+  /** Per (layer, token), row-major [numLayers * tokens]. */
+  kDiffByToken: Float64Array;
+  kNormByToken: Float64Array;
+  vDiffByToken: Float64Array;
+  vNormByToken: Float64Array;
 }
 
 export interface NativeAdapter {
@@ -146,6 +195,15 @@ export interface NativeModel {
     onProgress: ProgressCallback | null,
     cancel: NativeCancelToken | null,
   ): Promise<Float32Array | null>;
+  /** Encodes one adapter's exact cache against the shared base cache (same tokens). */
+  encodeStore(strategy: NativeStrategySpec, base: NativeKvCache, exact: NativeKvCache, adapter: NativeAdapter): Promise<NativeKvStore>;
+  /** Error sums of `rebuilt` against `exact` over their common length. */
+  compareCaches(rebuilt: NativeKvCache, exact: NativeKvCache): Promise<NativeErrorSums>;
+  /**
+   * seed-minikv's diagnostic per layer: ‖(I − B Bᐩ) ΔV‖² / ‖ΔV‖² with ΔV = V_exact − V_base;
+   * NaN for layers whose v_proj the adapter does not adapt.
+   */
+  outsideSpan(base: NativeKvCache, exact: NativeKvCache, adapter: NativeAdapter): Promise<Float64Array>;
   /** One step for a batch of sequences, each with its own cache and adapter (or none). */
   decode(sequences: NativeDecodeSequence[], options: { logits: boolean }): Promise<NativeDecodeResult>;
   dispose(): void;

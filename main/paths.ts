@@ -1,0 +1,24 @@
+// Where the project's own files are, whether this code runs from TypeScript sources
+// (tests, tsx) or from the compiled dist/ folder (CLI, app): walk up to package.json.
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+function findProjectRoot(start: string): string {
+  let dir = start;
+  for (;;) {
+    const pkg = path.join(dir, 'package.json');
+    if (fs.existsSync(pkg)) {
+      const name = (JSON.parse(fs.readFileSync(pkg, 'utf8')) as { name?: unknown }).name;
+      if (name === 'adapterlens') return dir;
+    }
+    const parent = path.dirname(dir);
+    if (parent === dir) throw new Error(`AdapterLens: no package.json named "adapterlens" above ${start}`);
+    dir = parent;
+  }
+}
+
+export const projectRoot: string = findProjectRoot(path.dirname(fileURLToPath(import.meta.url)));
+
+/** The folder cmake-js writes the addons to. */
+export const nativeBuildDir: string = path.join(projectRoot, 'native', 'build', 'Release');

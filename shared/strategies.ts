@@ -1,0 +1,61 @@
+// Strategy ids (DESIGN.md, "KV strategies"): the one parser every layer uses.
+
+export type StrategyId =
+  | 'exact'
+  | 'base'
+  | 'seed-minikv'
+  | 'lragent'
+  | 'delta-int8'
+  | 'delta-int4'
+  | `lowrank:${number}`
+  | `hybrid:${number}`;
+
+export type ParsedStrategy =
+  | { kind: 'exact' | 'base' | 'seed-minikv' | 'lragent' | 'delta-int8' | 'delta-int4' }
+  | { kind: 'lowrank'; rank: number }
+  | { kind: 'hybrid'; exactLayers: number };
+
+const SIMPLE = ['exact', 'base', 'seed-minikv', 'lragent', 'delta-int8', 'delta-int4'] as const;
+
+export const STRATEGY_DESCRIPTIONS: Record<ParsedStrategy['kind'], string> = {
+  exact: "the adapter's own K and V (the reference)",
+  base: 'nothing: K and V from the base model',
+  'seed-minikv': 'pinv(B_v)·(V_lora − V_base), r values per token per layer; K from base',
+  lragent: "the adapter's own low-rank V input s·A_v·x, r per token per layer; K from base",
+  'delta-int8': 'ΔK, ΔV quantized to int8, one scale per token per head',
+  'delta-int4': 'ΔK, ΔV quantized to int4, one scale per token per head',
+  lowrank: 'truncated SVD of ΔK, ΔV per layer (rank k)',
+  hybrid: 'seed-minikv plus exact K/V for the n layers where it errs most',
+};
+
+/** Parses "lowrank:8" etc.; throws an Error naming the bad id and the valid forms. */
+export function parseStrategy(id: string): ParsedStrategy {
+  const s = id.trim();
+  if ((SIMPLE as readonly string[]).includes(s)) return { kind: s as (typeof SIMPLE)[number] };
+  const m = /^(lowrank|hybrid):(\d+)$/.exec(s);
+  if (m) {
+    const n = Number(m[2]);
+    if (m[1] === 'lowrank') {
+      if (n < 1) throw new Error(`strategy "${id}": the rank must be at least 1`);
+      return { kind: 'lowrank', rank: n };
+    }
+    return { kind: 'hybrid', exactLayers: n };
+  }
+  throw new Error(
+    `unknown strategy "${id}": expected one of ${SIMPLE.join(', ')}, lowrank:<k> or hybrid:<n>`,
+  );
+}
+
+/** The canonical id of a parsed strategy. */
+export function strategyId(s: ParsedStrategy): StrategyId {
+  if (s.kind === 'lowrank') return `lowrank:${s.rank}`;
+  if (s.kind === 'hybrid') return `hybrid:${s.exactLayers}`;
+  return s.kind;
+}
+
+/** Parses a comma list, de-duplicates, and puts `exact` first (every comparison needs it). */
+export function parseStrategyList(list: string): StrategyId[] {
+  const ids = list.split(',').map((x) => x.trim()).filter(Boolean).map((x) => strategyId(parseStrategy(x)));
+  const unique = [...new Set<StrategyId>(['exact', ...ids])];
+  return unique;
+}
