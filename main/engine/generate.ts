@@ -18,8 +18,8 @@ export interface GenerationRequest {
 
 export interface GenerateOptions {
   signal?: AbortSignal;
-  /** Called for each new token as soon as its step finishes. */
-  onToken?: (sequence: number, token: number, step: number) => void;
+  /** Called for each new token as soon as its step finishes, with the probability the model gave it. */
+  onToken?: (sequence: number, token: number, step: number, prob: number) => void;
   /** Prefill chunk for the fed tokens. */
   chunkSize?: number;
 }
@@ -42,15 +42,27 @@ export async function generate(model: NativeModel, requests: GenerationRequest[]
     const batch = requests.flatMap((req, i) => (active[i] ? [{ i, req }] : []));
     const result = await model.decode(
       batch.map(({ i, req }) => ({ cache: req.cache, adapter: req.adapter, token: next[i]!, sampling: req.sampling })),
-      { logits: false },
+      { logits: options.onToken !== undefined },
     );
+    const vocab = result.logits ? result.logits.length / batch.length : 0;
     for (const [b, { i, req }] of batch.entries()) {
       const token = result.tokens[b]!;
       outputs[i]!.push(token);
       next[i] = token;
-      options.onToken?.(i, token, step);
+      if (options.onToken) {
+        options.onToken(i, token, step, result.logits ? softmaxAt(result.logits.subarray(b * vocab, (b + 1) * vocab), token) : NaN);
+      }
       if (outputs[i]!.length >= req.maxNewTokens || req.stopTokens.includes(token)) active[i] = false;
     }
   }
   return outputs;
+}
+
+/** softmax(row)[index] in double precision (the model's own probability, temperature 1). */
+function softmaxAt(row: Float32Array, index: number): number {
+  let max = -Infinity;
+  for (let j = 0; j < row.length; j++) if (row[j]! > max) max = row[j]!;
+  let sum = 0;
+  for (let j = 0; j < row.length; j++) sum += Math.exp(row[j]! - max);
+  return Math.exp(row[index]! - max) / sum;
 }

@@ -1,0 +1,219 @@
+// Estimates the memory a comparison needs before any work starts, so the runner can
+// refuse a run that cannot fit (checkFits) or exceeds the model's context (checkContext).
+//
+// Formulas (L layers, H KV heads, D head dim, T document tokens, b bytes per value,
+// A adapters, S strategies, C = T + prompt + maxNew context positions, V vocab):
+//   full KV cache of n tokens  = n · L · 2 · H · D · b
+//   base cache                 = full cache of T
+//   exact cache (per adapter)  = full cache of T
+//   stores, per adapter:
+//     exact       0 extra: its store is the exact cache, counted above (storeBytes() gives its size)
+//     base        0
+//     seed-minikv Σ_l r_v(l) · T · 4            (r_v(l) = 0 where v_proj is not adapted)
+//     lragent     Σ_l r_v(l) · T · 4
+//     delta-int8  T · L · 2 · H · (D + 4)       (int8 payload + one fp32 scale per token per head)
+//     delta-int4  T · L · 2 · H · (⌈D/2⌉ + 4)
+//     lowrank:k   L · 2 · k · (T + H·D) · 4
+//     hybrid:n    seed-minikv + min(n, L) layers of exact K/V (T · 2 · H · D · b each)
+//   rebuilt caches for generation: A · S sequences, each a full cache of C tokens
+//   decode scratch: batch A·S; logits batch · V · 4, activations
+//                   batch · b · (2·hidden + (heads + 2·H)·D + heads·C + 2·intermediate)
+//   scoring logits: A · S sequences · (prompt + maxNew) · V · 4
+// Weights and adapter weights are reported but are outside the cache budget; every
+// other item is in it (the runner's RunScope owns the transients under the same budget).
+// The sum is a conservative peak: everything is counted as live at once.
+import type { NativeModelConfig } from '../engine/native-types.js';
+import { formatBytes } from '../../shared/format.js';
+import { parseStrategy, strategyId, type ParsedStrategy, type StrategyId } from '../../shared/strategies.js';
+
+export type MemoryModelShape = Pick<
+  NativeModelConfig,
+  'numLayers' | 'numKvHeads' | 'headDim' | 'vocabSize' | 'hiddenSize' | 'intermediateSize' | 'numHeads'
+>;
+
+export interface AdapterMemoryShape {
+  /** Rank of the v_proj LoRA per layer (0 where v_proj is not adapted); length numLayers. */
+  vRanks: readonly number[];
+  /** Bytes of the adapter's parameters as loaded. */
+  paramBytes: number;
+}
+
+export interface MemoryEstimateInput {
+  model: MemoryModelShape;
+  /** Bytes of the base model's weights as loaded. */
+  weightsBytes: number;
+  documentTokens: number;
+  promptTokens: number;
+  maxNewTokens: number;
+  adapters: readonly AdapterMemoryShape[];
+  /** Strategy ids; duplicates are ignored and `exact` is always included (every comparison needs it). */
+  strategies: readonly string[];
+  /** Bytes per cached K/V value and activation (4 for fp32, the default). */
+  bytesPerValue?: number;
+}
+
+export type MemoryItemId =
+  | 'weights'
+  | 'adapter-weights'
+  | 'base-cache'
+  | 'exact-caches'
+  | `store:${StrategyId}`
+  | 'generation-caches'
+  | 'decode-scratch'
+  | 'scoring-logits';
+
+export interface MemoryItem {
+  id: MemoryItemId;
+  /** For people, e.g. "3 exact caches". */
+  item: string;
+  bytes: number;
+  /** Whether the item counts against the cache budget (weights do not). */
+  inCacheBudget: boolean;
+}
+
+export interface MemoryEstimate {
+  /** Every item, weights included. */
+  total: number;
+  /** The items that count against the cache budget. */
+  cacheBytes: number;
+  breakdown: MemoryItem[];
+}
+
+const FP32 = 4;
+
+function count(name: string, n: number): number {
+  if (!Number.isInteger(n) || n < 0) throw new RangeError(`${name} must be a non-negative integer, got ${n}`);
+  return n;
+}
+
+function plural(n: number, one: string, many = `${one}s`): string {
+  return `${n} ${n === 1 ? one : many}`;
+}
+
+/** Bytes of a full KV cache of `tokens` positions. */
+export function kvCacheBytes(model: MemoryModelShape, tokens: number, bytesPerValue = FP32): number {
+  return tokens * model.numLayers * 2 * model.numKvHeads * model.headDim * bytesPerValue;
+}
+
+function checkRanks(model: MemoryModelShape, adapter: AdapterMemoryShape, index: number): void {
+  if (adapter.vRanks.length !== model.numLayers) {
+    throw new RangeError(`adapter ${index + 1}: vRanks has ${adapter.vRanks.length} entries, the model has ${model.numLayers} layers`);
+  }
+  adapter.vRanks.forEach((r, l) => count(`adapter ${index + 1}: vRanks[${l}]`, r));
+}
+
+/**
+ * Bytes one adapter's store for `strategy` holds over `tokens` document tokens (the
+ * strategy's `bytes`; for `exact`, the exact cache itself).
+ */
+export function storeBytes(
+  strategy: ParsedStrategy | string,
+  model: MemoryModelShape,
+  adapter: Pick<AdapterMemoryShape, 'vRanks'>,
+  tokens: number,
+  bytesPerValue = FP32,
+): number {
+  const s = typeof strategy === 'string' ? parseStrategy(strategy) : strategy;
+  const { numLayers: L, numKvHeads: H, headDim: D } = model;
+  const seed = () => adapter.vRanks.reduce((sum, r) => sum + r, 0) * tokens * FP32;
+  switch (s.kind) {
+    case 'exact':
+      return kvCacheBytes(model, tokens, bytesPerValue);
+    case 'base':
+      return 0;
+    case 'seed-minikv':
+    case 'lragent':
+      return seed();
+    case 'delta-int8':
+      return tokens * L * 2 * H * (D + 4);
+    case 'delta-int4':
+      return tokens * L * 2 * H * (Math.ceil(D / 2) + 4);
+    case 'lowrank':
+      return L * 2 * s.rank * (tokens + H * D) * FP32;
+    case 'hybrid':
+      return seed() + Math.min(s.exactLayers, L) * tokens * 2 * H * D * bytesPerValue;
+  }
+}
+
+export function estimateMemory(input: MemoryEstimateInput): MemoryEstimate {
+  const { model } = input;
+  for (const k of ['numLayers', 'numKvHeads', 'headDim', 'vocabSize', 'hiddenSize', 'intermediateSize', 'numHeads'] as const) {
+    count(`model.${k}`, model[k]);
+  }
+  const T = count('documentTokens', input.documentTokens);
+  const P = count('promptTokens', input.promptTokens);
+  const G = count('maxNewTokens', input.maxNewTokens);
+  const b = input.bytesPerValue ?? FP32;
+  if (!(b > 0)) throw new RangeError(`bytesPerValue must be positive, got ${b}`);
+  if (!(input.weightsBytes >= 0)) throw new RangeError(`weightsBytes must be non-negative, got ${input.weightsBytes}`);
+  input.adapters.forEach((a, i) => checkRanks(model, a, i));
+
+  const parsed = new Map<StrategyId, ParsedStrategy>([['exact', { kind: 'exact' }]]);
+  for (const id of input.strategies) {
+    const s = parseStrategy(id);
+    parsed.set(strategyId(s), s);
+  }
+  const A = input.adapters.length;
+  const S = parsed.size;
+  const sequences = A * S;
+  const C = T + P + G;
+
+  const items: MemoryItem[] = [];
+  const add = (id: MemoryItemId, item: string, bytes: number, inCacheBudget = true) => items.push({ id, item, bytes, inCacheBudget });
+
+  add('weights', 'model weights', input.weightsBytes, false);
+  add('adapter-weights', 'adapter weights', input.adapters.reduce((s, a) => s + a.paramBytes, 0), false);
+  add('base-cache', 'base cache', kvCacheBytes(model, T, b));
+  add('exact-caches', plural(A, 'exact cache'), A * kvCacheBytes(model, T, b));
+  for (const [id, s] of parsed) {
+    if (s.kind === 'exact') continue; // its store is the exact cache, counted above
+    const bytes = input.adapters.reduce((sum, a) => sum + storeBytes(s, model, a, T, b), 0);
+    add(`store:${id}`, plural(A, `${id} store`), bytes);
+  }
+  add('generation-caches', `${plural(sequences, 'rebuilt cache')} for generation`, sequences * kvCacheBytes(model, C, b));
+  const logits = sequences * model.vocabSize * FP32;
+  const activations =
+    sequences *
+    b *
+    (2 * model.hiddenSize +
+      (model.numHeads + 2 * model.numKvHeads) * model.headDim +
+      model.numHeads * C +
+      2 * model.intermediateSize);
+  add('decode-scratch', 'decode scratch', logits + activations);
+  add('scoring-logits', `scoring logits (${plural(sequences, 'sequence')})`, sequences * (P + G) * model.vocabSize * FP32);
+
+  const total = items.reduce((s, i) => s + i.bytes, 0);
+  const cacheBytes = items.filter((i) => i.inCacheBudget).reduce((s, i) => s + i.bytes, 0);
+  return { total, cacheBytes, breakdown: items };
+}
+
+/**
+ * null when the estimate's cache-budget items fit in `availableBytes`; otherwise a
+ * message naming the total, each non-zero item and the budget, and what to do.
+ */
+export function checkFits(estimate: MemoryEstimate, availableBytes: number): string | null {
+  if (estimate.cacheBytes <= availableBytes) return null;
+  const parts = estimate.breakdown
+    .filter((i) => i.inCacheBudget && i.bytes > 0)
+    .map((i) => `${i.item} ${formatBytes(i.bytes)}`);
+  return (
+    `This comparison needs about ${formatBytes(estimate.cacheBytes)} (${parts.join(', ')}) ` +
+    `but the cache budget is ${formatBytes(availableBytes)}: ` +
+    'shorten the document, use fewer adapters or strategies, or raise the budget.'
+  );
+}
+
+/**
+ * null when `positions` (document + prompt + new tokens) fit the model's context;
+ * otherwise a message naming both numbers.
+ */
+export function checkContext(positions: number, maxPositionEmbeddings: number): string | null {
+  count('positions', positions);
+  count('maxPositionEmbeddings', maxPositionEmbeddings);
+  if (positions <= maxPositionEmbeddings) return null;
+  return (
+    `This comparison needs ${positions} positions (document + prompt + new tokens) ` +
+    `but the model supports at most ${maxPositionEmbeddings}: ` +
+    'shorten the document or the prompt, or lower the number of new tokens.'
+  );
+}

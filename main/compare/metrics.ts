@@ -1,0 +1,146 @@
+// The metrics of DESIGN.md ("Metrics"), formed from what the engine returns:
+// relative errors from squared-error sums, teacher-forced scores from logits.
+import type { NativeErrorSums } from '../engine/native-types.js';
+import type { ErrorGrid, LayerErrors, Scores, TokenErrorGrid } from '../../shared/report.js';
+
+/** sqrt(diff / norm), 0 when both are 0 (an all-zero exact tensor rebuilt exactly). */
+function rel(diff: number, norm: number): number {
+  if (norm === 0) return diff === 0 ? 0 : Infinity;
+  return Math.sqrt(diff / norm);
+}
+
+/** Per layer: ‖X_s − X_exact‖_F / ‖X_exact‖_F over all tokens and KV heads. */
+export function layerErrors(s: NativeErrorSums): LayerErrors[] {
+  const out: LayerErrors[] = [];
+  for (let l = 0; l < s.numLayers; l++) {
+    let kd = 0, kn = 0, vd = 0, vn = 0;
+    for (let h = 0; h < s.numKvHeads; h++) {
+      const i = l * s.numKvHeads + h;
+      kd += s.kDiffByHead[i]!;
+      kn += s.kNormByHead[i]!;
+      vd += s.vDiffByHead[i]!;
+      vn += s.vNormByHead[i]!;
+    }
+    out.push({ layer: l, kRelErr: rel(kd, kn), vRelErr: rel(vd, vn) });
+  }
+  return out;
+}
+
+/** Layer × KV head relative errors. */
+export function headGrid(s: NativeErrorSums): ErrorGrid {
+  const k: number[][] = [];
+  const v: number[][] = [];
+  for (let l = 0; l < s.numLayers; l++) {
+    const kr: number[] = [];
+    const vr: number[] = [];
+    for (let h = 0; h < s.numKvHeads; h++) {
+      const i = l * s.numKvHeads + h;
+      kr.push(rel(s.kDiffByHead[i]!, s.kNormByHead[i]!));
+      vr.push(rel(s.vDiffByHead[i]!, s.vNormByHead[i]!));
+    }
+    k.push(kr);
+    v.push(vr);
+  }
+  return { k, v };
+}
+
+/**
+ * Layer × token-range relative errors, at most `maxColumns` columns: a long document is
+ * binned into consecutive ranges (errors summed per range, so each cell is the exact
+ * relative error of its range, not an average of ratios).
+ */
+export function tokenGrid(s: NativeErrorSums, maxColumns = 256): TokenErrorGrid {
+  const binSize = Math.max(1, Math.ceil(s.tokens / maxColumns));
+  const columns = Math.ceil(s.tokens / binSize);
+  const k: number[][] = [];
+  const v: number[][] = [];
+  for (let l = 0; l < s.numLayers; l++) {
+    const kr: number[] = [];
+    const vr: number[] = [];
+    for (let c = 0; c < columns; c++) {
+      let kd = 0, kn = 0, vd = 0, vn = 0;
+      for (let t = c * binSize; t < Math.min(s.tokens, (c + 1) * binSize); t++) {
+        const i = l * s.tokens + t;
+        kd += s.kDiffByToken[i]!;
+        kn += s.kNormByToken[i]!;
+        vd += s.vDiffByToken[i]!;
+        vn += s.vNormByToken[i]!;
+      }
+      kr.push(rel(kd, kn));
+      vr.push(rel(vd, vn));
+    }
+    k.push(kr);
+    v.push(vr);
+  }
+  return { binSize, k, v };
+}
+
+/** log-softmax of one row, in double precision. */
+export function logSoftmax(row: ArrayLike<number>): Float64Array {
+  let max = -Infinity;
+  for (let i = 0; i < row.length; i++) max = Math.max(max, row[i]!);
+  let sum = 0;
+  for (let i = 0; i < row.length; i++) sum += Math.exp(row[i]! - max);
+  const lse = max + Math.log(sum);
+  const out = new Float64Array(row.length);
+  for (let i = 0; i < row.length; i++) out[i] = row[i]! - lse;
+  return out;
+}
+
+function argmax(row: ArrayLike<number>): number {
+  let best = 0;
+  for (let i = 1; i < row.length; i++) if (row[i]! > row[best]!) best = i;
+  return best;
+}
+
+/**
+ * Teacher-forced scores of a strategy against exact over the same continuation.
+ * `exactLogits` and `strategyLogits` are [positions, vocab]; row i predicts
+ * `continuation[i]`.
+ */
+export function teacherForcedScores(
+  exactLogits: Float32Array,
+  strategyLogits: Float32Array,
+  continuation: readonly number[],
+  vocab: number,
+): Scores {
+  const n = continuation.length;
+  if (exactLogits.length < n * vocab || strategyLogits.length < n * vocab) {
+    throw new Error(`teacher-forced scoring: ${n} positions need ${n * vocab} logits`);
+  }
+  const kl: number[] = [];
+  const top1: number[] = [];
+  let nllExact = 0;
+  let nllStrategy = 0;
+  for (let i = 0; i < n; i++) {
+    const pe = exactLogits.subarray(i * vocab, (i + 1) * vocab);
+    const ps = strategyLogits.subarray(i * vocab, (i + 1) * vocab);
+    const le = logSoftmax(pe);
+    const ls = logSoftmax(ps);
+    let d = 0;
+    for (let j = 0; j < vocab; j++) {
+      const p = Math.exp(le[j]!);
+      if (p > 0) d += p * (le[j]! - ls[j]!);
+    }
+    kl.push(Math.max(0, d));
+    top1.push(argmax(pe) === argmax(ps) ? 1 : 0);
+    const t = continuation[i]!;
+    nllExact -= le[t]!;
+    nllStrategy -= ls[t]!;
+  }
+  const mean = (xs: number[]): number => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : 0);
+  return {
+    kl,
+    top1,
+    meanKl: mean(kl),
+    top1Agreement: mean(top1),
+    perplexityRatio: n ? Math.exp((nllStrategy - nllExact) / n) : 1,
+  };
+}
+
+/** Index of the first token where `tokens` differs from `reference` (a length difference counts); null if none. */
+export function firstDivergence(tokens: readonly number[], reference: readonly number[]): number | null {
+  const n = Math.max(tokens.length, reference.length);
+  for (let i = 0; i < n; i++) if (tokens[i] !== reference[i]) return i;
+  return null;
+}

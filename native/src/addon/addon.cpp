@@ -1,0 +1,77 @@
+// Module entry: info(), CancelToken and loadModel(); everything else hangs off NativeModel.
+#include "addon/addon.h"
+
+#include <string>
+
+#include "addon/adapter_wrap.h"
+#include "addon/cache_wrap.h"
+#include "addon/cancel_token.h"
+#include "addon/convert.h"
+#include "addon/model_wrap.h"
+#include "addon/workers.h"
+#include "engine/backend.h"
+
+namespace al::addon {
+
+AddonData& addon_data(Napi::Env env) { return *env.GetInstanceData<AddonData>(); }
+
+Napi::Promise rejected(Napi::Env env, const Napi::Value& error) {
+  Napi::Promise::Deferred d = Napi::Promise::Deferred::New(env);
+  d.Reject(error);
+  return d.Promise();
+}
+
+namespace {
+
+#if defined(__x86_64__) || defined(_M_X64)
+constexpr const char* kArch = "x86_64";
+#elif defined(__aarch64__) || defined(_M_ARM64)
+constexpr const char* kArch = "arm64";
+#else
+constexpr const char* kArch = "unknown-arch";
+#endif
+
+Napi::Value Info(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const Backend& be = cpu_backend();
+  const int threads = be.threads();
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("engineVersion", ADAPTERLENS_VERSION);
+  out.Set("backend", be.name());
+  out.Set("threads", threads);
+  out.Set("device", std::string(kArch) + " CPU, " + std::to_string(threads) + (threads == 1 ? " thread" : " threads"));
+  return out;
+}
+
+Napi::Value LoadModel(const Napi::CallbackInfo& info) {
+  return promise_or_reject(info.Env(), [&] {
+    Config config = parse_config(info[0]);
+    std::vector<TensorRef> tensors = parse_tensor_refs(info[1]);
+    Napi::Function on_progress = to_optional_function(info[2], "onProgress");
+    CancelFlag cancel = CancelToken::from(info[3], "cancel");
+    return start_load_model(info.Env(), config, std::move(tensors), on_progress, std::move(cancel));
+  });
+}
+
+}  // namespace
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  auto* data = new AddonData();
+  env.SetInstanceData(data);  // deleted by Node when the environment goes away
+  data->model_class = Napi::Persistent(ModelWrap::Define(env));
+  data->cache_class = Napi::Persistent(CacheWrap::Define(env));
+  data->adapter_class = Napi::Persistent(AdapterWrap::Define(env));
+  Napi::Function cancel = CancelToken::Define(env);
+  data->cancel_class = Napi::Persistent(cancel);
+
+  exports.Set("info", Napi::Function::New<Info>(env, "info"));
+  exports.Set("CancelToken", cancel);
+  exports.Set("loadModel", Napi::Function::New<LoadModel>(env, "loadModel"));
+  return exports;
+}
+
+}  // namespace al::addon
+
+static Napi::Object InitAdapterLens(Napi::Env env, Napi::Object exports) { return al::addon::Init(env, exports); }
+
+NODE_API_MODULE(adapterlens_cpu, InitAdapterLens)

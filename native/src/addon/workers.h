@@ -1,0 +1,74 @@
+// The heavy calls (loadModel, loadAdapter, prefill, decode) as Promise-returning workers.
+// Arguments are parsed and checked on the JS thread by the wraps; a job then runs the
+// engine on a libuv worker thread, reports progress through its ThreadSafeFunction, and
+// settles its promise on the JS thread.
+#pragma once
+
+#include <napi.h>
+
+#include <memory>
+#include <vector>
+
+#include "addon/cancel_token.h"
+#include "engine/config.h"
+#include "engine/kv_cache.h"
+#include "engine/lora.h"
+#include "engine/model.h"
+#include "engine/sampling.h"
+#include "engine/weights.h"
+
+namespace al::addon {
+
+// Exclusive use of a cache by one job, from submission until its promise settles.
+class CacheLease {
+ public:
+  // Throws when another job holds the cache.
+  explicit CacheLease(std::shared_ptr<KvCache> cache);
+  CacheLease(CacheLease&& other) noexcept = default;
+  CacheLease& operator=(CacheLease&&) = delete;
+  CacheLease(const CacheLease&) = delete;
+  ~CacheLease() { release(); }
+
+  KvCache& operator*() const { return *cache_; }
+  KvCache* get() const { return cache_.get(); }
+  void release();
+
+ private:
+  std::shared_ptr<KvCache> cache_;
+};
+
+enum class LogitsMode { None, Last, All };
+
+struct PrefillRequest {
+  std::shared_ptr<Model> model;
+  CacheLease cache;
+  std::shared_ptr<Adapter> adapter;  // may be null
+  std::vector<int32_t> tokens;       // copied: JS may reuse its array meanwhile
+  int start = 0;                     // cache length at submission
+  int chunk_size = 1;
+  LogitsMode logits = LogitsMode::None;
+};
+
+struct DecodeItem {
+  CacheLease cache;
+  std::shared_ptr<Adapter> adapter;  // may be null
+  int32_t token = 0;
+  SamplingParams sampling;
+  int start = 0;                     // cache length at submission: the token's position
+};
+
+struct DecodeRequest {
+  std::shared_ptr<Model> model;
+  std::vector<DecodeItem> items;
+  bool want_logits = false;
+};
+
+// Each returns the job's promise. on_progress may be empty, cancel may be null.
+Napi::Promise start_load_model(Napi::Env env, Config config, std::vector<TensorRef> tensors,
+                               Napi::Function on_progress, CancelFlag cancel);
+Napi::Promise start_load_adapter(Napi::Env env, std::shared_ptr<Model> model, std::vector<LoraModuleSpec> modules,
+                                 Napi::Function on_progress, CancelFlag cancel);
+Napi::Promise start_prefill(Napi::Env env, PrefillRequest request, Napi::Function on_progress, CancelFlag cancel);
+Napi::Promise start_decode(Napi::Env env, DecodeRequest request);
+
+}  // namespace al::addon

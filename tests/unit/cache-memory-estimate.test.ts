@@ -1,0 +1,168 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import {
+  checkContext,
+  checkFits,
+  estimateMemory,
+  kvCacheBytes,
+  storeBytes,
+  type MemoryEstimateInput,
+  type MemoryModelShape,
+} from '../../main/cache/memory-estimate.js';
+import { formatBytes } from '../../shared/format.js';
+
+// 2 layers, 2 KV heads, head dim 4: one token of one layer's K or V is 2·4 = 8 values.
+const model: MemoryModelShape = {
+  numLayers: 2,
+  numKvHeads: 2,
+  headDim: 4,
+  vocabSize: 10,
+  hiddenSize: 8,
+  intermediateSize: 16,
+  numHeads: 2,
+};
+const A = { vRanks: [2, 0], paramBytes: 1000 };
+const B = { vRanks: [4, 4], paramBytes: 3000 };
+
+describe('storeBytes (10 document tokens, fp32)', () => {
+  const T = 10;
+  it('matches the hand-computed size of each strategy kind', () => {
+    // full cache: 10 tokens · 2 layers · 2 (K,V) · 2 heads · 4 dims · 4 bytes
+    assert.equal(kvCacheBytes(model, T), 1280);
+    assert.equal(storeBytes('exact', model, A, T), 1280);
+    assert.equal(storeBytes('base', model, A, T), 0);
+    // Σ r_v = 2 (layer 1 not adapted) · 10 tokens · 4 bytes
+    assert.equal(storeBytes('seed-minikv', model, A, T), 80);
+    assert.equal(storeBytes('lragent', model, A, T), 80);
+    assert.equal(storeBytes('seed-minikv', model, B, T), 320);
+    // 10 · 2 · 2 · 2 · (4 int8 + 4 scale)
+    assert.equal(storeBytes('delta-int8', model, A, T), 640);
+    // 10 · 2 · 2 · 2 · (2 packed + 4 scale)
+    assert.equal(storeBytes('delta-int4', model, A, T), 480);
+    // 2 layers · 2 · k=1 · (10 tokens + 2·4) · 4
+    assert.equal(storeBytes('lowrank:1', model, A, T), 288);
+    assert.equal(storeBytes('lowrank:3', model, A, T), 864);
+    // seed 80 + 1 exact layer: 10 · 2 · 2 · 4 · 4 = 640
+    assert.equal(storeBytes('hybrid:1', model, A, T), 720);
+    // n beyond the layer count is capped at every layer
+    assert.equal(storeBytes('hybrid:5', model, A, T), 80 + 1280);
+    assert.equal(storeBytes('hybrid:0', model, A, T), 80);
+    // bytesPerValue scales the exact parts only
+    assert.equal(storeBytes('exact', model, A, T, 2), 640);
+    assert.equal(storeBytes('hybrid:1', model, A, T, 2), 80 + 320);
+    assert.throws(() => storeBytes('nope', model, A, T), /unknown strategy/);
+  });
+});
+
+describe('estimateMemory', () => {
+  const input: MemoryEstimateInput = {
+    model,
+    weightsBytes: 50_000,
+    documentTokens: 10,
+    promptTokens: 3,
+    maxNewTokens: 2,
+    adapters: [A, B],
+    strategies: ['seed-minikv', 'delta-int8', 'seed-minikv'], // exact is added, duplicates dropped
+  };
+
+  it('breaks the memory down into hand-computed items', () => {
+    const e = estimateMemory(input);
+    const by = Object.fromEntries(e.breakdown.map((i) => [i.id, i.bytes]));
+    assert.deepEqual(by, {
+      weights: 50_000,
+      'adapter-weights': 4000,
+      'base-cache': 1280,
+      'exact-caches': 2560,
+      'store:seed-minikv': 80 + 320,
+      'store:delta-int8': 2 * 640,
+      // 2 adapters × 3 strategies = 6 sequences of 15 tokens: 6 · 15·2·2·2·4·4
+      'generation-caches': 6 * 1920,
+      // logits 6·10·4 = 240; activations 6·4·(2·8 + (2+2·2)·4 + 2·15 + 2·16) = 6·4·102 = 2448
+      'decode-scratch': 240 + 2448,
+      // 6 sequences · (3+2) positions · 10 vocab · 4
+      'scoring-logits': 1200,
+    });
+    assert.equal(e.cacheBytes, 1280 + 2560 + 400 + 1280 + 11520 + 2688 + 1200);
+    assert.equal(e.cacheBytes, 20928);
+    assert.equal(e.total, 20928 + 54_000);
+    assert.deepEqual(
+      e.breakdown.filter((i) => !i.inCacheBudget).map((i) => i.id),
+      ['weights', 'adapter-weights'],
+    );
+    assert.equal(e.breakdown.find((i) => i.id === 'exact-caches')!.item, '2 exact caches');
+  });
+
+  it('lists base (0 bytes), lowrank and hybrid stores, and scales with bytesPerValue', () => {
+    const e = estimateMemory({ ...input, adapters: [A], strategies: ['base', 'lowrank:1', 'hybrid:1', 'lragent', 'delta-int4'], bytesPerValue: 4 });
+    const by = Object.fromEntries(e.breakdown.map((i) => [i.id, i.bytes]));
+    assert.equal(by['store:base'], 0);
+    assert.equal(by['store:lowrank:1'], 288);
+    assert.equal(by['store:hybrid:1'], 720);
+    assert.equal(by['store:lragent'], 80);
+    assert.equal(by['store:delta-int4'], 480);
+    assert.equal(by['generation-caches'], 6 * 1920); // 1 adapter × 6 strategies (exact added)
+    const half = estimateMemory({ ...input, bytesPerValue: 2 });
+    const byHalf = Object.fromEntries(half.breakdown.map((i) => [i.id, i.bytes]));
+    assert.equal(byHalf['base-cache'], 640);
+    assert.equal(byHalf['store:seed-minikv'], 400); // fp32 regardless
+  });
+
+  it('refuses shapes that cannot be right', () => {
+    assert.throws(() => estimateMemory({ ...input, adapters: [{ vRanks: [1], paramBytes: 0 }] }), /vRanks has 1 entries, the model has 2 layers/);
+    assert.throws(() => estimateMemory({ ...input, documentTokens: -1 }), /documentTokens/);
+    assert.throws(() => estimateMemory({ ...input, strategies: ['lowrank:0'] }), /rank must be at least 1/);
+  });
+});
+
+describe('checkFits / checkContext', () => {
+  const e = estimateMemory({
+    model,
+    weightsBytes: 50_000,
+    documentTokens: 10,
+    promptTokens: 3,
+    maxNewTokens: 2,
+    adapters: [A, B],
+    strategies: ['exact', 'seed-minikv', 'delta-int8', 'base'],
+  });
+
+  it('returns null when the cache items fit (weights are not counted)', () => {
+    assert.equal(e.cacheBytes, 1280 + 2560 + 400 + 1280 + 8 * 1920 + (8 * 40 + 8 * 4 * 102) + 8 * 200);
+    assert.equal(checkFits(e, e.cacheBytes), null);
+    assert.notEqual(checkFits(e, e.cacheBytes - 1), null);
+  });
+
+  it('names the total, each non-zero item and the budget', () => {
+    assert.equal(
+      checkFits(e, 8 * 1024),
+      'This comparison needs about 25.5 KiB (base cache 1.3 KiB, 2 exact caches 2.5 KiB, 2 seed-minikv stores 400 B, ' +
+        '2 delta-int8 stores 1.3 KiB, 8 rebuilt caches for generation 15.0 KiB, decode scratch 3.5 KiB, ' +
+        'scoring logits (8 sequences) 1.6 KiB) but the cache budget is 8.0 KiB: ' +
+        'shorten the document, use fewer adapters or strategies, or raise the budget.',
+    );
+  });
+
+  it('checkContext names both numbers', () => {
+    assert.equal(checkContext(4096, 4096), null);
+    const msg = checkContext(5000, 4096);
+    assert.equal(
+      msg,
+      'This comparison needs 5000 positions (document + prompt + new tokens) but the model supports at most 4096: ' +
+        'shorten the document or the prompt, or lower the number of new tokens.',
+    );
+    assert.throws(() => checkContext(-1, 10), RangeError);
+  });
+});
+
+describe('formatBytes', () => {
+  it('uses B, KiB, MiB, GiB with one decimal', () => {
+    assert.equal(formatBytes(0), '0 B');
+    assert.equal(formatBytes(1023), '1023 B');
+    assert.equal(formatBytes(1024), '1.0 KiB');
+    assert.equal(formatBytes(1536), '1.5 KiB');
+    assert.equal(formatBytes(1024 * 1024 - 1), '1.0 MiB'); // not "1024.0 KiB"
+    assert.equal(formatBytes(12.4 * 1024 ** 3), '12.4 GiB');
+    assert.equal(formatBytes(8 * 1024 ** 3), '8.0 GiB');
+    assert.equal(formatBytes(5 * 1024 ** 4), '5120.0 GiB');
+    assert.equal(formatBytes(-2048), '-2.0 KiB');
+  });
+});
