@@ -1,0 +1,194 @@
+// `adapterlens` command line: compare (the main job), demo (compare on the embedded
+// tiny model). Progress goes to stderr, the summary table to stdout, the report to --json.
+import fs from 'node:fs';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { CacheManager } from '../cache/cache-manager.js';
+import { isCancelled } from '../engine/cancel.js';
+import { isLoadError } from '../model/errors.js';
+import { projectRoot } from '../paths.js';
+import { CompareInputError, runComparison } from '../compare/runner.js';
+import { EngineSession } from '../compare/session.js';
+import { DEFAULT_SETTINGS, STAGE_LABELS, type AdapterChoice, type CompareProgress, type CompareRequest } from '../../shared/compare.js';
+import { formatBytes } from '../../shared/format.js';
+import type { Report } from '../../shared/report.js';
+import { parseStrategyList } from '../../shared/strategies.js';
+import { formatSummaryTable } from './summary.js';
+
+const USAGE = `Usage:
+  adapterlens compare --model DIR --adapter [NAME=]DIR [--adapter ...] --document FILE
+                      [--prompt TEXT] [--strategies exact,base,seed-minikv,...]
+                      [--max-new-tokens N] [--temperature T --top-p P --seed S]
+                      [--dtype fp32|bf16|fp16] [--device auto|cpu|cuda]
+                      [--tokenizer DIR] [--budget-gib G] [--no-stop-at-eos] [--json OUT.json]
+  adapterlens demo [--json OUT.json]     compare two adapters on the embedded tiny model
+Strategies: exact, base, seed-minikv, lragent, delta-int8, delta-int4, lowrank:<k>, hybrid:<n>`;
+
+class UsageError extends Error {}
+
+const OPTIONS = {
+  model: { type: 'string' },
+  adapter: { type: 'string', multiple: true },
+  document: { type: 'string' },
+  prompt: { type: 'string' },
+  strategies: { type: 'string' },
+  'max-new-tokens': { type: 'string' },
+  temperature: { type: 'string' },
+  'top-p': { type: 'string' },
+  seed: { type: 'string' },
+  dtype: { type: 'string' },
+  device: { type: 'string' },
+  tokenizer: { type: 'string' },
+  'budget-gib': { type: 'string' },
+  'no-stop-at-eos': { type: 'boolean' },
+  json: { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+function num(name: string, value: string | undefined, fallback: number, check: (n: number) => boolean, what: string): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!Number.isFinite(n) || !check(n)) throw new UsageError(`--${name} ${value}: expected ${what}`);
+  return n;
+}
+
+function oneOf<T extends string>(name: string, value: string | undefined, allowed: readonly T[], fallback: T): T {
+  if (value === undefined) return fallback;
+  if (!(allowed as readonly string[]).includes(value)) throw new UsageError(`--${name} ${value}: expected one of ${allowed.join(', ')}`);
+  return value as T;
+}
+
+function parseAdapter(arg: string): AdapterChoice {
+  const eq = arg.indexOf('=');
+  // NAME=DIR unless the whole argument is an existing path that happens to contain '='.
+  if (eq > 0 && !fs.existsSync(arg)) return { name: arg.slice(0, eq), dir: arg.slice(eq + 1) };
+  return { dir: arg };
+}
+
+type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true }>>['values'];
+
+function requestFrom(values: Values): CompareRequest {
+  if (!values.model) throw new UsageError('--model DIR is required (a Hugging Face checkpoint folder)');
+  if (!values.adapter?.length) throw new UsageError('at least one --adapter DIR is required (a PEFT LoRA folder)');
+  if (!values.document) throw new UsageError('--document FILE is required (the long shared text)');
+  let documentText: string;
+  try {
+    documentText = fs.readFileSync(values.document, 'utf8');
+  } catch (e) {
+    throw new UsageError(`--document ${values.document}: cannot read it (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
+  }
+  let strategies;
+  try {
+    strategies = values.strategies ? parseStrategyList(values.strategies) : DEFAULT_SETTINGS.strategies;
+  } catch (e) {
+    throw new UsageError(`--strategies: ${(e as Error).message}`);
+  }
+  return {
+    modelDir: values.model,
+    tokenizerDir: values.tokenizer,
+    adapters: values.adapter.map(parseAdapter),
+    documentText,
+    promptText: values.prompt ?? '',
+    strategies,
+    maxNewTokens: num('max-new-tokens', values['max-new-tokens'], DEFAULT_SETTINGS.maxNewTokens, (n) => Number.isInteger(n) && n >= 0, 'a whole number ≥ 0'),
+    temperature: num('temperature', values.temperature, DEFAULT_SETTINGS.temperature, (n) => n >= 0, 'a number ≥ 0 (0 = greedy)'),
+    topP: num('top-p', values['top-p'], DEFAULT_SETTINGS.topP, (n) => n > 0 && n <= 1, 'a number in (0, 1]'),
+    seed: num('seed', values.seed, DEFAULT_SETTINGS.seed, (n) => Number.isInteger(n) && n >= 0, 'a whole number ≥ 0'),
+    dtype: oneOf('dtype', values.dtype, ['fp32', 'bf16', 'fp16'] as const, DEFAULT_SETTINGS.dtype),
+    device: oneOf('device', values.device, ['auto', 'cpu', 'cuda'] as const, DEFAULT_SETTINGS.device),
+    stopAtEos: !values['no-stop-at-eos'],
+  };
+}
+
+/** The embedded default: the tiny fixture model, two of its adapters, a short document. */
+export function demoRequest(): CompareRequest {
+  const fixtures = path.join(projectRoot, 'tests', 'fixtures');
+  return {
+    ...DEFAULT_SETTINGS,
+    strategies: ['exact', 'base', 'seed-minikv', 'lragent', 'delta-int8', 'lowrank:4', 'hybrid:1'],
+    maxNewTokens: 16,
+    modelDir: path.join(fixtures, 'models', 'llama-gqa-bf16'),
+    adapters: [
+      { dir: path.join(fixtures, 'adapters', 'llama-gqa-bf16', 'qv-r8') },
+      { dir: path.join(fixtures, 'adapters', 'llama-gqa-bf16', 'all-linear-rslora') },
+    ],
+    documentText: fs.readFileSync(path.join(projectRoot, 'main', 'cli', 'demo-document.txt'), 'utf8'),
+    promptText: ' According to the above introduction of HKU,',
+  };
+}
+
+/** Progress on stderr: one rewritten line on a terminal, one line per stage otherwise. */
+function progressPrinter(): (p: CompareProgress) => void {
+  const tty = process.stderr.isTTY;
+  let lastStage = '';
+  let lastPct = -1;
+  return (p) => {
+    const pct = p.total > 0 ? Math.floor((100 * p.done) / p.total) : 0;
+    const line = `${STAGE_LABELS[p.stage]}: ${p.done}/${p.total}${p.detail ? ` (${p.detail})` : ''}`;
+    if (tty) {
+      process.stderr.write(`\r\x1b[K${line}`);
+      if (p.done === p.total && p.stage === 'score') process.stderr.write('\n');
+    } else if (p.stage !== lastStage || (pct >= lastPct + 25 && pct !== lastPct)) {
+      process.stderr.write(`${line}\n`);
+      lastPct = pct;
+    }
+    if (p.stage !== lastStage) lastPct = pct;
+    lastStage = p.stage;
+  };
+}
+
+async function compare(request: CompareRequest, values: Values): Promise<number> {
+  const controller = new AbortController();
+  const onSigint = (): void => {
+    process.stderr.write('\ncancelling…\n');
+    controller.abort();
+  };
+  process.once('SIGINT', onSigint);
+  const budgetGiB = num('budget-gib', values['budget-gib'], 8, (n) => n > 0, 'a number of GiB > 0');
+  const session = new EngineSession(request.device);
+  if (session.engine.fallbackReason) process.stderr.write(`engine: ${session.engine.backend} (${session.engine.fallbackReason})\n`);
+  const cacheManager = new CacheManager({ budgetBytes: Math.round(budgetGiB * 2 ** 30) });
+  try {
+    const report: Report = await runComparison(session, cacheManager, request, { signal: controller.signal, onProgress: progressPrinter() });
+    if (values.json) {
+      fs.mkdirSync(path.dirname(path.resolve(values.json)), { recursive: true });
+      fs.writeFileSync(values.json, JSON.stringify(report, null, 1));
+      process.stderr.write(`report written to ${values.json} (${formatBytes(fs.statSync(values.json).size)})\n`);
+    }
+    process.stdout.write(formatSummaryTable(report));
+    return 0;
+  } finally {
+    process.removeListener('SIGINT', onSigint);
+    cacheManager.dispose();
+    session.dispose();
+  }
+}
+
+export async function main(argv: string[]): Promise<number> {
+  try {
+    const { values, positionals } = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true });
+    const command = positionals[0];
+    if (values.help || !command) {
+      process.stdout.write(`${USAGE}\n`);
+      return command || values.help ? 0 : 2;
+    }
+    if (command === 'compare') return await compare(requestFrom(values), values);
+    if (command === 'demo') return await compare({ ...demoRequest(), ...(values.device ? { device: oneOf('device', values.device, ['auto', 'cpu', 'cuda'] as const, 'auto') } : {}) }, values);
+    throw new UsageError(`unknown command "${command}"`);
+  } catch (e) {
+    if (e instanceof UsageError || (e instanceof TypeError && (e as { code?: string }).code?.startsWith('ERR_PARSE_ARGS'))) {
+      process.stderr.write(`adapterlens: ${e.message}\n\n${USAGE}\n`);
+      return 2;
+    }
+    if (isCancelled(e)) {
+      process.stderr.write('adapterlens: cancelled; nothing was written.\n');
+      return 130;
+    }
+    if (e instanceof CompareInputError || isLoadError(e)) {
+      process.stderr.write(`adapterlens: ${(e as Error).message}\n`);
+      return 1;
+    }
+    process.stderr.write(`adapterlens: ${e instanceof Error ? e.message : String(e)}\n`);
+    return 1;
+  }
+}

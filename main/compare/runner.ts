@@ -1,0 +1,388 @@
+// The comparison runner: one CompareRequest → one adapterlens.report/1 Report.
+//
+//   base prefill once (cached) → per adapter: exact prefill (cached) → per strategy:
+//   encode a store (cached), rebuild a full cache, measure it against exact →
+//   one batched generation over every (adapter, strategy) → teacher-forced scoring of
+//   each strategy on exact's continuation.
+//
+// Everything the run allocates is either a cache-manager lease or a transient owned by
+// the run's scope; scope.close() in `finally` frees both, so a cancel at any point
+// leaves nothing pinned.
+import fs from 'node:fs';
+import path from 'node:path';
+import { CacheManager, cacheKey, type RunScope } from '../cache/cache-manager.js';
+import { checkContext, checkFits, estimateMemory, kvCacheBytes } from '../cache/memory-estimate.js';
+import { cancelTokenFor, throwIfAborted } from '../engine/cancel.js';
+import { generate, type GenerationRequest } from '../engine/generate.js';
+import type { NativeErrorSums, NativeKvCache, NativeKvStore, NativeStrategySpec } from '../engine/native-types.js';
+import { projectRoot } from '../paths.js';
+import type { CompareProgress, CompareRequest, CompareStage, TokenEvent } from '../../shared/compare.js';
+import { REPORT_SCHEMA, type AdapterResult, type Generation, type LayerErrors, type Report, type Scores, type StrategyResult } from '../../shared/report.js';
+import { parseStrategy, strategyId, type StrategyId } from '../../shared/strategies.js';
+import { firstDivergence, headGrid, layerErrors, teacherForcedScores, tokenGrid } from './metrics.js';
+import type { EngineSession, LoadedAdapter, LoadedModel } from './session.js';
+
+export interface RunHooks {
+  signal?: AbortSignal;
+  onProgress?: (p: CompareProgress) => void;
+  onToken?: (t: TokenEvent) => void;
+}
+
+const PREFILL_CHUNK = 128;
+
+/** A request that cannot run (bad input, too long, too big): raised before anything is allocated. */
+export class CompareInputError extends Error {
+  override readonly name = 'CompareInputError';
+}
+
+function adapterName(choice: { name?: string; dir: string }): string {
+  return choice.name?.trim() || path.basename(path.resolve(choice.dir));
+}
+
+function packageVersion(): string {
+  const pkg = JSON.parse(fs.readFileSync(path.join(projectRoot, 'package.json'), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+/** Per-strategy work of one adapter, filled in stage by stage. */
+interface Cell {
+  adapter: number;
+  strategy: StrategyId;
+  parsed: ReturnType<typeof parseStrategy>;
+  bytes: number;
+  errors: NativeErrorSums | null;
+  outsideSpan: Float64Array | null;
+  exactLayers?: number[];
+  /** The rebuilt document cache this cell generates from (transient). */
+  cache: NativeKvCache | null;
+  tokens: number[];
+  probs: number[];
+  scores: Scores | null;
+}
+
+export async function runComparison(
+  session: EngineSession,
+  cacheManager: CacheManager,
+  request: CompareRequest,
+  hooks: RunHooks = {},
+): Promise<Report> {
+  const { signal } = hooks;
+  const timings: { stage: string; ms: number }[] = [];
+  let stageStart = performance.now();
+  let currentStage: CompareStage = 'load';
+  const progress = (stage: CompareStage, done: number, total: number, detail?: string): void => {
+    if (stage !== currentStage) {
+      timings.push({ stage: currentStage, ms: performance.now() - stageStart });
+      stageStart = performance.now();
+      currentStage = stage;
+    }
+    hooks.onProgress?.({ stage, done, total, detail });
+  };
+
+  const strategies: StrategyId[] = [...new Set<StrategyId>(['exact', ...request.strategies.map((s) => strategyId(parseStrategy(s)))])];
+  if (request.adapters.length === 0) throw new CompareInputError('choose at least one adapter to compare');
+  const names = request.adapters.map(adapterName);
+  const dup = names.find((n, i) => names.indexOf(n) !== i);
+  if (dup) throw new CompareInputError(`two adapters are named "${dup}": give them distinct names (--adapter NAME=DIR)`);
+  if (!Number.isInteger(request.maxNewTokens) || request.maxNewTokens < 0) throw new CompareInputError('max new tokens must be a non-negative integer');
+  if (session.engine.backend === 'cpu' && request.dtype !== 'fp32') {
+    throw new CompareInputError(`the CPU engine computes in fp32 only; ${request.dtype} needs the CUDA build (use --dtype fp32)`);
+  }
+
+  // ---- load -----------------------------------------------------------------
+  progress('load', 0, request.adapters.length + 1, 'model');
+  const model: LoadedModel = await session.loadModel(request.modelDir, signal, (what, d, t) => progress('load', 0, request.adapters.length + 1, `${what} ${d}/${t}`));
+  const cfg = model.checkpoint.config.native;
+  const adapters: LoadedAdapter[] = [];
+  for (const [i, choice] of request.adapters.entries()) {
+    progress('load', i + 1, request.adapters.length + 1, names[i]);
+    adapters.push(await session.loadAdapter(model, choice.dir, signal));
+  }
+  const tokenizerDir = request.tokenizerDir ?? model.dir;
+  const tokenizer = await session.loadTokenizer(tokenizerDir);
+  const tokenizerDigest = await session.digest(path.resolve(tokenizerDir), signal);
+
+  // ---- tokenize and check before allocating ------------------------------------
+  progress('tokenize', 0, 1);
+  const documentTokens = tokenizer.encodeDocument(request.documentText);
+  const promptTokens = tokenizer.encodePrompt(request.promptText);
+  if (documentTokens.length < 1 || (documentTokens.length < 2 && promptTokens.length === 0)) {
+    throw new CompareInputError('the document is empty: paste the text the adapters should share');
+  }
+  const T = documentTokens.length;
+  const contextMessage = checkContext(T + promptTokens.length + request.maxNewTokens, cfg.maxPositionEmbeddings);
+  if (contextMessage) throw new CompareInputError(contextMessage);
+  const estimate = estimateMemory({
+    model: cfg,
+    weightsBytes: model.native.bytes,
+    documentTokens: T,
+    promptTokens: promptTokens.length,
+    maxNewTokens: request.maxNewTokens,
+    adapters: adapters.map((a) => ({ vRanks: a.vRanks, paramBytes: a.native.bytes })),
+    strategies,
+  });
+  const fits = checkFits(estimate, cacheManager.usage().budgetBytes);
+  if (fits) throw new CompareInputError(fits);
+  for (const s of strategies) {
+    const p = parseStrategy(s);
+    if (p.kind === 'hybrid' && p.exactLayers > cfg.numLayers) {
+      throw new CompareInputError(`${s}: the model has only ${cfg.numLayers} layers`);
+    }
+  }
+  progress('tokenize', 1, 1);
+
+  // An empty prompt still needs one token to feed: the document's last token, fed again
+  // over a cache one shorter (its K/V are recomputed at the same position).
+  const feed = promptTokens.length > 0 ? promptTokens : [documentTokens[T - 1]!];
+  const leadLength = promptTokens.length > 0 ? T : T - 1;
+  const capacity = leadLength + feed.length + request.maxNewTokens + 1;
+
+  const scope: RunScope = cacheManager.scope();
+  const abortScope = (): void => scope.close();
+  signal?.addEventListener('abort', abortScope, { once: true });
+  try {
+    const addon = session.engine.addon;
+    const modelHash = model.digest.combined;
+
+    // ---- base prefill (once per document, cached across runs) -----------------------
+    progress('base-prefill', 0, T);
+    const base = (
+      await scope.acquire(cacheKey({ kind: 'base-cache', modelHash, tokens: documentTokens }), 'base-cache', 'base cache', async (sig) => {
+        const cache = model.native.newCache(T);
+        try {
+          await model.native.prefill(cache, Int32Array.from(documentTokens), null, { chunkSize: PREFILL_CHUNK, logits: 'none' },
+            (d, t) => progress('base-prefill', d, t), cancelTokenFor(addon, sig));
+        } catch (e) {
+          cache.dispose();
+          throw e;
+        }
+        return cache;
+      }, { signal })
+    ).value;
+    progress('base-prefill', T, T);
+
+    // ---- adapter prefills (exact caches, cached) ---------------------------------------
+    const exact: NativeKvCache[] = [];
+    for (const [i, a] of adapters.entries()) {
+      progress('adapter-prefill', i * T, adapters.length * T, names[i]);
+      const lease = await scope.acquire(
+        cacheKey({ kind: 'exact-cache', modelHash, adapterHash: a.digest.combined, tokens: documentTokens }),
+        'exact-cache',
+        `exact cache: ${names[i]}`,
+        async (sig) => {
+          const cache = model.native.newCache(T);
+          try {
+            await model.native.prefill(cache, Int32Array.from(documentTokens), a.native,
+              { chunkSize: PREFILL_CHUNK, logits: 'none', captureLoraV: true },
+              (d) => progress('adapter-prefill', i * T + d, adapters.length * T, names[i]), cancelTokenFor(addon, sig));
+          } catch (e) {
+            cache.dispose();
+            throw e;
+          }
+          return cache;
+        },
+        { signal },
+      );
+      exact.push(lease.value);
+    }
+    progress('adapter-prefill', adapters.length * T, adapters.length * T);
+
+    // ---- encode stores, rebuild, measure -----------------------------------------------
+    const storeFor = async (ai: number, spec: NativeStrategySpec, id: string): Promise<NativeKvStore> => {
+      const a = adapters[ai]!;
+      const lease = await scope.acquire(
+        cacheKey({ kind: 'store', modelHash, adapterHash: a.digest.combined, tokens: documentTokens, strategy: id }),
+        'store',
+        `${id}: ${names[ai]}`,
+        () => model.native.encodeStore(spec, base, exact[ai]!, a.native),
+        { signal },
+      );
+      return lease.value;
+    };
+    const cells: Cell[] = [];
+    const total = adapters.length * strategies.length;
+    for (const [ai, a] of adapters.entries()) {
+      // seed-minikv's own per-layer errors choose hybrid's exact layers.
+      let seedErrors: NativeErrorSums | null = null;
+      const seedErrorsFor = async (): Promise<NativeErrorSums> => {
+        if (seedErrors) return seedErrors;
+        const store = await storeFor(ai, { kind: 'seed-minikv' }, 'seed-minikv');
+        const rebuilt = scope.own(await store.decode(base, T));
+        seedErrors = await model.native.compareCaches(rebuilt, exact[ai]!);
+        scope.free(rebuilt);
+        return seedErrors;
+      };
+      for (const s of strategies) {
+        throwIfAborted(signal);
+        progress('encode', cells.length, total, `${names[ai]} · ${s}`);
+        const parsed = parseStrategy(s);
+        const cell: Cell = { adapter: ai, strategy: s, parsed, bytes: 0, errors: null, outsideSpan: null, cache: null, tokens: [], probs: [], scores: null };
+        if (parsed.kind === 'exact') {
+          cell.bytes = kvCacheBytes(cfg, T);
+          cell.cache = scope.own(exact[ai]!.fork(capacity));
+        } else {
+          let spec: NativeStrategySpec;
+          if (parsed.kind === 'hybrid') {
+            const perLayer = layerErrors(await seedErrorsFor());
+            const worst = perLayer
+              .map((l) => ({ layer: l.layer, err: Math.hypot(l.kRelErr, l.vRelErr) }))
+              .sort((x, y) => y.err - x.err || x.layer - y.layer)
+              .slice(0, parsed.exactLayers)
+              .map((x) => x.layer)
+              .sort((x, y) => x - y);
+            cell.exactLayers = worst;
+            spec = { kind: 'hybrid', exactLayers: worst };
+          } else if (parsed.kind === 'lowrank') {
+            spec = { kind: 'lowrank', rank: parsed.rank };
+          } else {
+            spec = { kind: parsed.kind };
+          }
+          const store = await storeFor(ai, spec, parsed.kind === 'hybrid' ? `${s}@${cell.exactLayers!.join(',')}` : s);
+          cell.bytes = store.bytes;
+          cell.cache = scope.own(await store.decode(base, capacity));
+          if (parsed.kind === 'seed-minikv') cell.outsideSpan = await model.native.outsideSpan(base, exact[ai]!, a.native);
+        }
+        progress('measure', cells.length, total, `${names[ai]} · ${s}`);
+        cell.errors = await model.native.compareCaches(cell.cache, exact[ai]!);
+        if (leadLength < T) cell.cache.truncate(leadLength);
+        cells.push(cell);
+      }
+    }
+    progress('measure', total, total);
+
+    // ---- one batched generation over every (adapter, strategy) -------------------------
+    const eos = tokenizer.eosId;
+    const stopTokens = request.stopAtEos && eos !== null ? [eos] : [];
+    const sampling = { temperature: request.temperature, topP: request.topP, seed: request.seed };
+    const requests: GenerationRequest[] = cells.map((c) => ({
+      cache: c.cache!,
+      adapter: adapters[c.adapter]!.native,
+      feedTokens: feed,
+      sampling,
+      maxNewTokens: request.maxNewTokens,
+      stopTokens,
+    }));
+    progress('generate', 0, cells.length * request.maxNewTokens);
+    let generated = 0;
+    await generate(model.native, requests, {
+      signal,
+      chunkSize: PREFILL_CHUNK,
+      onToken: (seq, token, step, prob) => {
+        const c = cells[seq]!;
+        c.tokens.push(token);
+        c.probs.push(prob);
+        generated++;
+        progress('generate', generated, cells.length * request.maxNewTokens);
+        const pieces = tokenizer.decodeTokenPieces(c.tokens);
+        hooks.onToken?.({ adapter: c.adapter, strategy: c.strategy, step, token, piece: pieces[pieces.length - 1] ?? '', prob });
+      },
+    });
+
+    // ---- teacher-forced scoring on exact's continuation ---------------------------------
+    progress('score', 0, cells.length);
+    for (const [ai] of adapters.entries()) {
+      const adapterCells = cells.filter((c) => c.adapter === ai);
+      const continuation = adapterCells.find((c) => c.strategy === 'exact')!.tokens;
+      let exactLogits: Float32Array | null = null;
+      for (const c of adapterCells) {
+        throwIfAborted(signal);
+        const logits = await scoreLogits(c, continuation);
+        if (c.strategy === 'exact') exactLogits = logits;
+        c.scores = teacherForcedScores(exactLogits!, logits, continuation, cfg.vocabSize);
+        progress('score', cells.indexOf(c) + 1, cells.length);
+      }
+    }
+    async function scoreLogits(c: Cell, continuation: number[]): Promise<Float32Array> {
+      if (continuation.length === 0) return new Float32Array(0);
+      const cache = c.cache!;
+      cache.truncate(leadLength);
+      const tokens = [...feed, ...continuation.slice(0, -1)];
+      const all = await model.native.prefill(cache, Int32Array.from(tokens), adapters[c.adapter]!.native,
+        { chunkSize: PREFILL_CHUNK, logits: 'all' }, null, cancelTokenFor(addon, signal));
+      const v = cfg.vocabSize;
+      return all!.slice((feed.length - 1) * v, (feed.length - 1 + continuation.length) * v);
+    }
+    progress('score', cells.length, cells.length);
+    timings.push({ stage: currentStage, ms: performance.now() - stageStart });
+
+    // ---- the report -------------------------------------------------------------------
+    const info = session.engine.addon.info();
+    const adapterResults: AdapterResult[] = adapters.map((a, ai) => {
+      const adapterCells = cells.filter((c) => c.adapter === ai);
+      const exactTokens = adapterCells.find((c) => c.strategy === 'exact')!.tokens;
+      return {
+        name: names[ai]!,
+        dir: a.dir,
+        sha256: Object.fromEntries(a.digest.files.map((f) => [f.name, f.sha256])),
+        rank: a.summary.r,
+        alpha: a.summary.alpha,
+        targetModules: a.summary.targetModules,
+        strategies: adapterCells.map((c): StrategyResult => {
+          const layers: LayerErrors[] = layerErrors(c.errors!);
+          if (c.outsideSpan) for (const l of layers) l.outsideSpan = Number.isNaN(c.outsideSpan[l.layer]!) ? null : c.outsideSpan[l.layer]!;
+          const generation: Generation = {
+            tokens: c.tokens,
+            text: tokenizer.decode(c.tokens, { skipSpecialTokens: true }),
+            pieces: tokenizer.decodeTokenPieces(c.tokens),
+            probs: c.probs,
+            firstDivergence: firstDivergence(c.tokens, exactTokens),
+          };
+          return {
+            strategy: c.strategy,
+            bytes: c.bytes,
+            layers,
+            heads: headGrid(c.errors!),
+            tokens: tokenGrid(c.errors!),
+            generation,
+            scores: c.scores!,
+            ...(c.exactLayers ? { exactLayers: c.exactLayers } : {}),
+          };
+        }),
+      };
+    });
+    const ck = model.checkpoint;
+    return {
+      schema: REPORT_SCHEMA,
+      createdAt: new Date().toISOString(),
+      versions: { adapterlens: packageVersion(), engine: info.engineVersion, node: process.versions.node },
+      backend: { kind: session.engine.backend, device: info.device, fallbackReason: session.engine.fallbackReason },
+      settings: {
+        strategies,
+        maxNewTokens: request.maxNewTokens,
+        dtype: request.dtype,
+        device: request.device,
+        temperature: request.temperature,
+        topP: request.topP,
+        seed: request.seed,
+        stopAtEos: request.stopAtEos,
+      },
+      model: {
+        name: path.basename(model.dir),
+        dir: model.dir,
+        architecture: ck.config.architecture,
+        sha256: Object.fromEntries(model.digest.files.map((f) => [f.name, f.sha256])),
+        numLayers: cfg.numLayers,
+        numHeads: cfg.numHeads,
+        numKvHeads: cfg.numKvHeads,
+        headDim: cfg.headDim,
+        hiddenSize: cfg.hiddenSize,
+        vocabSize: cfg.vocabSize,
+        maxPositionEmbeddings: cfg.maxPositionEmbeddings,
+        parameters: ck.parameterCount,
+        storedDtype: ck.dtypeSummary,
+      },
+      tokenizer: { dir: path.resolve(tokenizerDir), sha256: Object.fromEntries(tokenizerDigest.files.map((f) => [f.name, f.sha256])) },
+      document: { text: request.documentText },
+      prompt: { text: request.promptText },
+      documentTokens,
+      promptTokens,
+      memory: { baseCacheBytes: kvCacheBytes(cfg, T), exactCacheBytes: kvCacheBytes(cfg, T) },
+      timings,
+      adapters: adapterResults,
+    };
+  } finally {
+    signal?.removeEventListener('abort', abortScope);
+    scope.close();
+  }
+}
+
