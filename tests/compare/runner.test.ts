@@ -1,0 +1,106 @@
+// The runner with the cache manager, in process: reuse across runs, cancel frees what the
+// run held, and the metrics' arithmetic.
+import { describe, it, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { CacheManager } from '../../main/cache/cache-manager.js';
+import { runComparison } from '../../main/compare/runner.js';
+import { EngineSession } from '../../main/compare/session.js';
+import { firstDivergence, teacherForcedScores, tokenGrid } from '../../main/compare/metrics.js';
+import { isCancelled } from '../../main/engine/cancel.js';
+import type { CompareProgress, CompareRequest } from '../../shared/compare.js';
+import { DEFAULT_SETTINGS } from '../../shared/compare.js';
+import { adapterDir, modelDir, readManifest } from '../parity/hf-fixtures.js';
+
+const manifest = readManifest();
+const MODEL = 'llama-gqa-bf16';
+const request: CompareRequest = {
+  ...DEFAULT_SETTINGS,
+  modelDir: modelDir(manifest, MODEL),
+  adapters: [{ dir: adapterDir(manifest, MODEL, 'qv-r8') }, { dir: adapterDir(manifest, MODEL, 'patterns') }],
+  documentText: manifest.documentText,
+  promptText: manifest.promptText,
+  strategies: ['exact', 'base', 'seed-minikv', 'delta-int8'],
+  maxNewTokens: 6,
+};
+
+describe('runner + cache manager', () => {
+  const session = new EngineSession('cpu');
+  const manager = new CacheManager({ budgetBytes: 1 << 30 });
+  after(() => {
+    manager.dispose();
+    session.dispose();
+  });
+
+  it('a second run on the same document reuses the base cache, exact caches and stores', async () => {
+    const stages1: CompareProgress[] = [];
+    const r1 = await runComparison(session, manager, request, { onProgress: (p) => stages1.push(p) });
+    const before = manager.usage();
+    assert.equal(before.misses, 1 + 2 + 2 * 3, 'base + 2 exact + 2×3 stores created');
+    assert.equal(before.pinnedBytes, 0, 'nothing pinned after the run');
+    const stages2: CompareProgress[] = [];
+    const r2 = await runComparison(session, manager, request, { onProgress: (p) => stages2.push(p) });
+    const afterRun = manager.usage();
+    assert.equal(afterRun.misses, before.misses, 'no new creation on the second run');
+    assert.equal(afterRun.hits - before.hits, 1 + 2 + 2 * 3);
+    // The engine reported prefill progress only the first time.
+    const prefillTicks = (ps: CompareProgress[]): number => ps.filter((p) => p.stage === 'base-prefill' && p.done > 0 && p.done < p.total).length;
+    assert.ok(prefillTicks(stages1) > 0 || stages1.some((p) => p.stage === 'base-prefill'));
+    assert.equal(prefillTicks(stages2), 0);
+    assert.deepEqual(r2.adapters.map((a) => a.strategies.map((s) => s.generation.tokens)), r1.adapters.map((a) => a.strategies.map((s) => s.generation.tokens)));
+  });
+
+  it('a cancelled run rejects with CANCELLED and leaves nothing pinned or transient', async () => {
+    const fresh = new CacheManager({ budgetBytes: 1 << 30 });
+    const controller = new AbortController();
+    try {
+      await assert.rejects(
+        runComparison(session, fresh, { ...request, maxNewTokens: 40 }, {
+          signal: controller.signal,
+          onToken: (t) => {
+            if (t.step === 2) controller.abort();
+          },
+        }),
+        (e: unknown) => isCancelled(e),
+      );
+      const u = fresh.usage();
+      assert.equal(u.pinnedBytes, 0);
+      assert.equal(u.transientBytes, 0);
+      assert.ok(u.usedBytes > 0, 'the finished prefills stay cached for the next run');
+    } finally {
+      fresh.dispose();
+    }
+  });
+});
+
+describe('metrics', () => {
+  it('teacher-forced KL, top-1 and perplexity ratio by hand', () => {
+    const vocab = 2;
+    const exact = Float32Array.from([0, Math.log(3), Math.log(3), 0]); // p = [.25,.75], [.75,.25]
+    const strat = Float32Array.from([Math.log(3), 0, Math.log(3), 0]); // q = [.75,.25], [.75,.25]
+    const s = teacherForcedScores(exact, strat, [1, 0], vocab);
+    assert.ok(Math.abs(s.kl[0]! - 0.5 * Math.log(3)) < 1e-6);
+    assert.ok(Math.abs(s.kl[1]!) < 1e-6);
+    assert.deepEqual(s.top1, [0, 1]);
+    assert.equal(s.top1Agreement, 0.5);
+    assert.ok(Math.abs(s.perplexityRatio - Math.sqrt(3)) < 1e-6);
+  });
+
+  it('token grid bins sums, not ratios', () => {
+    const sums = {
+      numLayers: 1, numKvHeads: 1, tokens: 3,
+      kDiffByHead: new Float64Array(1), kNormByHead: new Float64Array(1), vDiffByHead: new Float64Array(1), vNormByHead: new Float64Array(1),
+      kDiffByToken: Float64Array.from([1, 0, 4]), kNormByToken: Float64Array.from([1, 3, 4]),
+      vDiffByToken: Float64Array.from([0, 0, 0]), vNormByToken: Float64Array.from([1, 1, 1]),
+    };
+    const g = tokenGrid(sums, 2);
+    assert.equal(g.binSize, 2);
+    assert.ok(Math.abs(g.k[0]![0]! - Math.sqrt(1 / 4)) < 1e-12);
+    assert.ok(Math.abs(g.k[0]![1]! - 1) < 1e-12);
+  });
+
+  it('first divergence', () => {
+    assert.equal(firstDivergence([1, 2, 3], [1, 2, 3]), null);
+    assert.equal(firstDivergence([1, 5, 3], [1, 2, 3]), 1);
+    assert.equal(firstDivergence([1, 2], [1, 2, 3]), 2);
+  });
+});
