@@ -4,6 +4,12 @@
 
 namespace al::addon {
 
+void check_adapter_fits(const Adapter* adapter, const Model& model, const std::string& what) {
+  if (adapter && adapter->model_id != model.id) {
+    throw std::runtime_error(what + " was loaded for a different model; load it with this model's loadAdapter()");
+  }
+}
+
 Napi::Function AdapterWrap::Define(Napi::Env env) {
   return DefineClass(env, "NativeAdapter",
                      {

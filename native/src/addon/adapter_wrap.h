@@ -7,8 +7,12 @@
 #include <string>
 
 #include "engine/lora.h"
+#include "engine/model.h"
 
 namespace al::addon {
+
+// An adapter (when not null) must have been loaded for `model`.
+void check_adapter_fits(const Adapter* adapter, const Model& model, const std::string& what);
 
 class AdapterWrap : public Napi::ObjectWrap<AdapterWrap> {
  public:

@@ -8,6 +8,7 @@
 #include "addon/cancel_token.h"
 #include "addon/convert.h"
 #include "addon/model_wrap.h"
+#include "addon/store_wrap.h"
 #include "addon/workers.h"
 #include "engine/backend.h"
 
@@ -61,6 +62,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   data->model_class = Napi::Persistent(ModelWrap::Define(env));
   data->cache_class = Napi::Persistent(CacheWrap::Define(env));
   data->adapter_class = Napi::Persistent(AdapterWrap::Define(env));
+  data->store_class = Napi::Persistent(StoreWrap::Define(env));
   Napi::Function cancel = CancelToken::Define(env);
   data->cancel_class = Napi::Persistent(cancel);
 

@@ -10,6 +10,7 @@ struct AddonData {
   Napi::FunctionReference model_class;
   Napi::FunctionReference cache_class;
   Napi::FunctionReference adapter_class;
+  Napi::FunctionReference store_class;
   Napi::FunctionReference cancel_class;
 };
 

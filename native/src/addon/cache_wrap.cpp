@@ -7,6 +7,15 @@
 
 namespace al::addon {
 
+void check_cache_fits(const KvCache& cache, const Config& c, const std::string& what) {
+  if (cache.num_layers() != c.num_layers || cache.num_kv_heads() != c.num_kv_heads || cache.head_dim() != c.head_dim) {
+    throw std::runtime_error(what + " was created for a different model (layers, kv heads, head dim: " +
+                             std::to_string(cache.num_layers()) + ", " + std::to_string(cache.num_kv_heads()) + ", " +
+                             std::to_string(cache.head_dim()) + " vs " + std::to_string(c.num_layers) + ", " +
+                             std::to_string(c.num_kv_heads) + ", " + std::to_string(c.head_dim) + ")");
+  }
+}
+
 Napi::Function CacheWrap::Define(Napi::Env env) {
   return DefineClass(env, "NativeKvCache",
                      {
@@ -58,19 +67,37 @@ KvCache& CacheWrap::live() const {
 }
 
 void CacheWrap::check_idle(const char* op) const {
-  if (live().busy()) {
+  const KvCache& c = live();
+  if (c.written()) {
     throw Napi::Error::New(Env(), std::string("cannot ") + op +
                                       " a KV cache while a prefill or decode on it is running; await it first");
   }
+  if (c.busy()) {
+    throw Napi::Error::New(Env(), std::string("cannot ") + op +
+                                      " a KV cache while a job reading it (encodeStore, a store's decode, "
+                                      "compareCaches or outsideSpan) is running; await it first");
+  }
 }
 
-Napi::Value CacheWrap::Length(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), live().length()); }
+void CacheWrap::sync_accounting() {
+  const int64_t now = static_cast<int64_t>(live().bytes());
+  if (now != accounted_) {
+    Napi::MemoryManagement::AdjustExternalMemory(Env(), now - accounted_);
+    accounted_ = now;
+  }
+}
+
+Napi::Value CacheWrap::Length(const Napi::CallbackInfo& info) {
+  sync_accounting();
+  return Napi::Number::New(info.Env(), live().length());
+}
 
 Napi::Value CacheWrap::Capacity(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), live().capacity());
 }
 
 Napi::Value CacheWrap::Bytes(const Napi::CallbackInfo& info) {
+  sync_accounting();
   return Napi::Number::New(info.Env(), static_cast<double>(live().bytes()));
 }
 

@@ -6,9 +6,13 @@
 #include <memory>
 #include <string>
 
+#include "engine/config.h"
 #include "engine/kv_cache.h"
 
 namespace al::addon {
+
+// A cache must have the shape of the model that runs on (or compares) it.
+void check_cache_fits(const KvCache& cache, const Config& c, const std::string& what);
 
 class CacheWrap : public Napi::ObjectWrap<CacheWrap> {
  public:
@@ -23,8 +27,11 @@ class CacheWrap : public Napi::ObjectWrap<CacheWrap> {
 
  private:
   KvCache& live() const;
-  // writeLayer and truncate would race with a job reading the cache.
+  // writeLayer and truncate would race with a job using the cache.
   void check_idle(const char* op) const;
+  // A prefill with captureLoraV grows the cache's bytes: keep V8's external-memory count
+  // in step (checked whenever JS looks at the cache).
+  void sync_accounting();
   void release();
 
   Napi::Value Length(const Napi::CallbackInfo& info);

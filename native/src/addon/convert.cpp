@@ -194,4 +194,44 @@ SamplingParams parse_sampling(const Napi::Value& v, const std::string& what) {
   return p;
 }
 
+StrategySpec parse_strategy(const Napi::Value& v, int num_layers) {
+  const Napi::Object o = to_object(v, "strategy");
+  const std::string kind = to_string(get(o, "kind"), "strategy.kind");
+  StrategySpec s;
+  if (kind == "base") {
+    s.kind = StrategyKind::Base;
+  } else if (kind == "seed-minikv") {
+    s.kind = StrategyKind::SeedMiniKv;
+  } else if (kind == "lragent") {
+    s.kind = StrategyKind::LrAgent;
+  } else if (kind == "delta-int8") {
+    s.kind = StrategyKind::DeltaInt8;
+  } else if (kind == "delta-int4") {
+    s.kind = StrategyKind::DeltaInt4;
+  } else if (kind == "lowrank") {
+    s.kind = StrategyKind::LowRank;
+    s.rank = to_int(get(o, "rank"), "strategy.rank", 1, std::numeric_limits<int32_t>::max());
+  } else if (kind == "hybrid") {
+    s.kind = StrategyKind::Hybrid;
+    const Napi::Value layers = get(o, "exactLayers");
+    if (!layers.IsArray()) fail(layers, "strategy.exactLayers", "an array of layer indices");
+    const Napi::Array a = layers.As<Napi::Array>();
+    std::vector<bool> seen(num_layers, false);
+    for (uint32_t i = 0; i < a.Length(); ++i) {
+      const int l = to_int(a.Get(i), "strategy.exactLayers[" + std::to_string(i) + "]", 0, num_layers - 1);
+      if (seen[l]) {
+        throw Napi::TypeError::New(v.Env(), "strategy.exactLayers lists layer " + std::to_string(l) + " twice");
+      }
+      seen[l] = true;
+      s.exact_layers.push_back(l);
+    }
+  } else if (kind == "exact") {
+    throw Napi::TypeError::New(v.Env(), "strategy.kind 'exact' needs no store: the exact cache is the reference");
+  } else {
+    throw Napi::TypeError::New(v.Env(), "strategy.kind must be one of base, seed-minikv, lragent, delta-int8, "
+                                        "delta-int4, lowrank, hybrid (got \"" + kind + "\")");
+  }
+  return s;
+}
+
 }  // namespace al::addon

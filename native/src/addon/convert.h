@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "engine/config.h"
+#include "engine/kv_store.h"
 #include "engine/lora.h"
 #include "engine/sampling.h"
 #include "engine/weights.h"
@@ -29,5 +30,7 @@ TensorRef parse_tensor_ref(const Napi::Value& v, const std::string& what);
 std::vector<TensorRef> parse_tensor_refs(const Napi::Value& v);
 std::vector<LoraModuleSpec> parse_adapter_spec(const Napi::Value& v);
 SamplingParams parse_sampling(const Napi::Value& v, const std::string& what);
+// A NativeStrategySpec; hybrid's exactLayers must be distinct layers of a num_layers model.
+StrategySpec parse_strategy(const Napi::Value& v, int num_layers);
 
 }  // namespace al::addon

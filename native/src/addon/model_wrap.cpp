@@ -20,6 +20,9 @@ Napi::Function ModelWrap::Define(Napi::Env env) {
                          InstanceMethod<&ModelWrap::LoadAdapter>("loadAdapter"),
                          InstanceMethod<&ModelWrap::Prefill>("prefill"),
                          InstanceMethod<&ModelWrap::Decode>("decode"),
+                         InstanceMethod<&ModelWrap::EncodeStore>("encodeStore"),
+                         InstanceMethod<&ModelWrap::CompareCaches>("compareCaches"),
+                         InstanceMethod<&ModelWrap::OutsideSpan>("outsideSpan"),
                          InstanceMethod<&ModelWrap::Dispose>("dispose"),
                      });
 }
@@ -80,22 +83,6 @@ Napi::Value ModelWrap::LoadAdapter(const Napi::CallbackInfo& info) {
 
 namespace {
 
-// A cache must have the shape of the model that runs on it.
-void check_cache_fits(const KvCache& cache, const Config& c, const std::string& what) {
-  if (cache.num_layers() != c.num_layers || cache.num_kv_heads() != c.num_kv_heads || cache.head_dim() != c.head_dim) {
-    throw std::runtime_error(what + " was created for a different model (layers, kv heads, head dim: " +
-                             std::to_string(cache.num_layers()) + ", " + std::to_string(cache.num_kv_heads()) + ", " +
-                             std::to_string(cache.head_dim()) + " vs " + std::to_string(c.num_layers) + ", " +
-                             std::to_string(c.num_kv_heads) + ", " + std::to_string(c.head_dim) + ")");
-  }
-}
-
-void check_adapter_fits(const Adapter* adapter, const Model& model, const std::string& what) {
-  if (adapter && adapter->model_id != model.id) {
-    throw std::runtime_error(what + " was loaded for a different model; load it with this model's loadAdapter()");
-  }
-}
-
 void check_token(int32_t token, int vocab, const std::string& what) {
   if (token < 0 || token >= vocab) {
     throw std::out_of_range(what + " = " + std::to_string(token) + " is out of range: the vocabulary has " +
@@ -146,6 +133,8 @@ Napi::Value ModelWrap::Prefill(const Napi::CallbackInfo& info) {
     } else {
       throw Napi::TypeError::New(env, "options.logits must be 'none', 'last' or 'all' (got \"" + mode + "\")");
     }
+    const Napi::Value capture_opt = options.Get("captureLoraV");
+    const bool capture = !capture_opt.IsUndefined() && to_bool(capture_opt, "options.captureLoraV");
     Napi::Function on_progress = to_optional_function(info[4], "onProgress");
     CancelFlag cancel = CancelToken::from(info[5], "cancel");
 
@@ -156,8 +145,31 @@ Napi::Value ModelWrap::Prefill(const Napi::CallbackInfo& info) {
     std::vector<int32_t> ids(tokens.Data(), tokens.Data() + n);
     for (int i = 0; i < n; ++i) check_token(ids[i], c.vocab_size, "tokens[" + std::to_string(i) + "]");
 
-    PrefillRequest req{std::move(model), CacheLease(std::move(cache)), std::move(adapter), std::move(ids),
-                       start, chunk, logits};
+    // captureLoraV appends to a capture that covers every earlier position, from this
+    // same adapter; or starts one on an empty cache.
+    bool fresh_capture = false;
+    if (capture) {
+      if (!adapter) {
+        throw Napi::TypeError::New(env, "options.captureLoraV keeps the adapter's own LoRA-V inputs: pass the adapter");
+      }
+      const LoraVCapture* cap = cache->lora_v();
+      const bool continues = cap && cap->adapter_id == adapter->id && cap->length == start;
+      if (!continues) {
+        if (start != 0) {
+          throw Napi::Error::New(env, "options.captureLoraV: the cache holds " + std::to_string(start) +
+                                          " positions whose LoRA-V inputs of this adapter were not captured (" +
+                                          (cap ? std::to_string(cap->length) + " were" : "none was") +
+                                          "); prefill from an empty cache with captureLoraV");
+        }
+        fresh_capture = true;
+      }
+    }
+
+    CacheLease lease(std::move(cache));
+    // Set up only now that the cache is ours: no job can be reading the capture.
+    if (fresh_capture) (*lease).begin_lora_v_capture(adapter->id, adapter->v_ranks());
+    PrefillRequest req{std::move(model), std::move(lease), std::move(adapter), std::move(ids),
+                       start, chunk, logits, capture};
     return start_prefill(env, std::move(req), on_progress, std::move(cancel));
   });
 }
@@ -195,6 +207,75 @@ Napi::Value ModelWrap::Decode(const Napi::CallbackInfo& info) {
       req.items.push_back(DecodeItem{CacheLease(std::move(cache)), std::move(adapter), token, sampling, start});
     }
     return start_decode(env, std::move(req));
+  });
+}
+
+namespace {
+
+// The common length of two caches of one document: both must hold exactly T positions.
+int same_length(const KvCache& base, const KvCache& exact, const char* op) {
+  const int tb = base.uniform_length(), te = exact.uniform_length();
+  if (tb != te) {
+    throw std::runtime_error(std::string(op) + ": base holds " + std::to_string(tb) + " positions and exact holds " +
+                             std::to_string(te) + "; both must be prefilled over the same document");
+  }
+  if (tb == 0) throw std::runtime_error(std::string(op) + ": the caches are empty; prefill the document first");
+  return tb;
+}
+
+std::shared_ptr<Adapter> required_adapter(const Napi::Value& v, const Model& model) {
+  std::shared_ptr<Adapter> adapter = AdapterWrap::from_optional(v, "adapter");
+  if (!adapter) throw Napi::TypeError::New(v.Env(), "adapter must be a NativeAdapter (from model.loadAdapter())");
+  check_adapter_fits(adapter.get(), model, "adapter");
+  return adapter;
+}
+
+}  // namespace
+
+Napi::Value ModelWrap::EncodeStore(const Napi::CallbackInfo& info) {
+  return promise_or_reject(info.Env(), [&] {
+    std::shared_ptr<Model> model = live();
+    const Config& c = model->config;
+    StrategySpec spec = parse_strategy(info[0], c.num_layers);
+    std::shared_ptr<KvCache> base = CacheWrap::from(info[1], "base");
+    std::shared_ptr<KvCache> exact = CacheWrap::from(info[2], "exact");
+    std::shared_ptr<Adapter> adapter = required_adapter(info[3], *model);
+    check_cache_fits(*base, c, "base");
+    check_cache_fits(*exact, c, "exact");
+    const int tokens = same_length(*base, *exact, "encodeStore");
+    EncodeStoreRequest req{std::move(model), std::move(spec), CacheLease(std::move(base), CacheLease::Shared),
+                           CacheLease(std::move(exact), CacheLease::Shared), std::move(adapter), tokens};
+    return start_encode_store(info.Env(), std::move(req));
+  });
+}
+
+Napi::Value ModelWrap::CompareCaches(const Napi::CallbackInfo& info) {
+  return promise_or_reject(info.Env(), [&] {
+    const Config& c = live()->config;
+    std::shared_ptr<KvCache> rebuilt = CacheWrap::from(info[0], "rebuilt");
+    std::shared_ptr<KvCache> exact = CacheWrap::from(info[1], "exact");
+    check_cache_fits(*rebuilt, c, "rebuilt");
+    check_cache_fits(*exact, c, "exact");
+    const int tokens = std::min(rebuilt->uniform_length(), exact->uniform_length());
+    CompareRequest req{CacheLease(std::move(rebuilt), CacheLease::Shared), CacheLease(std::move(exact), CacheLease::Shared),
+                       tokens};
+    return start_compare_caches(info.Env(), std::move(req));
+  });
+}
+
+Napi::Value ModelWrap::OutsideSpan(const Napi::CallbackInfo& info) {
+  return promise_or_reject(info.Env(), [&] {
+    std::shared_ptr<Model> model = live();
+    const Config& c = model->config;
+    std::shared_ptr<KvCache> base = CacheWrap::from(info[0], "base");
+    std::shared_ptr<KvCache> exact = CacheWrap::from(info[1], "exact");
+    std::shared_ptr<Adapter> adapter = required_adapter(info[2], *model);
+    check_cache_fits(*base, c, "base");
+    check_cache_fits(*exact, c, "exact");
+    const int tokens = same_length(*base, *exact, "outsideSpan");
+    OutsideSpanRequest req{CacheLease(std::move(base), CacheLease::Shared), CacheLease(std::move(exact), CacheLease::Shared),
+                           std::move(adapter), tokens};
+    return start_outside_span(info.Env(), std::move(req));
   });
 }
 

@@ -26,6 +26,9 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   Napi::Value LoadAdapter(const Napi::CallbackInfo& info);
   Napi::Value Prefill(const Napi::CallbackInfo& info);
   Napi::Value Decode(const Napi::CallbackInfo& info);
+  Napi::Value EncodeStore(const Napi::CallbackInfo& info);
+  Napi::Value CompareCaches(const Napi::CallbackInfo& info);
+  Napi::Value OutsideSpan(const Napi::CallbackInfo& info);
   Napi::Value Dispose(const Napi::CallbackInfo& info);
 
   // Jobs, adapters' jobs included, hold their own reference: dispose() while a job runs

@@ -6,14 +6,22 @@
 #include <string>
 
 #include "addon/adapter_wrap.h"
+#include "addon/cache_wrap.h"
 #include "addon/model_wrap.h"
+#include "addon/store_wrap.h"
+#include "engine/metrics.h"
 
 namespace al::addon {
 
-CacheLease::CacheLease(std::shared_ptr<KvCache> cache) : cache_(std::move(cache)) {
-  if (!cache_->try_acquire()) {
+CacheLease::CacheLease(std::shared_ptr<KvCache> cache, Mode mode) : cache_(std::move(cache)) {
+  const bool ok = mode == Exclusive ? cache_->try_acquire() : cache_->try_acquire_shared();
+  if (!ok) {
+    const bool written = cache_->written();
     cache_.reset();  // not ours to release
-    throw std::runtime_error("the KV cache is already in use by a running prefill or decode; await it first");
+    if (written) throw std::runtime_error("the KV cache is already in use by a running prefill or decode; await it first");
+    throw std::runtime_error(
+        "the KV cache is being read by a running job (encodeStore, a store's decode, compareCaches or outsideSpan); "
+        "await it first");
   }
 }
 
@@ -193,7 +201,9 @@ class PrefillJob final : public Job {
 
     for (int t0 = 0; t0 < n; t0 += chunk) {
       const int len = std::min(chunk, n - t0);
-      for (int i = 0; i < len; ++i) rows[i] = {req_.cache.get(), req_.start + t0 + i, req_.adapter.get()};
+      for (int i = 0; i < len; ++i) {
+        rows[i] = {req_.cache.get(), req_.start + t0 + i, req_.adapter.get(), req_.capture_lora_v};
+      }
       float* out = nullptr;
       int from = len;
       if (req_.logits == LogitsMode::All) {
@@ -212,6 +222,7 @@ class PrefillJob final : public Job {
     // Committed only now, on the JS thread: a failed or cancelled prefill leaves the
     // length as it was, and JS never sees a half-advanced cache.
     (*req_.cache).set_length(req_.start + static_cast<int>(req_.tokens.size()));
+    if (req_.capture_lora_v) (*req_.cache).set_lora_v_length(req_.start + static_cast<int>(req_.tokens.size()));
     if (req_.logits == LogitsMode::None) return env.Null();
     return to_float32_array(env, logits_);
   }
@@ -273,6 +284,97 @@ class DecodeJob final : public Job {
   std::vector<int32_t> next_;
 };
 
+class EncodeStoreJob final : public Job {
+ public:
+  EncodeStoreJob(Napi::Env env, EncodeStoreRequest req)
+      : Job(env, "encodeStore", Napi::Function(), nullptr), req_(std::move(req)) {}
+
+ private:
+  void Run(const JobHooks&) override {
+    store_ = encode_store(*req_.model->backend, req_.spec, *req_.base, *req_.exact, req_.adapter, req_.tokens);
+  }
+  Napi::Value Result(Napi::Env env) override { return StoreWrap::New(env, req_.model, std::move(store_)); }
+  void Finish() override {
+    req_.base.release();
+    req_.exact.release();
+  }
+
+  EncodeStoreRequest req_;
+  std::shared_ptr<const KvStore> store_;
+};
+
+class StoreDecodeJob final : public Job {
+ public:
+  StoreDecodeJob(Napi::Env env, StoreDecodeRequest req)
+      : Job(env, "store decode", Napi::Function(), nullptr), req_(std::move(req)) {}
+
+ private:
+  void Run(const JobHooks&) override {
+    const KvStore& s = *req_.store;
+    out_ = std::make_shared<KvCache>(s.num_layers, s.num_kv_heads, s.head_dim, req_.capacity);
+    decode_store(*req_.model->backend, s, *req_.base, *out_);
+  }
+  Napi::Value Result(Napi::Env env) override { return CacheWrap::New(env, std::move(out_)); }
+  void Finish() override { req_.base.release(); }
+
+  StoreDecodeRequest req_;
+  std::shared_ptr<KvCache> out_;
+};
+
+Napi::Float64Array to_float64_array(Napi::Env env, const std::vector<double>& v) {
+  Napi::Float64Array a = Napi::Float64Array::New(env, v.size());
+  if (!v.empty()) std::memcpy(a.Data(), v.data(), v.size() * sizeof(double));
+  return a;
+}
+
+class CompareCachesJob final : public Job {
+ public:
+  CompareCachesJob(Napi::Env env, CompareRequest req)
+      : Job(env, "compareCaches", Napi::Function(), nullptr), req_(std::move(req)) {}
+
+ private:
+  void Run(const JobHooks&) override { sums_ = compare_caches(*req_.rebuilt, *req_.exact, req_.tokens); }
+  Napi::Value Result(Napi::Env env) override {
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("numLayers", sums_.num_layers);
+    o.Set("numKvHeads", sums_.num_kv_heads);
+    o.Set("tokens", sums_.tokens);
+    o.Set("kDiffByHead", to_float64_array(env, sums_.k_diff_head));
+    o.Set("kNormByHead", to_float64_array(env, sums_.k_norm_head));
+    o.Set("vDiffByHead", to_float64_array(env, sums_.v_diff_head));
+    o.Set("vNormByHead", to_float64_array(env, sums_.v_norm_head));
+    o.Set("kDiffByToken", to_float64_array(env, sums_.k_diff_token));
+    o.Set("kNormByToken", to_float64_array(env, sums_.k_norm_token));
+    o.Set("vDiffByToken", to_float64_array(env, sums_.v_diff_token));
+    o.Set("vNormByToken", to_float64_array(env, sums_.v_norm_token));
+    return o;
+  }
+  void Finish() override {
+    req_.rebuilt.release();
+    req_.exact.release();
+  }
+
+  CompareRequest req_;
+  ErrorSums sums_;
+};
+
+class OutsideSpanJob final : public Job {
+ public:
+  OutsideSpanJob(Napi::Env env, OutsideSpanRequest req)
+      : Job(env, "outsideSpan", Napi::Function(), nullptr), req_(std::move(req)) {}
+
+ private:
+  void Run(const JobHooks&) override { out_ = outside_span(*req_.base, *req_.exact, *req_.adapter, req_.tokens); }
+  Napi::Value Result(Napi::Env env) override { return to_float64_array(env, out_); }
+  void Finish() override {
+    req_.base.release();
+    req_.exact.release();
+  }
+
+  OutsideSpanRequest req_;
+  std::vector<double> out_;
+};
+
 template <typename J, typename... Args>
 Napi::Promise start(Napi::Env env, Args&&... args) {
   J* job = new J(env, std::forward<Args>(args)...);  // deletes itself when it completes
@@ -299,6 +401,22 @@ Napi::Promise start_prefill(Napi::Env env, PrefillRequest request, Napi::Functio
 
 Napi::Promise start_decode(Napi::Env env, DecodeRequest request) {
   return start<DecodeJob>(env, std::move(request));
+}
+
+Napi::Promise start_encode_store(Napi::Env env, EncodeStoreRequest request) {
+  return start<EncodeStoreJob>(env, std::move(request));
+}
+
+Napi::Promise start_store_decode(Napi::Env env, StoreDecodeRequest request) {
+  return start<StoreDecodeJob>(env, std::move(request));
+}
+
+Napi::Promise start_compare_caches(Napi::Env env, CompareRequest request) {
+  return start<CompareCachesJob>(env, std::move(request));
+}
+
+Napi::Promise start_outside_span(Napi::Env env, OutsideSpanRequest request) {
+  return start<OutsideSpanJob>(env, std::move(request));
 }
 
 }  // namespace al::addon

@@ -1,4 +1,5 @@
-// The heavy calls (loadModel, loadAdapter, prefill, decode) as Promise-returning workers.
+// The heavy calls (loadModel, loadAdapter, prefill, decode, and the strategy jobs: encodeStore,
+// a store's decode, compareCaches, outsideSpan) as Promise-returning workers.
 // Arguments are parsed and checked on the JS thread by the wraps; a job then runs the
 // engine on a libuv worker thread, reports progress through its ThreadSafeFunction, and
 // settles its promise on the JS thread.
@@ -12,6 +13,7 @@
 #include "addon/cancel_token.h"
 #include "engine/config.h"
 #include "engine/kv_cache.h"
+#include "engine/kv_store.h"
 #include "engine/lora.h"
 #include "engine/model.h"
 #include "engine/sampling.h"
@@ -19,11 +21,14 @@
 
 namespace al::addon {
 
-// Exclusive use of a cache by one job, from submission until its promise settles.
+// Use of a cache by one job, from submission until its promise settles: exclusive for
+// jobs that write it (prefill, decode), shared for jobs that only read it (encodeStore,
+// a store's decode, compareCaches, outsideSpan).
 class CacheLease {
  public:
-  // Throws when another job holds the cache.
-  explicit CacheLease(std::shared_ptr<KvCache> cache);
+  enum Mode { Exclusive, Shared };
+  // Throws when a conflicting job holds the cache.
+  explicit CacheLease(std::shared_ptr<KvCache> cache, Mode mode = Exclusive);
   CacheLease(CacheLease&& other) noexcept = default;
   CacheLease& operator=(CacheLease&&) = delete;
   CacheLease(const CacheLease&) = delete;
@@ -47,6 +52,7 @@ struct PrefillRequest {
   int start = 0;                     // cache length at submission
   int chunk_size = 1;
   LogitsMode logits = LogitsMode::None;
+  bool capture_lora_v = false;       // the cache's LoRA-V capture is set up for this prefill
 };
 
 struct DecodeItem {
@@ -70,5 +76,37 @@ Napi::Promise start_load_adapter(Napi::Env env, std::shared_ptr<Model> model, st
                                  Napi::Function on_progress, CancelFlag cancel);
 Napi::Promise start_prefill(Napi::Env env, PrefillRequest request, Napi::Function on_progress, CancelFlag cancel);
 Napi::Promise start_decode(Napi::Env env, DecodeRequest request);
+
+// The KV strategies and metrics (engine/kv_store.h, engine/metrics.h). `tokens` is the
+// length checked on the JS thread at submission.
+struct EncodeStoreRequest {
+  std::shared_ptr<Model> model;
+  StrategySpec spec;
+  CacheLease base, exact;  // shared
+  std::shared_ptr<Adapter> adapter;
+  int tokens = 0;
+};
+Napi::Promise start_encode_store(Napi::Env env, EncodeStoreRequest request);
+
+struct StoreDecodeRequest {
+  std::shared_ptr<Model> model;
+  std::shared_ptr<const KvStore> store;
+  CacheLease base;  // shared
+  int capacity = 0;
+};
+Napi::Promise start_store_decode(Napi::Env env, StoreDecodeRequest request);
+
+struct CompareRequest {
+  CacheLease rebuilt, exact;  // shared
+  int tokens = 0;
+};
+Napi::Promise start_compare_caches(Napi::Env env, CompareRequest request);
+
+struct OutsideSpanRequest {
+  CacheLease base, exact;  // shared
+  std::shared_ptr<Adapter> adapter;
+  int tokens = 0;
+};
+Napi::Promise start_outside_span(Napi::Env env, OutsideSpanRequest request);
 
 }  // namespace al::addon

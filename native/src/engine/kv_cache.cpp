@@ -7,6 +7,12 @@
 
 namespace al {
 
+size_t LoraVCapture::bytes() const {
+  size_t n = 0;
+  for (const auto& layer : u) n += layer.size() * sizeof(float);
+  return n;
+}
+
 KvCache::KvCache(int num_layers, int num_kv_heads, int head_dim, int capacity)
     : num_layers_(num_layers),
       num_kv_heads_(num_kv_heads),
@@ -82,6 +88,19 @@ std::unique_ptr<KvCache> KvCache::fork(int capacity) const {
     }
   }
   copy->lengths_ = lengths_;
+  if (lora_v_) {
+    copy->lora_v_ = std::make_unique<LoraVCapture>();
+    LoraVCapture& c = *copy->lora_v_;
+    c.adapter_id = lora_v_->adapter_id;
+    c.ranks = lora_v_->ranks;
+    c.length = lora_v_->length;
+    c.u.resize(num_layers_);
+    for (int l = 0; l < num_layers_; ++l) {
+      const size_t r = static_cast<size_t>(c.ranks[l]);
+      c.u[l].resize(static_cast<size_t>(capacity) * r);
+      std::copy_n(lora_v_->u[l].data(), static_cast<size_t>(c.length) * r, c.u[l].data());
+    }
+  }
   return copy;
 }
 
@@ -91,6 +110,35 @@ void KvCache::truncate(int length) {
                             " positions to " + std::to_string(length));
   }
   for (int& l : lengths_) l = std::min(l, length);
+  if (lora_v_) lora_v_->length = std::min(lora_v_->length, length);
+}
+
+void KvCache::begin_lora_v_capture(uint64_t adapter_id, const std::vector<int>& ranks) {
+  auto c = std::make_unique<LoraVCapture>();
+  c->adapter_id = adapter_id;
+  c->ranks = ranks;
+  c->u.resize(num_layers_);
+  for (int l = 0; l < num_layers_; ++l) c->u[l].resize(static_cast<size_t>(capacity_) * ranks.at(l));
+  lora_v_ = std::move(c);
+}
+
+bool KvCache::try_acquire() {
+  int idle = 0;
+  return state_.compare_exchange_strong(idle, -1);
+}
+
+bool KvCache::try_acquire_shared() {
+  int s = state_.load();
+  while (s >= 0) {
+    if (state_.compare_exchange_weak(s, s + 1)) return true;
+  }
+  return false;
+}
+
+void KvCache::release() {
+  int s = state_.load();
+  while (!state_.compare_exchange_weak(s, s < 0 ? 0 : s - 1)) {
+  }
 }
 
 }  // namespace al

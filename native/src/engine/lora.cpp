@@ -1,8 +1,10 @@
 #include "engine/lora.h"
 
+#include <atomic>
 #include <cmath>
 #include <stdexcept>
 
+#include "engine/linalg.h"
 #include "engine/model.h"
 
 namespace al {
@@ -37,7 +39,9 @@ LinearDims linear_dims(const Config& c, LoraTarget t) {
 std::shared_ptr<Adapter> load_adapter(const Model& model, const std::vector<LoraModuleSpec>& modules,
                                       const JobHooks& hooks) {
   const Config& c = model.config;
+  static std::atomic<uint64_t> next_id{1};
   auto adapter = std::make_shared<Adapter>();
+  adapter->id = next_id++;
   adapter->model_id = model.id;
   adapter->layers.resize(c.num_layers);
 
@@ -76,6 +80,29 @@ std::shared_ptr<Adapter> load_adapter(const Model& model, const std::vector<Lora
     hooks.report(done, total);
   }
   return adapter;
+}
+
+std::vector<int> Adapter::v_ranks() const {
+  std::vector<int> r(layers.size(), 0);
+  for (size_t l = 0; l < layers.size(); ++l) {
+    if (const LoraModule* m = find(static_cast<int>(l), LoraTarget::V)) r[l] = m->rank;
+  }
+  return r;
+}
+
+std::shared_ptr<const VPinv> Adapter::v_pinv(int layer) const {
+  const LoraModule* m = find(layer, LoraTarget::V);
+  if (!m) throw std::logic_error("v_pinv: layer " + std::to_string(layer) + " does not adapt v_proj");
+  std::lock_guard<std::mutex> lock(pinv_mutex_);
+  if (v_pinv_.empty()) v_pinv_.resize(layers.size());
+  if (!v_pinv_[layer]) {
+    auto p = std::make_shared<VPinv>();
+    p->rank = m->rank;
+    p->out = static_cast<int>(m->b.shape[0]);
+    p->p = pinv_tall(m->b.ptr(), p->out, p->rank);
+    v_pinv_[layer] = std::move(p);
+  }
+  return v_pinv_[layer];
 }
 
 void lora_apply(const Backend& be, const LoraModule& m, const float* x, float* y, int n, float* tmp) {

@@ -4,6 +4,7 @@
 
 #include <array>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -38,7 +39,14 @@ struct LoraModule {
   Tensor b;            // [out, rank]  lora_B.weight
 };
 
+// pinv(B_v) of one layer in double, [rank, out]: what seed-minikv and outsideSpan need.
+struct VPinv {
+  std::vector<double> p;  // [rank, out] row-major
+  int rank = 0, out = 0;
+};
+
 struct Adapter {
+  uint64_t id = 0;        // unique per load; a LoRA-V capture remembers which adapter made it
   uint64_t model_id = 0;  // adapters are shaped for, and usable with, one model only
   std::vector<std::array<std::optional<LoraModule>, kNumLoraTargets>> layers;  // [num_layers][target]
   int max_rank = 0;
@@ -48,6 +56,15 @@ struct Adapter {
     const auto& m = layers[layer][static_cast<int>(t)];
     return m ? &*m : nullptr;
   }
+  // r_v per layer, 0 where v_proj is not adapted.
+  std::vector<int> v_ranks() const;
+  // pinv(B_v) of `layer` (which must adapt v_proj), computed on first use and kept: many
+  // stores and diagnostics of one adapter share it. Thread-safe.
+  std::shared_ptr<const VPinv> v_pinv(int layer) const;
+
+ private:
+  mutable std::mutex pinv_mutex_;
+  mutable std::vector<std::shared_ptr<const VPinv>> v_pinv_;  // [num_layers], filled lazily
 };
 
 // One module as the adapter spec names it.

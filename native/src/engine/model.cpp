@@ -186,6 +186,16 @@ void linear(const Model& m, RunState& s, const Row* rows, int n, int layer, Lora
       if (const LoraModule* mod = rows[i].adapter->find(layer, target)) {
         lora_apply(*m.backend, *mod, x + static_cast<size_t>(i) * d.in, y + static_cast<size_t>(i) * d.out, j - i,
                    s.lora.data());
+        // lora_apply left A·x of these rows in s.lora ([j - i, rank]); lragent keeps
+        // s·(A·x), scaled after the product as the reference does.
+        if (target == LoraTarget::V) {
+          for (int r = i; r < j; ++r) {
+            if (!rows[r].capture_lora_v) continue;
+            float* u = rows[r].cache->lora_v(layer) + static_cast<size_t>(rows[r].pos) * mod->rank;
+            const float* ax = s.lora.data() + static_cast<size_t>(r - i) * mod->rank;
+            for (int q = 0; q < mod->rank; ++q) u[q] = mod->scale * ax[q];
+          }
+        }
       }
     }
     i = j;

@@ -60,6 +60,9 @@ struct Row {
   KvCache* cache;
   int pos;
   const Adapter* adapter;
+  // Also write u = s·A_v·x of every layer whose v_proj the adapter adapts into the
+  // cache's LoRA-V capture at `pos` (prefill with captureLoraV).
+  bool capture_lora_v = false;
 };
 
 // Scratch activations for up to max_rows token rows.
