@@ -143,6 +143,8 @@ export async function runComparison(
   try {
     const addon = session.engine.addon;
     const modelHash = model.digest.combined;
+    // One token for the run's own native calls (one abort listener, not one per call).
+    const runCancel = cancelTokenFor(addon, signal);
 
     // ---- base prefill (once per document, cached across runs) -----------------------
     progress('base-prefill', 0, T);
@@ -298,7 +300,7 @@ export async function runComparison(
       cache.truncate(leadLength);
       const tokens = [...feed, ...continuation.slice(0, -1)];
       const all = await model.native.prefill(cache, Int32Array.from(tokens), adapters[c.adapter]!.native,
-        { chunkSize: PREFILL_CHUNK, logits: 'all' }, null, cancelTokenFor(addon, signal));
+        { chunkSize: PREFILL_CHUNK, logits: 'all' }, null, runCancel);
       const v = cfg.vocabSize;
       return all!.slice((feed.length - 1) * v, (feed.length - 1 + continuation.length) * v);
     }
