@@ -14,7 +14,7 @@
 // `key` is the module's full name in the base model, e.g. "model.layers.3.self_attn.q_proj";
 // saved tensors are "base_model.model.<key>.lora_A.weight" (".lora_A.default.weight" is accepted too).
 
-import { stat } from 'node:fs/promises';
+import { kindOf } from './path-kind.js';
 import { basename, join, resolve } from 'node:path';
 import { z } from 'zod';
 import type { LoraModuleName, NativeAdapterSpec, NativeLoraModule, NativeModelConfig, StoredDType } from '../engine/native-types.js';
@@ -312,15 +312,6 @@ function unexpectedTensorMessage(name: string): string {
 }
 
 // ---------------------------------------------------------------- open
-
-async function kindOf(path: string): Promise<'file' | 'dir' | 'other' | null> {
-  try {
-    const s = await stat(path);
-    return s.isFile() ? 'file' : s.isDirectory() ? 'dir' : 'other';
-  } catch {
-    return null;
-  }
-}
 
 function refuse(file: string, field: string, message: string): never {
   throw new LoadError({ file, field, message });

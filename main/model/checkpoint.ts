@@ -2,7 +2,8 @@
 // model.safetensors.index.json with its shards) and builds the engine's tensor table:
 // exactly the tensors the Llama forward needs, each checked against config.json.
 
-import { readdir, stat } from 'node:fs/promises';
+import { kindOf } from './path-kind.js';
+import { readdir } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { z } from 'zod';
 import type { LoraModuleName, NativeModelConfig, NativeTensorRef, ProgressCallback, StoredDType } from '../engine/native-types.js';
@@ -110,15 +111,6 @@ const indexSchema = z
     weight_map: z.record(z.string(), z.string()),
   })
   .loose();
-
-async function kindOf(path: string): Promise<'file' | 'dir' | 'other' | null> {
-  try {
-    const s = await stat(path);
-    return s.isFile() ? 'file' : s.isDirectory() ? 'dir' : 'other';
-  } catch {
-    return null;
-  }
-}
 
 const CONVERT_FIX =
   'convert it to safetensors first, e.g. `python -c "from transformers import AutoModelForCausalLM as M; M.from_pretrained(\'IN\').save_pretrained(\'OUT\', safe_serialization=True)"` and copy the tokenizer files along';
