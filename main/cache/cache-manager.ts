@@ -26,6 +26,7 @@
 //   starts a new creation; it never joins an abandoned one.
 import { createHash } from 'node:crypto';
 import { endianness } from 'node:os';
+import type { CacheEntryKind, CacheUsage, CacheUsageEntry } from '../../shared/cache-stats.js';
 
 /** What the manager can hold: NativeKvCache and NativeKvStore fit. */
 export interface CacheResource {
@@ -34,7 +35,7 @@ export interface CacheResource {
   dispose(): void;
 }
 
-export type CacheEntryKind = 'base-cache' | 'exact-cache' | 'store';
+export type { CacheEntryKind, CacheUsage, CacheUsageEntry };
 
 export interface CacheKeyParts {
   kind: CacheEntryKind;
@@ -130,42 +131,6 @@ export interface AcquireOptions {
 }
 
 export type CreateFn<T extends CacheResource> = (signal: AbortSignal) => Promise<T>;
-
-export interface CacheUsageEntry {
-  key: string;
-  kind: CacheEntryKind;
-  label: string;
-  bytes: number;
-  pinned: boolean;
-  /** Live leases on the entry. */
-  leases: number;
-  /** Date.now() of the last acquire or release. */
-  lastUsed: number;
-  /** Acquires served without running create (after the one that created it). */
-  hits: number;
-  /** Evicted or cleared while pinned: disposed when its last lease is released. */
-  retired: boolean;
-}
-
-export interface CacheUsage {
-  budgetBytes: number;
-  /** Entries (cached and retired) plus transients owned by open run scopes. */
-  usedBytes: number;
-  /** Bytes that cannot be evicted now: pinned and retired entries, and transients. */
-  pinnedBytes: number;
-  /** Bytes of transients owned by open run scopes (included in usedBytes and pinnedBytes). */
-  transientBytes: number;
-  /** Least recently used first. Retired entries follow the cached ones. */
-  entries: CacheUsageEntry[];
-  /** Acquires that started no creation (cache hits, and joins of a creation in flight). */
-  hits: number;
-  /** Acquires that started a creation. */
-  misses: number;
-  /** Entries removed by the budget or by evict(); clear() and dispose() do not count. */
-  evictions: number;
-  /** usedBytes > budgetBytes: what is in use alone exceeds the budget. */
-  overBudget: boolean;
-}
 
 export interface CacheManagerOptions {
   budgetBytes: number;
