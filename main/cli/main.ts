@@ -6,9 +6,10 @@ import { parseArgs } from 'node:util';
 import { CacheManager } from '../cache/cache-manager.js';
 import { isCancelled } from '../engine/cancel.js';
 import { isLoadError } from '../model/errors.js';
-import { projectRoot } from '../paths.js';
 import { CompareInputError, runComparison } from '../compare/runner.js';
 import { EngineSession } from '../compare/session.js';
+import { demoRequest } from '../compare/demo.js';
+import { serveCommand } from './serve.js';
 import { DEFAULT_SETTINGS, STAGE_LABELS, type AdapterChoice, type CompareProgress, type CompareRequest } from '../../shared/compare.js';
 import { formatBytes } from '../../shared/format.js';
 import type { Report } from '../../shared/report.js';
@@ -22,6 +23,7 @@ const USAGE = `Usage:
                       [--dtype fp32|bf16|fp16] [--device auto|cpu|cuda]
                       [--tokenizer DIR] [--budget-gib G] [--no-stop-at-eos] [--json OUT.json]
   adapterlens demo [--json OUT.json]     compare two adapters on the embedded tiny model
+  adapterlens serve [--port N] [--host 127.0.0.1] [--data-dir DIR]   the app in a browser (serve --help)
 Strategies: exact, base, seed-minikv, lragent, delta-int8, delta-int4, lowrank:<k>, hybrid:<n>`;
 
 class UsageError extends Error {}
@@ -100,23 +102,6 @@ function requestFrom(values: Values): CompareRequest {
   };
 }
 
-/** The embedded default: the tiny fixture model, two of its adapters, a short document. */
-export function demoRequest(): CompareRequest {
-  const fixtures = path.join(projectRoot, 'tests', 'fixtures');
-  return {
-    ...DEFAULT_SETTINGS,
-    strategies: ['exact', 'base', 'seed-minikv', 'lragent', 'delta-int8', 'lowrank:4', 'hybrid:1'],
-    maxNewTokens: 16,
-    modelDir: path.join(fixtures, 'models', 'llama-gqa-bf16'),
-    adapters: [
-      { dir: path.join(fixtures, 'adapters', 'llama-gqa-bf16', 'qv-r8') },
-      { dir: path.join(fixtures, 'adapters', 'llama-gqa-bf16', 'all-linear-rslora') },
-    ],
-    documentText: fs.readFileSync(path.join(projectRoot, 'main', 'cli', 'demo-document.txt'), 'utf8'),
-    promptText: ' According to the above introduction of HKU,',
-  };
-}
-
 /** Progress on stderr: one rewritten line on a terminal, one line per stage otherwise. */
 function progressPrinter(): (p: CompareProgress) => void {
   const tty = process.stderr.isTTY;
@@ -165,6 +150,8 @@ async function compare(request: CompareRequest, values: Values): Promise<number>
 }
 
 export async function main(argv: string[]): Promise<number> {
+  // serve has its own options: dispatched before compare's strict parser sees them.
+  if (argv[0] === 'serve') return serveCommand(argv.slice(1));
   try {
     const { values, positionals } = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true });
     const command = positionals[0];

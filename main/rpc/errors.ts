@@ -1,0 +1,33 @@
+// How any thrown value becomes an RpcErrorPayload. Handlers throw RpcError (from the
+// contract) for the outcomes they decide themselves (BUSY, NOT_FOUND, NOT_SUPPORTED...);
+// everything else is classified here, so a transport never sees a raw exception.
+import { z } from 'zod';
+import { isCancelledError } from '../cache/cache-manager.js';
+import { CompareInputError } from '../compare/runner.js';
+import { isCancelled } from '../engine/cancel.js';
+import { isLoadError } from '../model/errors.js';
+import { RpcError, type RpcErrorCode, type RpcErrorPayload } from '../../shared/rpc.js';
+
+/** Shorthand for handlers: `throw rpcError('NOT_FOUND', '...')`. */
+export function rpcError(code: RpcErrorCode, message: string): RpcError {
+  return new RpcError({ code, message });
+}
+
+/** "request.adapters: Too big: expected array to have <=16 items; ..." */
+export function formatZodError(error: z.ZodError): string {
+  const parts = error.issues.slice(0, 5).map((issue) => {
+    const where = issue.path.length > 0 ? issue.path.map(String).join('.') : 'params';
+    return `${where}: ${issue.message}`;
+  });
+  if (error.issues.length > 5) parts.push(`and ${error.issues.length - 5} more`);
+  return parts.join('; ');
+}
+
+export function toErrorPayload(err: unknown): RpcErrorPayload {
+  if (err instanceof RpcError) return { code: err.code, message: err.message };
+  if (err instanceof z.ZodError) return { code: 'BAD_REQUEST', message: `invalid arguments: ${formatZodError(err)}` };
+  if (isCancelled(err) || isCancelledError(err)) return { code: 'CANCELLED', message: 'cancelled' };
+  if (err instanceof CompareInputError || isLoadError(err)) return { code: 'INVALID_INPUT', message: err.message };
+  if (err instanceof Error) return { code: 'INTERNAL', message: err.message || err.name };
+  return { code: 'INTERNAL', message: String(err) };
+}

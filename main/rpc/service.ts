@@ -1,0 +1,347 @@
+// AppService: the application behind the RPC contract, transport-agnostic. Electron's
+// ipc and `adapterlens serve`'s WebSocket both call its handlers (through dispatch.ts)
+// and subscribe to its events.
+//
+// It owns one EngineSession (lazily: app.info and the inspectors work even before the
+// engine is needed), one CacheManager, the history store and at most one active run.
+// A run's progress, tokens and end are events; run.start returns as soon as the run is
+// accepted. Handlers receive params already validated by schemas.ts.
+import { randomUUID } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { CacheManager } from '../cache/cache-manager.js';
+import { demoAvailable, demoRequest } from '../compare/demo.js';
+import { runComparison } from '../compare/runner.js';
+import { EngineSession } from '../compare/session.js';
+import type { BackendChoice } from '../engine/native-loader.js';
+import { loadTokenizer, type LensTokenizer } from '../model/tokenizer.js';
+import { projectRoot } from '../paths.js';
+import type { CompareProgress, CompareRequest, TokenEvent } from '../../shared/compare.js';
+import type {
+  ActiveRun,
+  AppInfo,
+  DemoInputs,
+  ExportedFile,
+  RpcEventName,
+  RpcEvents,
+  RpcMethodName,
+  RpcParams,
+  RpcResult,
+} from '../../shared/rpc.js';
+import { rpcError, toErrorPayload } from './errors.js';
+import { browseFolder } from './fs-browse.js';
+import { HistoryNotFoundError, HistoryStore } from './history-store.js';
+import { countTokens, inspectAdapter, inspectModel } from './inspect.js';
+import { exportReport, type PdfPrinter } from './report-export.js';
+
+/** What only some transports can do; absent hooks make the methods answer NOT_SUPPORTED. */
+export interface PlatformHooks {
+  /** Native folder picker; [] when cancelled. */
+  pickFolders?(purpose: 'model' | 'adapter' | 'tokenizer', multiple: boolean): Promise<string[]>;
+  /** Native save dialog that writes the file; null when cancelled. */
+  saveFile?(file: ExportedFile): Promise<string | null>;
+  printPdf?: PdfPrinter;
+}
+
+export interface AppServiceOptions {
+  transport: AppInfo['transport'];
+  historyDir: string;
+  cacheBudgetBytes: number;
+  device?: BackendChoice;
+  platform?: PlatformHooks;
+  /** Minimum milliseconds between run.progress / cache.changed events (the last one is always sent). */
+  throttleMs?: number;
+}
+
+export type EventListener = <E extends RpcEventName>(event: E, payload: RpcEvents[E]) => void;
+
+export type Handlers = { [M in RpcMethodName]: (params: RpcParams<M>) => Promise<RpcResult<M>> };
+
+interface RunState {
+  runId: string;
+  request: CompareRequest;
+  progress: CompareProgress | null;
+  controller: AbortController;
+  /** Settles (never rejects) once the run's end event has been emitted. */
+  done: Promise<void>;
+}
+
+/** Emits at most once per `ms`, always delivering the latest value (trailing edge). */
+class Throttle<T> {
+  private last = 0;
+  private timer: NodeJS.Timeout | null = null;
+  private pending: { value: T } | null = null;
+  constructor(private readonly ms: number, private readonly send: (value: T) => void) {}
+
+  push(value: T, immediate = false): void {
+    const now = Date.now();
+    if (immediate || now - this.last >= this.ms) {
+      this.cancel();
+      this.last = now;
+      this.send(value);
+      return;
+    }
+    this.pending = { value };
+    this.timer ??= setTimeout(() => this.flush(), this.ms - (now - this.last));
+    this.timer.unref?.();
+  }
+
+  flush(): void {
+    const p = this.pending;
+    this.cancel();
+    if (p) {
+      this.last = Date.now();
+      this.send(p.value);
+    }
+  }
+
+  cancel(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    this.pending = null;
+  }
+}
+
+function readVersion(): string {
+  const pkg = JSON.parse(fs.readFileSync(path.join(projectRoot, 'package.json'), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+export class AppService {
+  readonly history: HistoryStore;
+  readonly cache: CacheManager;
+  readonly handlers: Handlers;
+  private session: EngineSession | null = null;
+  private active: RunState | null = null;
+  private readonly listeners = new Set<EventListener>();
+  private readonly tokenizers = new Map<string, Promise<LensTokenizer>>();
+  private readonly cacheThrottle: Throttle<null>;
+  private readonly unsubscribeCache: () => void;
+  private disposed = false;
+
+  constructor(private readonly options: AppServiceOptions) {
+    this.history = new HistoryStore(options.historyDir);
+    this.cache = new CacheManager({ budgetBytes: options.cacheBudgetBytes });
+    const throttleMs = options.throttleMs ?? 100;
+    this.cacheThrottle = new Throttle(throttleMs * 2, () => this.emit('cache.changed', this.cache.usage()));
+    this.unsubscribeCache = this.cache.onChange(() => this.cacheThrottle.push(null));
+    this.handlers = this.makeHandlers();
+  }
+
+  /** Subscribes to every event; returns the unsubscribe function. */
+  onEvent(listener: EventListener): () => void {
+    this.listeners.add(listener);
+    return () => {
+      this.listeners.delete(listener);
+    };
+  }
+
+  private emit<E extends RpcEventName>(event: E, payload: RpcEvents[E]): void {
+    for (const l of [...this.listeners]) {
+      try {
+        l(event, payload);
+      } catch {
+        // A transport's failure (a closed socket) must not break the run or other transports.
+      }
+    }
+  }
+
+  /** The engine, loaded on first use; a missing build is an error the caller sees. */
+  private engine(): EngineSession {
+    if (this.disposed) throw rpcError('INTERNAL', 'AdapterLens is shutting down');
+    this.session ??= new EngineSession(this.options.device ?? 'auto');
+    return this.session;
+  }
+
+  private tokenizer(dir: string): Promise<LensTokenizer> {
+    const key = path.resolve(dir);
+    let tok = this.tokenizers.get(key);
+    if (!tok) {
+      if (this.tokenizers.size >= 8) this.tokenizers.clear(); // a handful of models per session at most
+      tok = loadTokenizer(key);
+      tok.catch(() => this.tokenizers.delete(key)); // do not cache a failure: the user may fix the folder
+      this.tokenizers.set(key, tok);
+    }
+    return tok;
+  }
+
+  private makeHandlers(): Handlers {
+    const platform = this.options.platform ?? {};
+    return {
+      'app.info': async () => this.appInfo(),
+      'model.inspect': ({ dir }) => inspectModel(dir),
+      'adapter.inspect': ({ modelDir, dir }) => inspectAdapter(modelDir, dir),
+      'text.count': async ({ modelDir, tokenizerDir, documentText, promptText }) =>
+        countTokens(modelDir, await this.tokenizer(tokenizerDir ?? modelDir), documentText, promptText),
+      'fs.browse': ({ dir }) => browseFolder(dir),
+      'dialog.pickFolders': async ({ purpose, multiple }) => {
+        if (!platform.pickFolders) throw rpcError('NOT_SUPPORTED', 'there are no native dialogs in the browser; browse the folders instead');
+        return { paths: await platform.pickFolders(purpose, multiple) };
+      },
+      'run.start': async ({ request }) => this.startRun(request),
+      'run.cancel': async ({ runId }) => {
+        const run = this.active;
+        if (!run || run.runId !== runId || run.controller.signal.aborted) return { cancelled: false };
+        run.controller.abort();
+        return { cancelled: true };
+      },
+      'run.active': async (): Promise<ActiveRun | null> => {
+        const run = this.active;
+        return run ? { runId: run.runId, request: run.request, progress: run.progress } : null;
+      },
+      'cache.stats': async () => this.cache.usage(),
+      'cache.clear': async () => {
+        this.cache.clear();
+        return this.cache.usage();
+      },
+      'history.list': async () => (await this.history.list()).entries,
+      'history.get': ({ id }) => this.savedReport(id),
+      'history.delete': async ({ id }) => {
+        const deleted = await this.history.delete(id);
+        if (deleted) await this.emitHistory();
+        return { deleted };
+      },
+      'report.export': async ({ id, format }) => exportReport(await this.savedReport(id), format, platform.printPdf),
+      'report.saveAs': async ({ id, format }) => {
+        if (!platform.saveFile) throw rpcError('NOT_SUPPORTED', 'there is no save dialog in the browser; use export (the browser downloads the file)');
+        const file = await exportReport(await this.savedReport(id), format, platform.printPdf);
+        return { path: await platform.saveFile(file) };
+      },
+    };
+  }
+
+  private appInfo(): AppInfo {
+    const session = this.engine();
+    const info = session.engine.addon.info();
+    const demo = demoAvailable() ? demoInputs(demoRequest()) : null;
+    return {
+      version: readVersion(),
+      engineVersion: info.engineVersion,
+      backend: {
+        kind: session.engine.backend,
+        device: info.device,
+        fallbackReason: session.engine.fallbackReason,
+        // The CPU engine's memory is the machine's; the engine does not report GPU memory yet.
+        memoryBytes: session.engine.backend === 'cpu' ? os.totalmem() : null,
+      },
+      transport: this.options.transport,
+      capabilities: { nativeDialogs: Boolean(this.options.platform?.pickFolders), pdf: false },
+      demo,
+      historyDir: this.history.dir,
+      cacheBudgetBytes: this.cache.budgetBytes,
+    };
+  }
+
+  private async savedReport(id: string) {
+    try {
+      return await this.history.get(id);
+    } catch (e) {
+      if (e instanceof HistoryNotFoundError) throw rpcError('NOT_FOUND', e.message);
+      throw e;
+    }
+  }
+
+  private async emitHistory(): Promise<void> {
+    try {
+      this.emit('history.changed', { entries: (await this.history.list()).entries });
+    } catch {
+      // The folder became unreadable: history.list will say so when asked.
+    }
+  }
+
+  private startRun(request: CompareRequest): { runId: string } {
+    if (this.active) {
+      throw rpcError('BUSY', 'a comparison is already running; cancel it or wait for it to finish before starting another');
+    }
+    const session = this.engine();
+    if (request.device === 'cuda' && session.engine.backend !== 'cuda') {
+      throw rpcError('INVALID_INPUT', `this engine runs on ${session.engine.backend.toUpperCase()}${session.engine.fallbackReason ? ` (${session.engine.fallbackReason})` : ''}; choose device auto or cpu`);
+    }
+    const run: RunState = { runId: randomUUID(), request, progress: null, controller: new AbortController(), done: Promise.resolve() };
+    this.active = run;
+    run.done = this.execute(session, run);
+    return { runId: run.runId };
+  }
+
+  /** Runs the comparison and emits its end event; never rejects. */
+  private async execute(session: EngineSession, run: RunState): Promise<void> {
+    const { runId } = run;
+    const progress = new Throttle<CompareProgress>(this.options.throttleMs ?? 100, (p) => this.emit('run.progress', { runId, progress: p }));
+    // Tokens of one decode step arrive one per sequence in one synchronous loop; they are
+    // sent together, as one event per step, when the step changes or the loop ends.
+    let tokens: TokenEvent[] = [];
+    let flushQueued = false;
+    const flushTokens = (): void => {
+      flushQueued = false;
+      if (tokens.length === 0) return;
+      const batch = tokens;
+      tokens = [];
+      this.emit('run.tokens', { runId, tokens: batch });
+    };
+    let lastStage: string | null = null;
+    try {
+      const report = await runComparison(session, this.cache, run.request, {
+        signal: run.controller.signal,
+        onProgress: (p) => {
+          run.progress = p;
+          const stageChanged = p.stage !== lastStage;
+          lastStage = p.stage;
+          progress.push(p, stageChanged || p.done === p.total);
+        },
+        onToken: (t) => {
+          if (tokens.length > 0 && tokens[0]!.step !== t.step) flushTokens();
+          tokens.push(t);
+          if (!flushQueued) {
+            flushQueued = true;
+            queueMicrotask(flushTokens);
+          }
+        },
+      });
+      flushTokens();
+      progress.flush();
+      const { id } = await this.history.save(report);
+      this.active = null;
+      this.emit('run.finished', { runId, reportId: id, report });
+      await this.emitHistory();
+    } catch (e) {
+      flushTokens();
+      progress.cancel();
+      this.active = null;
+      const error = toErrorPayload(e);
+      if (error.code === 'CANCELLED' || run.controller.signal.aborted) this.emit('run.cancelled', { runId });
+      else this.emit('run.failed', { runId, error });
+    }
+  }
+
+  /**
+   * Cancels the active run and waits for it to end, then frees every cache entry and
+   * the engine. Later calls fail.
+   */
+  async dispose(): Promise<void> {
+    if (this.disposed) return;
+    this.disposed = true;
+    const run = this.active;
+    if (run) {
+      run.controller.abort();
+      await run.done;
+    }
+    this.cacheThrottle.cancel();
+    this.unsubscribeCache();
+    this.cache.dispose();
+    this.session?.dispose();
+    this.session = null;
+    this.listeners.clear();
+  }
+}
+
+function demoInputs(r: CompareRequest): DemoInputs {
+  return {
+    modelDir: r.modelDir,
+    adapterDirs: r.adapters.map((a) => a.dir),
+    documentText: r.documentText,
+    promptText: r.promptText,
+    strategies: r.strategies,
+    maxNewTokens: r.maxNewTokens,
+  };
+}
