@@ -1,0 +1,90 @@
+// Every finished run, saved as its report JSON: listed, reopenable, exportable.
+import { formatBytes } from '../logic/format.js';
+import { useApp } from '../store/app.js';
+import { useHistory } from '../store/history.js';
+import { useResults } from '../store/results.js';
+import { ExportMenu } from './ExportMenu.js';
+
+export function HistoryPanel(): React.JSX.Element {
+  const { entries, loaded, loading, error, busy, notice, refresh, get, remove } = useHistory();
+  const historyDir = useApp((s) => s.info?.historyDir);
+  const open = useResults((s) => s.open);
+  const openId = useResults((s) => s.reportId);
+  const setTab = useApp((s) => s.setTab);
+
+  const reopen = async (id: string): Promise<void> => {
+    const report = await get(id);
+    if (report) {
+      open(report, id, 'history');
+      setTab('results');
+    }
+  };
+
+  return (
+    <section className="card history" aria-labelledby="history-h" data-testid="history">
+      <div className="card-head">
+        <h2 id="history-h">History</h2>
+        {historyDir && (
+          <span className="muted small" title={historyDir}>
+            saved in <code>{historyDir}</code>
+          </span>
+        )}
+        <button type="button" onClick={() => void refresh()} disabled={loading}>
+          {loading ? 'Refreshing…' : 'Refresh'}
+        </button>
+      </div>
+      {error && (
+        <p className="error" role="alert">
+          {error}
+        </p>
+      )}
+      {notice && (
+        <p className="ok" role="status">
+          {notice}
+        </p>
+      )}
+      {!loaded && loading && <p className="state">Loading saved runs…</p>}
+      {loaded && entries.length === 0 && <p className="empty">No saved runs yet. Every finished run is saved here automatically.</p>}
+      {entries.length > 0 && (
+        <div className="table-scroll">
+          <table className="dense history-table">
+            <thead>
+              <tr>
+                <th scope="col">when</th>
+                <th scope="col">model</th>
+                <th scope="col">adapters</th>
+                <th scope="col">strategies</th>
+                <th scope="col">doc tokens</th>
+                <th scope="col">backend</th>
+                <th scope="col">size</th>
+                <th scope="col">actions</th>
+              </tr>
+            </thead>
+            <tbody>
+              {entries.map((e) => (
+                <tr key={e.id} className={e.id === openId ? 'current' : ''} data-testid={`history-row-${e.id}`}>
+                  <td>{new Date(e.createdAt).toLocaleString()}</td>
+                  <td>{e.modelName}</td>
+                  <td>{e.adapterNames.join(', ')}</td>
+                  <td className="small">{e.strategies.join(', ')}</td>
+                  <td>{e.documentTokens.toLocaleString('en-US')}</td>
+                  <td>{e.backend}</td>
+                  <td>{formatBytes(e.fileBytes)}</td>
+                  <td className="actions">
+                    <button type="button" onClick={() => void reopen(e.id)} disabled={busy === e.id} data-testid={`history-open-${e.id}`}>
+                      Open
+                    </button>
+                    <ExportMenu id={e.id} compact />
+                    <button type="button" className="icon danger-text" aria-label={`Delete run of ${new Date(e.createdAt).toLocaleString()}`} onClick={() => window.confirm('Delete this saved run?') && void remove(e.id)}>
+                      🗑
+                    </button>
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      )}
+    </section>
+  );
+}

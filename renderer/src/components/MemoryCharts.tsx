@@ -1,0 +1,210 @@
+// Memory: stacked bars (shared base cache + each adapter's store) per strategy against
+// exact; total cache memory against the number of adapters, with a budget line.
+import { useMemo, useState } from 'react';
+import type { Report } from '../../../shared/report.js';
+import { EChart } from '../charts/EChart.js';
+import type { ChartOption } from '../charts/echarts.js';
+import { count, formatBytes, sig3 } from '../logic/format.js';
+import { memoryBars, scalingAxisMax, scalingLines, totalFor } from '../logic/memory.js';
+import { strategyColor } from '../logic/strategy-order.js';
+import { useApp } from '../store/app.js';
+import { useResults } from '../store/results.js';
+
+const ADAPTER_COLORS = ['#0072B2', '#E69F00', '#009E73', '#CC79A7', '#56B4E9', '#D55E00', '#F0E442', '#000000'];
+const BASE_COLOR = '#9aa0a6';
+
+interface AxisTooltipItem {
+  seriesName?: string;
+  value?: unknown;
+  axisValueLabel?: string;
+  marker?: string;
+}
+
+function bytesAxisLabel(v: number): string {
+  return formatBytes(v);
+}
+
+function BudgetInput(): React.JSX.Element {
+  const budget = useResults((s) => s.budgetBytes);
+  const setBudget = useResults((s) => s.setBudget);
+  const appBudget = useApp((s) => s.info?.cacheBudgetBytes ?? null);
+  const value = budget ?? appBudget ?? 8 * 1024 ** 3;
+  const [text, setText] = useState(String(Number((value / 1024 ** 2).toFixed(3))));
+  return (
+    <form
+      className="budget"
+      onSubmit={(e) => {
+        e.preventDefault();
+        const mib = Number(text);
+        if (Number.isFinite(mib) && mib > 0) setBudget(Math.round(mib * 1024 ** 2));
+      }}
+    >
+      <label htmlFor="budget">Budget (MiB)</label>
+      <input id="budget" type="number" min={0} step="any" value={text} onChange={(e) => setText(e.target.value)} data-testid="budget-input" />
+      <button type="submit">Apply</button>
+      {budget !== null && appBudget !== null && (
+        <button
+          type="button"
+          className="linklike"
+          onClick={() => {
+            setBudget(null);
+            setText(String(Number((appBudget / 1024 ** 2).toFixed(3))));
+          }}
+        >
+          session budget ({formatBytes(appBudget)})
+        </button>
+      )}
+    </form>
+  );
+}
+
+export function MemoryCharts({ report }: { report: Report }): React.JSX.Element {
+  const bars = useMemo(() => memoryBars(report), [report]);
+  const budgetSel = useResults((s) => s.budgetBytes);
+  const appBudget = useApp((s) => s.info?.cacheBudgetBytes ?? null);
+  const budget = budgetSel ?? appBudget ?? 8 * 1024 ** 3;
+  const lines = useMemo(() => scalingLines(report, budget), [report, budget]);
+  const xMax = scalingAxisMax(lines, report.adapters.length);
+
+  const barOption = useMemo<ChartOption>(
+    () => ({
+      animation: false,
+      grid: { left: 70, right: 16, top: 30, bottom: 40 },
+      legend: { top: 0, type: 'scroll', textStyle: { fontSize: 11 } },
+      tooltip: {
+        trigger: 'axis',
+        axisPointer: { type: 'shadow' },
+        formatter: (raw: unknown) => {
+          const items = raw as AxisTooltipItem[];
+          const head = items[0]?.axisValueLabel ?? '';
+          const rows = items.map((i) => `${i.marker ?? ''}${i.seriesName ?? ''}: ${formatBytes(Number(i.value))}`);
+          const total = items.reduce((s, i) => s + Number(i.value), 0);
+          return [`<b>${head}</b>`, ...rows, `total ${formatBytes(total)}`].join('<br/>');
+        },
+      },
+      xAxis: { type: 'category', data: bars.strategies, axisLabel: { fontSize: 11 } },
+      yAxis: { type: 'value', axisLabel: { formatter: bytesAxisLabel, fontSize: 10 } },
+      series: bars.series.map((s, i) => ({
+        type: 'bar' as const,
+        name: s.name,
+        stack: 'total',
+        data: s.values,
+        barMaxWidth: 48,
+        itemStyle: { color: s.id === 'base' ? BASE_COLOR : (ADAPTER_COLORS[(i - 1) % ADAPTER_COLORS.length] ?? '#333') },
+      })),
+    }),
+    [bars],
+  );
+
+  const lineOption = useMemo<ChartOption>(
+    () => ({
+      animation: false,
+      grid: { left: 70, right: 90, top: 30, bottom: 40 },
+      legend: { top: 0, type: 'scroll', textStyle: { fontSize: 11 } },
+      tooltip: {
+        trigger: 'axis',
+        formatter: (raw: unknown) => {
+          const items = raw as AxisTooltipItem[];
+          const first = items[0]?.value;
+          const n = Array.isArray(first) ? Number(first[0]) : 0;
+          return [`<b>${count(n)} adapters</b>`, ...items.map((i) => `${i.marker ?? ''}${i.seriesName ?? ''}: ${formatBytes(Array.isArray(i.value) ? Number(i.value[1]) : 0)}`)].join('<br/>');
+        },
+      },
+      xAxis: { type: 'value', name: 'adapters', nameLocation: 'middle', nameGap: 24, min: 0, max: xMax, axisLabel: { fontSize: 10 } },
+      yAxis: { type: 'value', axisLabel: { formatter: bytesAxisLabel, fontSize: 10 } },
+      series: lines.map((l, i) => ({
+        type: 'line' as const,
+        name: l.strategy,
+        showSymbol: false,
+        data: Array.from({ length: 41 }, (_, k) => {
+          const n = Math.round((k * xMax) / 40);
+          return [n, totalFor(l, n)];
+        }),
+        lineStyle: { width: 2, type: l.strategy === 'exact' ? ('solid' as const) : i % 2 ? ('dashed' as const) : ('solid' as const) },
+        itemStyle: { color: strategyColor(l.strategy, report.settings.strategies) },
+        ...(i === 0
+          ? {
+              markLine: {
+                silent: true,
+                symbol: 'none',
+                lineStyle: { color: '#c62828', type: 'dashed' as const },
+                label: { formatter: `budget ${formatBytes(budget)}`, position: 'end' as const, fontSize: 10 },
+                data: [{ yAxis: budget }],
+              },
+            }
+          : {}),
+      })),
+    }),
+    [lines, xMax, budget, report.settings.strategies],
+  );
+
+  return (
+    <div className="memory">
+      <div className="two-col">
+        <figure className="panel" data-testid="memory-chart">
+          <figcaption>Cache memory per strategy: shared base cache + each adapter's store</figcaption>
+          <EChart option={barOption} height={300} label="Stacked bars of cache memory per strategy; numbers in the table below" />
+          <div className="table-scroll">
+            <table className="dense numbers" data-testid="memory-table">
+              <thead>
+                <tr>
+                  <th scope="col">strategy</th>
+                  {bars.series.map((s) => (
+                    <th key={String(s.id)} scope="col">
+                      {s.name}
+                    </th>
+                  ))}
+                  <th scope="col">total</th>
+                  <th scope="col">vs exact</th>
+                </tr>
+              </thead>
+              <tbody>
+                {bars.strategies.map((st, j) => (
+                  <tr key={st}>
+                    <th scope="row">
+                      <code>{st}</code>
+                    </th>
+                    {bars.series.map((s) => (
+                      <td key={String(s.id)} data-testid={`memory-bytes-${st}-${s.id === 'base' ? 'base' : s.name}`} data-bytes={s.values[j]}>
+                        {formatBytes(s.values[j] ?? 0)}
+                      </td>
+                    ))}
+                    <td data-bytes={bars.totals[j]}>{formatBytes(bars.totals[j] ?? 0)}</td>
+                    <td>{Number.isFinite(bars.ratioToExact[j]) ? `${sig3((bars.ratioToExact[j] ?? 0) * 100)}%` : '—'}</td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          </div>
+        </figure>
+        <figure className="panel" data-testid="memory-scaling">
+          <figcaption>Total cache memory against the number of adapters</figcaption>
+          <BudgetInput />
+          <EChart option={lineOption} height={260} label="Lines of total cache memory against the number of adapters, with the budget; numbers in the table below" />
+          <table className="dense numbers" data-testid="fits-table">
+            <thead>
+              <tr>
+                <th scope="col">strategy</th>
+                <th scope="col">fixed</th>
+                <th scope="col">per adapter</th>
+                <th scope="col">adapters in {formatBytes(budget)}</th>
+              </tr>
+            </thead>
+            <tbody>
+              {lines.map((l) => (
+                <tr key={l.strategy}>
+                  <th scope="row">
+                    <code>{l.strategy}</code>
+                  </th>
+                  <td>{formatBytes(l.fixedBytes)}</td>
+                  <td>{formatBytes(l.perAdapterBytes)}</td>
+                  <td data-fits={Number.isFinite(l.fits) ? l.fits : 'inf'}>{Number.isFinite(l.fits) ? count(l.fits) : 'unbounded'}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </figure>
+      </div>
+    </div>
+  );
+}

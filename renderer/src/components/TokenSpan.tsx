@@ -1,0 +1,20 @@
+import { memo } from 'react';
+import { sig3, visiblePiece } from '../logic/format.js';
+import type { TokenView } from '../logic/grid.js';
+
+interface Props {
+  token: TokenView;
+  first: boolean;
+  onHover(token: TokenView | null): void;
+}
+
+/** One generated token; from the first divergence from `exact` on, highlighted. */
+export const TokenSpan = memo(function TokenSpan({ token, first, onHover }: Props): React.JSX.Element {
+  const cls = `tok${token.diverged ? ' div' : ''}${first ? ' first' : ''}`;
+  const title = `#${token.index} id ${token.token} · p ${sig3(token.prob)}${token.kl !== null ? ` · KL vs exact ${sig3(token.kl)}` : ''}`;
+  return (
+    <span className={cls} title={title} data-prob={token.prob} data-kl={token.kl ?? undefined} onMouseEnter={() => onHover(token)} onMouseLeave={() => onHover(null)}>
+      {visiblePiece(token.piece)}
+    </span>
+  );
+});

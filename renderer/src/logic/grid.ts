@@ -1,0 +1,141 @@
+// The side-by-side output grid: adapters as columns, strategies as rows (`exact` on
+// top), from a finished report or from tokens streamed during a run.
+import type { TokenEvent } from '../../../shared/compare.js';
+import type { Report } from '../../../shared/report.js';
+import type { StrategyId } from '../../../shared/strategies.js';
+import { firstDivergence, firstDivergenceSoFar } from './divergence.js';
+import { orderStrategies } from './strategy-order.js';
+
+export interface TokenView {
+  index: number;
+  token: number;
+  piece: string;
+  /** Probability the sequence gave this token (NaN where not measured). */
+  prob: number;
+  /** Teacher-forced KL(p_exact ‖ p_strategy) at this position; null while streaming or past the scored positions. */
+  kl: number | null;
+  /** At or after the first divergence from `exact`. */
+  diverged: boolean;
+}
+
+export interface GridCell {
+  adapter: number;
+  adapterName: string;
+  strategy: StrategyId;
+  tokens: TokenView[];
+  firstDivergence: number | null;
+  /** Differs from exact's output (always false for exact). */
+  differs: boolean;
+  meanKl: number | null;
+  top1Agreement: number | null;
+}
+
+export interface GridRow {
+  strategy: StrategyId;
+  cells: GridCell[];
+  /** Some adapter's output differs from exact in this row. */
+  differs: boolean;
+}
+
+export interface Grid {
+  adapters: string[];
+  rows: GridRow[];
+}
+
+export function cellKey(adapter: number, strategy: StrategyId): string {
+  return `${adapter}|${strategy}`;
+}
+
+function views(tokens: readonly number[], pieces: readonly string[], probs: readonly number[], kl: readonly number[] | null, div: number | null): TokenView[] {
+  return tokens.map((token, i) => ({
+    index: i,
+    token,
+    piece: pieces[i] ?? '',
+    prob: probs[i] ?? Number.NaN,
+    kl: kl ? (kl[i] ?? null) : null,
+    diverged: div !== null && i >= div,
+  }));
+}
+
+function rowsOf(cells: GridCell[][], strategies: StrategyId[]): GridRow[] {
+  return strategies.map((strategy, r) => {
+    const rowCells = cells[r] ?? [];
+    return { strategy, cells: rowCells, differs: rowCells.some((c) => c.differs) };
+  });
+}
+
+export function gridFromReport(report: Report): Grid {
+  const strategies = orderStrategies(report.settings.strategies);
+  const cells = strategies.map((strategy) =>
+    report.adapters.flatMap((a, ai): GridCell[] => {
+      const s = a.strategies.find((x) => x.strategy === strategy);
+      if (!s) return [];
+      const g = s.generation;
+      const div = strategy === 'exact' ? null : g.firstDivergence;
+      return [
+        {
+          adapter: ai,
+          adapterName: a.name,
+          strategy,
+          tokens: views(g.tokens, g.pieces, g.probs, s.scores.kl, div),
+          firstDivergence: div,
+          differs: div !== null,
+          meanKl: s.scores.meanKl,
+          top1Agreement: s.scores.top1Agreement,
+        },
+      ];
+    }),
+  );
+  return { adapters: report.adapters.map((a) => a.name), rows: rowsOf(cells, strategies) };
+}
+
+/** Tokens streamed so far, per cellKey, in step order. */
+export type StreamedTokens = Record<string, TokenEvent[]>;
+
+/** Appends one decode step's events (steps arrive in order; a repeated step is ignored). */
+export function appendTokens(streams: StreamedTokens, events: readonly TokenEvent[]): StreamedTokens {
+  const next: StreamedTokens = { ...streams };
+  const copied = new Set<string>();
+  for (const ev of events) {
+    const key = cellKey(ev.adapter, ev.strategy);
+    if (!copied.has(key)) {
+      next[key] = [...(streams[key] ?? [])];
+      copied.add(key);
+    }
+    const list = next[key] ?? [];
+    const last = list[list.length - 1];
+    if (last && last.step >= ev.step) continue;
+    list.push(ev);
+  }
+  return next;
+}
+
+export function gridFromStream(adapterNames: readonly string[], strategyIds: readonly StrategyId[], streams: StreamedTokens): Grid {
+  const strategies = orderStrategies(['exact', ...strategyIds]);
+  const cells = strategies.map((strategy) =>
+    adapterNames.map((name, ai): GridCell => {
+      const evs = streams[cellKey(ai, strategy)] ?? [];
+      const tokens = evs.map((e) => e.token);
+      const exact = (streams[cellKey(ai, 'exact')] ?? []).map((e) => e.token);
+      const div = strategy === 'exact' ? null : firstDivergenceSoFar(tokens, exact);
+      return {
+        adapter: ai,
+        adapterName: name,
+        strategy,
+        tokens: views(tokens, evs.map((e) => e.piece), evs.map((e) => e.prob), null, div),
+        firstDivergence: div,
+        differs: div !== null,
+        meanKl: null,
+        top1Agreement: null,
+      };
+    }),
+  );
+  return { adapters: [...adapterNames], rows: rowsOf(cells, strategies) };
+}
+
+/** "Show only what differs": exact stays (the reference), rows equal to exact everywhere go. */
+export function onlyDiffering(grid: Grid): Grid {
+  return { ...grid, rows: grid.rows.filter((r) => r.strategy === 'exact' || r.differs) };
+}
+
+export { firstDivergence };

@@ -1,0 +1,87 @@
+// Memory views: per strategy, the shared base cache plus every adapter's store
+// (stacked), and total cache memory against the number of adapters.
+import type { Report } from '../../../shared/report.js';
+import type { StrategyId } from '../../../shared/strategies.js';
+import { strategyResult } from './heatmap.js';
+import { orderStrategies } from './strategy-order.js';
+
+export interface MemoryBarSeries {
+  /** 'base' for the shared base cache, else the adapter's index. */
+  id: 'base' | number;
+  name: string;
+  /** Bytes per strategy, in `strategies` order. */
+  values: number[];
+}
+
+export interface MemoryBars {
+  strategies: StrategyId[];
+  series: MemoryBarSeries[];
+  totals: number[];
+  /** Total of each strategy divided by exact's total (1 for exact). */
+  ratioToExact: number[];
+}
+
+/**
+ * `exact` needs no base cache (each adapter keeps its own K/V); every other strategy
+ * rebuilds from the shared base cache, counted once.
+ */
+export function needsBase(strategy: StrategyId): boolean {
+  return strategy !== 'exact';
+}
+
+export function memoryBars(report: Report): MemoryBars {
+  const strategies = orderStrategies(report.settings.strategies);
+  const base: MemoryBarSeries = {
+    id: 'base',
+    name: 'shared base cache',
+    values: strategies.map((s) => (needsBase(s) ? report.memory.baseCacheBytes : 0)),
+  };
+  const adapters: MemoryBarSeries[] = report.adapters.map((a, i) => ({
+    id: i,
+    name: a.name,
+    values: strategies.map((s) => strategyResult(a, s)?.bytes ?? 0),
+  }));
+  const series = [base, ...adapters];
+  const totals = strategies.map((_, j) => series.reduce((sum, s) => sum + (s.values[j] ?? 0), 0));
+  const exactIndex = strategies.indexOf('exact');
+  const exactTotal = exactIndex >= 0 ? (totals[exactIndex] ?? 0) : 0;
+  return { strategies, series, totals, ratioToExact: totals.map((t) => (exactTotal > 0 ? t / exactTotal : Number.NaN)) };
+}
+
+export interface ScalingLine {
+  strategy: StrategyId;
+  /** Bytes every configuration of this strategy pays once (the shared base cache). */
+  fixedBytes: number;
+  /** Mean bytes one more adapter adds (mean over the report's adapters). */
+  perAdapterBytes: number;
+  /** Adapters that fit in the budget; Infinity when one adds nothing; 0 when even the fixed part does not fit. */
+  fits: number;
+}
+
+/** Total cache bytes of n adapters under a line. */
+export function totalFor(line: ScalingLine, n: number): number {
+  return line.fixedBytes + n * line.perAdapterBytes;
+}
+
+export function adaptersThatFit(fixedBytes: number, perAdapterBytes: number, budgetBytes: number): number {
+  if (budgetBytes < fixedBytes) return 0;
+  if (perAdapterBytes <= 0) return Number.POSITIVE_INFINITY;
+  return Math.floor((budgetBytes - fixedBytes) / perAdapterBytes);
+}
+
+export function scalingLines(report: Report, budgetBytes: number): ScalingLine[] {
+  const n = Math.max(1, report.adapters.length);
+  return orderStrategies(report.settings.strategies).map((strategy) => {
+    const fixedBytes = needsBase(strategy) ? report.memory.baseCacheBytes : 0;
+    const perAdapterBytes = report.adapters.reduce((sum, a) => sum + (strategyResult(a, strategy)?.bytes ?? 0), 0) / n;
+    return { strategy, fixedBytes, perAdapterBytes, fits: adaptersThatFit(fixedBytes, perAdapterBytes, budgetBytes) };
+  });
+}
+
+/** How far the x axis of the scaling chart goes: past the point where exact leaves the budget. */
+export function scalingAxisMax(lines: readonly ScalingLine[], adapters: number): number {
+  const finite = lines.map((l) => l.fits).filter((f) => Number.isFinite(f) && f > 0);
+  const smallest = finite.length ? Math.min(...finite) : 0;
+  const want = Math.max(adapters * 2, Math.ceil(smallest * 1.5), 8);
+  return Math.min(want, 1_000_000);
+}

@@ -1,0 +1,171 @@
+// The run in progress: start, staged progress, streamed tokens, cancel, its end.
+import { create } from 'zustand';
+import type { CompareProgress, CompareRequest, CompareStage } from '../../../shared/compare.js';
+import type { RpcClient, RpcEvents } from '../../../shared/rpc.js';
+import { appendTokens, type StreamedTokens } from '../logic/grid.js';
+import { baseName } from '../logic/request.js';
+import { errorMessage, rpc } from '../rpc/instance.js';
+
+export type RunStatus = 'idle' | 'starting' | 'running' | 'cancelling' | 'finished' | 'failed' | 'cancelled';
+
+export interface RunState {
+  status: RunStatus;
+  runId: string | null;
+  request: CompareRequest | null;
+  adapterNames: string[];
+  seen: Partial<Record<CompareStage, CompareProgress>>;
+  current: CompareStage | null;
+  startedAt: number | null;
+  endedAt: number | null;
+  streams: StreamedTokens;
+  error: string | null;
+  reportId: string | null;
+  start(request: CompareRequest): Promise<boolean>;
+  cancel(): Promise<void>;
+  /** Picks up a run already in progress (a reconnecting tab). */
+  resume(): Promise<void>;
+  dismiss(): void;
+}
+
+const IDLE = {
+  status: 'idle' as RunStatus,
+  runId: null,
+  request: null,
+  adapterNames: [],
+  seen: {},
+  current: null,
+  startedAt: null,
+  endedAt: null,
+  streams: {},
+  error: null,
+  reportId: null,
+};
+
+function namesOf(request: CompareRequest): string[] {
+  return request.adapters.map((a) => a.name ?? baseName(a.dir));
+}
+
+export function isRunning(status: RunStatus): boolean {
+  return status === 'starting' || status === 'running' || status === 'cancelling';
+}
+
+/** Events that arrive before run.start answers (the run id is unknown yet) wait here. */
+let early: { event: string; payload: { runId: string } }[] = [];
+
+export const useRun = create<RunState>((set, get) => ({
+  ...IDLE,
+
+  start: async (request) => {
+    if (isRunning(get().status)) return false;
+    early = [];
+    set({ ...IDLE, status: 'starting', request, adapterNames: namesOf(request), startedAt: Date.now() });
+    try {
+      const { runId } = await rpc().call('run.start', { request });
+      set({ runId, status: get().status === 'starting' ? 'running' : get().status });
+      const queued = early.filter((e) => e.payload.runId === runId);
+      early = [];
+      for (const e of queued) replay(e.event, e.payload);
+      return true;
+    } catch (e) {
+      set({ status: 'failed', error: errorMessage(e), endedAt: Date.now() });
+      return false;
+    }
+  },
+
+  cancel: async () => {
+    const { runId, status } = get();
+    if (!runId || !isRunning(status)) return;
+    set({ status: 'cancelling' });
+    try {
+      const { cancelled } = await rpc().call('run.cancel', { runId });
+      if (!cancelled && get().status === 'cancelling') set({ status: 'running' });
+    } catch (e) {
+      if (get().status === 'cancelling') set({ status: 'running', error: `Cancel failed: ${errorMessage(e)}` });
+    }
+  },
+
+  resume: async () => {
+    try {
+      const active = await rpc().call('run.active', {});
+      const { runId, status } = get();
+      if (!active) {
+        // The run ended while we were away; its end event was lost with the connection.
+        if (runId && isRunning(status)) set({ status: 'failed', error: 'The connection dropped and the run is no longer active; see History for its report.', endedAt: Date.now() });
+        return;
+      }
+      if (active.runId === runId) return;
+      set({
+        ...IDLE,
+        status: 'running',
+        runId: active.runId,
+        request: active.request,
+        adapterNames: namesOf(active.request),
+        startedAt: Date.now(),
+        ...(active.progress ? { seen: { [active.progress.stage]: active.progress }, current: active.progress.stage } : {}),
+      });
+    } catch {
+      // Not connected yet: the next reconnect tries again.
+    }
+  },
+
+  dismiss: () => {
+    if (!isRunning(get().status)) set({ ...IDLE });
+  },
+}));
+
+type Handlers = { [E in keyof RpcEvents]?: (payload: RpcEvents[E]) => void };
+
+const handlers: Handlers = {
+  'run.progress': ({ runId, progress }) => {
+    const s = useRun.getState();
+    if (s.runId !== runId) return;
+    useRun.setState({ seen: { ...s.seen, [progress.stage]: progress }, current: progress.stage });
+  },
+  'run.tokens': ({ runId, tokens }) => {
+    const s = useRun.getState();
+    if (s.runId !== runId) return;
+    useRun.setState({ streams: appendTokens(s.streams, tokens) });
+  },
+  'run.finished': ({ runId, reportId }) => {
+    if (useRun.getState().runId !== runId) return;
+    useRun.setState({ status: 'finished', reportId, endedAt: Date.now() });
+  },
+  'run.failed': ({ runId, error }) => {
+    if (useRun.getState().runId !== runId) return;
+    useRun.setState({ status: 'failed', error: error.message, endedAt: Date.now() });
+  },
+  'run.cancelled': ({ runId }) => {
+    if (useRun.getState().runId !== runId) return;
+    useRun.setState({ status: 'cancelled', endedAt: Date.now() });
+  },
+};
+
+function replay(event: string, payload: { runId: string }): void {
+  const h = handlers[event as keyof Handlers] as ((p: unknown) => void) | undefined;
+  h?.(payload);
+}
+
+function route<E extends keyof Handlers>(event: E, payload: RpcEvents[E] & { runId: string }): void {
+  const s = useRun.getState();
+  if (s.status === 'starting' && s.runId === null) {
+    early.push({ event, payload });
+    return;
+  }
+  replay(event, payload);
+}
+
+/** Subscribes the run store to the client's run events; returns the unsubscribe. */
+export function attachRunEvents(client: RpcClient, onFinished?: (payload: RpcEvents['run.finished']) => void): () => void {
+  const offs = [
+    client.on('run.progress', (p) => route('run.progress', p)),
+    client.on('run.tokens', (p) => route('run.tokens', p)),
+    client.on('run.finished', (p) => {
+      const mine = useRun.getState().runId === p.runId || (useRun.getState().status === 'starting' && useRun.getState().runId === null);
+      route('run.finished', p);
+      if (mine) onFinished?.(p);
+    }),
+    client.on('run.failed', (p) => route('run.failed', p)),
+    client.on('run.cancelled', (p) => route('run.cancelled', p)),
+  ];
+  return () => offs.forEach((off) => off());
+}
