@@ -23,11 +23,29 @@ export function formatZodError(error: z.ZodError): string {
   return parts.join('; ');
 }
 
+const FS_REASONS: Record<string, string> = {
+  ENOENT: 'no such file or folder',
+  ENOTDIR: 'not a folder',
+  EISDIR: 'a folder, not a file',
+  EACCES: 'permission denied',
+  EPERM: 'permission denied',
+};
+
+/** A file-system error on a path the user chose (a folder that vanished, no permission). */
+function fsErrorMessage(err: unknown): string | null {
+  const e = err as NodeJS.ErrnoException;
+  if (!(err instanceof Error) || typeof e.code !== 'string' || typeof e.path !== 'string') return null;
+  const reason = FS_REASONS[e.code];
+  return reason ? `${e.path}: ${reason}` : null;
+}
+
 export function toErrorPayload(err: unknown): RpcErrorPayload {
   if (err instanceof RpcError) return { code: err.code, message: err.message };
   if (err instanceof z.ZodError) return { code: 'BAD_REQUEST', message: `invalid arguments: ${formatZodError(err)}` };
   if (isCancelled(err) || isCancelledError(err)) return { code: 'CANCELLED', message: 'cancelled' };
   if (err instanceof CompareInputError || isLoadError(err)) return { code: 'INVALID_INPUT', message: err.message };
+  const fsMessage = fsErrorMessage(err);
+  if (fsMessage) return { code: 'INVALID_INPUT', message: fsMessage };
   if (err instanceof Error) return { code: 'INTERNAL', message: err.message || err.name };
   return { code: 'INTERNAL', message: String(err) };
 }

@@ -1,0 +1,178 @@
+// AppService through dispatch(), in process: the inspectors, folder browsing, the
+// transport-only methods, history and export, and how a run that cannot start ends.
+// (A real run with its events is in server.test.ts, over the WebSocket.)
+import { describe, it, after } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { dispatch } from '../../main/rpc/dispatch.js';
+import { AppService } from '../../main/rpc/service.js';
+import { loadTokenizer } from '../../main/model/tokenizer.js';
+import { REPORT_SCHEMA, type Report } from '../../shared/report.js';
+import type { AdapterInfo, AppInfo, ExportedFile, FolderListing, HistoryEntry, ModelInfo, RpcErrorCode, RpcEventName, TokenCount } from '../../shared/rpc.js';
+import { ADAPTERS_DIR, MODEL_DIR, OTHER_MODEL_ADAPTER, tempDir, tinyRequest } from './helpers.js';
+
+const historyDir = path.join(tempDir('service'), 'history');
+const service = new AppService({ transport: 'websocket', historyDir, cacheBudgetBytes: 1 << 30, throttleMs: 10 });
+const events: { event: RpcEventName; payload: unknown }[] = [];
+service.onEvent((event, payload) => events.push({ event, payload }));
+after(() => service.dispose());
+
+async function ok<T>(method: string, params: unknown): Promise<T> {
+  const answer = await dispatch(service.handlers, method, params);
+  if (!answer.ok) assert.fail(`${method} failed: ${answer.error.code} ${answer.error.message}`);
+  return answer.result as T;
+}
+
+async function fails(method: string, params: unknown, code: RpcErrorCode, message?: RegExp): Promise<void> {
+  const answer = await dispatch(service.handlers, method, params);
+  assert.equal(answer.ok, false, `${method} should fail`);
+  if (!answer.ok) {
+    assert.equal(answer.error.code, code, answer.error.message);
+    if (message) assert.match(answer.error.message, message);
+  }
+}
+
+function waitForEvent(name: RpcEventName): Promise<unknown> {
+  return new Promise((resolve) => {
+    const off = service.onEvent((event, payload) => {
+      if (event === name) {
+        off();
+        resolve(payload);
+      }
+    });
+  });
+}
+
+function fakeReport(): Report {
+  return {
+    schema: REPORT_SCHEMA,
+    createdAt: '2026-02-03T04:05:06.789Z',
+    backend: { kind: 'cpu', device: 'test', fallbackReason: null },
+    settings: { strategies: ['exact'] },
+    model: { name: 'tiny' },
+    documentTokens: [1, 2],
+    adapters: [{ name: 'qv' }],
+  } as unknown as Report;
+}
+
+describe('AppService', () => {
+  it('app.info describes the engine, the transport and the demo', async () => {
+    const info = await ok<AppInfo>('app.info', {});
+    assert.equal(info.transport, 'websocket');
+    assert.equal(info.backend.kind, 'cpu');
+    assert.ok(info.backend.device.length > 0);
+    assert.deepEqual(info.capabilities, { nativeDialogs: false, pdf: false });
+    assert.equal(info.historyDir, historyDir);
+    assert.equal(info.cacheBudgetBytes, 1 << 30);
+    assert.ok(info.demo, 'the fixtures are here, so the demo is offered');
+    assert.ok(fs.existsSync(path.join(info.demo.modelDir, 'config.json')));
+    assert.equal(info.demo.adapterDirs.length, 2);
+    assert.ok(info.demo.documentText.length > 100);
+  });
+
+  it('model.inspect reads the checkpoint without loading it; a non-model folder is INVALID_INPUT', async () => {
+    const m = await ok<ModelInfo>('model.inspect', { dir: MODEL_DIR });
+    assert.equal(m.name, 'llama-gqa-bf16');
+    assert.equal(m.architecture, 'LlamaForCausalLM');
+    assert.deepEqual([m.numLayers, m.numHeads, m.numKvHeads, m.headDim, m.hiddenSize, m.vocabSize], [4, 4, 2, 16, 64, 32000]);
+    assert.equal(m.format, 'sharded');
+    assert.equal(m.storedDtype, 'BF16');
+    assert.equal(m.hasTokenizer, true);
+    assert.ok(m.weightsBytes > 0 && m.parameters > 0);
+    await fails('model.inspect', { dir: ADAPTERS_DIR }, 'INVALID_INPUT', /no config\.json/);
+    await fails('model.inspect', { dir: '/no/such/folder' }, 'INVALID_INPUT', /does not exist/);
+  });
+
+  it('adapter.inspect validates against the model', async () => {
+    const a = await ok<AdapterInfo>('adapter.inspect', { modelDir: MODEL_DIR, dir: path.join(ADAPTERS_DIR, 'qv-r8') });
+    assert.equal(a.name, 'qv-r8');
+    assert.equal(a.rank, 8);
+    assert.deepEqual(a.targetModules, ['q_proj', 'v_proj']);
+    assert.deepEqual(a.layers, [0, 1, 2, 3]);
+    assert.equal(a.useRslora, false);
+    const other = fs.readdirSync(OTHER_MODEL_ADAPTER)[0]!;
+    await fails('adapter.inspect', { modelDir: MODEL_DIR, dir: path.join(OTHER_MODEL_ADAPTER, other) }, 'INVALID_INPUT');
+  });
+
+  it('text.count counts as the runner tokenizes (document with BOS, prompt without)', async () => {
+    const tok = await loadTokenizer(MODEL_DIR);
+    const documentText = 'Hello world, this is a document.';
+    const c = await ok<TokenCount>('text.count', { modelDir: MODEL_DIR, documentText, promptText: ' Summary:' });
+    assert.deepEqual(c, { documentTokens: tok.encodeDocument(documentText).length, promptTokens: tok.encodePrompt(' Summary:').length, contextLimit: 2048 });
+    assert.equal(c.documentTokens, tok.encodePrompt(documentText).length + 1);
+  });
+
+  it('fs.browse lists sub-folders marked model / adapter / folder', async () => {
+    const models = await ok<FolderListing>('fs.browse', { dir: path.dirname(MODEL_DIR) });
+    assert.equal(models.parent, path.dirname(path.dirname(MODEL_DIR)));
+    assert.deepEqual(models.entries.find((e) => e.name === 'llama-gqa-bf16'), { name: 'llama-gqa-bf16', path: MODEL_DIR, kind: 'model' });
+    const adapters = await ok<FolderListing>('fs.browse', { dir: ADAPTERS_DIR });
+    assert.ok(adapters.entries.length >= 3 && adapters.entries.every((e) => e.kind === 'adapter'));
+    const root = await ok<FolderListing>('fs.browse', { dir: '/' });
+    assert.equal(root.parent, null);
+    await fails('fs.browse', { dir: '/no/such/folder' }, 'NOT_FOUND');
+  });
+
+  it('native dialogs and save-as are NOT_SUPPORTED without platform hooks, and used with them', async () => {
+    await fails('dialog.pickFolders', { purpose: 'model', multiple: false }, 'NOT_SUPPORTED');
+    const { id } = await service.history.save(fakeReport());
+    await fails('report.saveAs', { id, format: 'json' }, 'NOT_SUPPORTED');
+    const saved: ExportedFile[] = [];
+    const withHooks = new AppService({
+      transport: 'electron',
+      historyDir,
+      cacheBudgetBytes: 1 << 20,
+      platform: {
+        pickFolders: async (purpose, multiple) => [`/picked/${purpose}/${multiple}`],
+        saveFile: async (file) => {
+          saved.push(file);
+          return `/saved/${file.fileName}`;
+        },
+      },
+    });
+    try {
+      const picked = await dispatch(withHooks.handlers, 'dialog.pickFolders', { purpose: 'adapter', multiple: true });
+      assert.deepEqual(picked, { ok: true, result: { paths: ['/picked/adapter/true'] } });
+      const answer = await dispatch(withHooks.handlers, 'report.saveAs', { id, format: 'json' });
+      assert.deepEqual(answer, { ok: true, result: { path: '/saved/adapterlens-2026-02-03T04-05-06.json' } });
+      assert.deepEqual(JSON.parse(saved[0]!.content), fakeReport());
+    } finally {
+      await withHooks.dispose();
+    }
+  });
+
+  it('history: list, get, export as JSON, delete (with history.changed)', async () => {
+    const { id } = await service.history.save(fakeReport());
+    const list = await ok<HistoryEntry[]>('history.list', {});
+    assert.ok(list.some((e) => e.id === id));
+    assert.deepEqual(await ok<Report>('history.get', { id }), fakeReport());
+    const file = await ok<ExportedFile>('report.export', { id, format: 'json' });
+    assert.equal(file.mimeType, 'application/json');
+    assert.equal(file.encoding, 'utf8');
+    assert.deepEqual(JSON.parse(file.content), fakeReport());
+    await fails('report.export', { id, format: 'html' }, 'NOT_SUPPORTED', /export as JSON/);
+    const changed = waitForEvent('history.changed');
+    assert.deepEqual(await ok('history.delete', { id }), { deleted: true });
+    const payload = (await changed) as { entries: HistoryEntry[] };
+    assert.ok(!payload.entries.some((e) => e.id === id));
+    await fails('history.get', { id }, 'NOT_FOUND');
+    assert.deepEqual(await ok('history.delete', { id }), { deleted: false });
+  });
+
+  it('a run whose input is unusable ends with run.failed INVALID_INPUT and frees the slot', async () => {
+    const failed = waitForEvent('run.failed');
+    const { runId } = await ok<{ runId: string }>('run.start', { request: tinyRequest({ modelDir: '/no/such/model' }) });
+    const payload = (await failed) as { runId: string; error: { code: string; message: string } };
+    assert.equal(payload.runId, runId);
+    assert.equal(payload.error.code, 'INVALID_INPUT');
+    assert.match(payload.error.message, /\/no\/such\/model/);
+    assert.equal(await ok('run.active', {}), null);
+    assert.deepEqual(await ok('run.cancel', { runId }), { cancelled: false });
+  });
+
+  it('a request for a device this engine does not have is refused at once', async () => {
+    await fails('run.start', { request: tinyRequest({ device: 'cuda' }) }, 'INVALID_INPUT', /CPU/);
+    assert.equal(await ok('run.active', {}), null);
+  });
+});
