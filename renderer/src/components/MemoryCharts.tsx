@@ -82,7 +82,7 @@ export function MemoryCharts({ report }: { report: Report }): React.JSX.Element 
           return [`<b>${head}</b>`, ...rows, `total ${formatBytes(total)}`].join('<br/>');
         },
       },
-      xAxis: { type: 'category', data: bars.strategies, axisLabel: { fontSize: 11 } },
+      xAxis: { type: 'category', data: bars.strategies, axisLabel: { fontSize: 10, interval: 0 } },
       yAxis: { type: 'value', axisLabel: { formatter: bytesAxisLabel, fontSize: 10 } },
       series: bars.series.map((s, i) => ({
         type: 'bar' as const,

@@ -26,7 +26,7 @@ export function QualityScatter({ report }: { report: Report }): React.JSX.Elemen
   const option = useMemo<ChartOption>(
     () => ({
       animation: false,
-      grid: { left: 70, right: 24, top: 40, bottom: 44 },
+      grid: { left: 70, right: 24, top: 34, bottom: 44 },
       legend: { top: 0, type: 'scroll', textStyle: { fontSize: 11 } },
       tooltip: {
         trigger: 'item',
@@ -40,7 +40,8 @@ export function QualityScatter({ report }: { report: Report }): React.JSX.Elemen
       yAxis: {
         type: 'value',
         name: METRIC_LABELS[metric],
-        nameTextStyle: { align: 'left' },
+        nameLocation: 'middle',
+        nameGap: 48,
         axisLabel: { fontSize: 10, formatter: (v: number) => fmt(metric, v) },
         ...(metric === 'top1Agreement' ? { min: 0, max: 1 } : {}),
       },

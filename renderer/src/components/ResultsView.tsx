@@ -61,9 +61,28 @@ function LiveGrid(): React.JSX.Element {
   );
 }
 
-function ReportHeader({ report, reportId }: { report: Report; reportId: string | null }): React.JSX.Element {
+function ReportActions({ report, reportId }: { report: Report; reportId: string | null }): React.JSX.Element {
   const applyRequest = useSetup((s) => s.applyRequest);
   const setTab = useApp((s) => s.setTab);
+  return (
+    <span className="head-actions">
+      <button
+        type="button"
+        className="small-btn"
+        onClick={() => {
+          void applyRequest(requestOf(report));
+          setTab('setup');
+        }}
+        title="Fill the setup form with this run's inputs"
+      >
+        Edit &amp; rerun
+      </button>
+      {reportId && <ExportMenu id={reportId} />}
+    </span>
+  );
+}
+
+function ReportHeader({ report }: { report: Report }): React.JSX.Element {
   const total = report.timings.reduce((s, t) => s + t.ms, 0);
   const m = report.model;
   return (
@@ -83,18 +102,6 @@ function ReportHeader({ report, reportId }: { report: Report; reportId: string |
         </span>
         <span>{duration(total)}</span>
         <span>{new Date(report.createdAt).toLocaleString()}</span>
-      </span>
-      <span className="head-actions">
-        <button
-          type="button"
-          onClick={() => {
-            void applyRequest(requestOf(report));
-            setTab('setup');
-          }}
-        >
-          Edit &amp; rerun
-        </button>
-        {reportId && <ExportMenu id={reportId} />}
       </span>
     </div>
   );
@@ -137,13 +144,14 @@ export function ResultsView(): React.JSX.Element {
 
   return (
     <section className="results" aria-label="Results" data-testid="results">
-      <ReportHeader report={report} reportId={reportId} />
+      <ReportHeader report={report} />
       <nav className="subtabs" role="tablist" aria-label="Result views">
         {SECTIONS.map((s) => (
           <button key={s.id} type="button" role="tab" aria-selected={section === s.id} className={section === s.id ? 'subtab active' : 'subtab'} onClick={() => setSection(s.id)} data-testid={`section-${s.id}`}>
             {s.label}
           </button>
         ))}
+        <ReportActions report={report} reportId={reportId} />
       </nav>
       <ErrorBoundary what={SECTIONS.find((s) => s.id === section)?.label ?? section} key={section}>
         {section === 'outputs' && <OutputGrid grid={grid} live={false} onlyDiffs={onlyDiffs} onOnlyDiffs={setOnlyDiffs} bytes={bytes} />}

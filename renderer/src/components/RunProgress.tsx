@@ -57,15 +57,17 @@ export function RunProgress(): React.JSX.Element | null {
           {run.error}
         </p>
       )}
-      <ol className="stages">
-        {views.map((v) => (
-          <li key={v.stage} className={`stage stage-${v.status}`} data-testid={`progress-stage-${v.stage}`} data-status={v.status}>
-            <span className="stage-label">{v.label}</span>
-            <span className="stage-count">{v.total > 0 ? `${v.done}/${v.total}` : v.status === 'done' ? '✓' : ''}</span>
-            {v.status === 'active' && v.detail && <span className="stage-detail">{v.detail}</span>}
-          </li>
-        ))}
-      </ol>
+      {running && (
+        <ol className="stages">
+          {views.map((v) => (
+            <li key={v.stage} className={`stage stage-${v.status}`} data-testid={`progress-stage-${v.stage}`} data-status={v.status}>
+              <span className="stage-label">{v.label}</span>
+              <span className="stage-count">{v.total > 0 ? `${v.done}/${v.total}` : v.status === 'done' ? '✓' : ''}</span>
+              {v.status === 'active' && v.detail && <span className="stage-detail">{v.detail}</span>}
+            </li>
+          ))}
+        </ol>
+      )}
       <span className="sr-only" data-testid="progress-stage" aria-live="polite">
         {run.current ?? ''}
       </span>

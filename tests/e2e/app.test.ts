@@ -1,0 +1,250 @@
+// The app end to end, as a user drives it: `adapterlens serve` on the tiny fixture model,
+// the built renderer in headless Chromium. Paste a document, choose two adapters and
+// three strategies besides exact, run, and check the results against the saved report;
+// cancel a longer run mid-generation and check the app still runs the next one.
+// Screenshots go to test-results/e2e/ (git-ignored).
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { projectRoot } from '../../main/paths.js';
+import type { Report } from '../../shared/report.js';
+import type { StrategyId } from '../../shared/strategies.js';
+
+const CHROMIUM = '/usr/bin/chromium';
+const shots = path.join(projectRoot, 'test-results', 'e2e');
+const modelDir = path.join(projectRoot, 'tests', 'fixtures', 'models', 'llama-gqa-bf16');
+const adapterDirs = ['qv-r8', 'all-linear-rslora'].map((a) => path.join(projectRoot, 'tests', 'fixtures', 'adapters', 'llama-gqa-bf16', a));
+const adapterNames = ['qv-r8', 'all-linear-rslora'];
+const documentText = fs.readFileSync(path.join(projectRoot, 'main', 'cli', 'demo-document.txt'), 'utf8');
+const CHOSEN: StrategyId[] = ['base', 'seed-minikv', 'delta-int8'];
+const skip = fs.existsSync(CHROMIUM) ? false : `${CHROMIUM} is missing (apt-get install chromium)`;
+if (skip) console.log(`# e2e skipped: ${skip}`);
+
+/** The built pieces serve needs: dist/ (tsc) and out/renderer (vite). */
+function ensureBuilt(): void {
+  const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
+  if (!fs.existsSync(path.join(projectRoot, 'dist', 'main', 'cli', 'main.js'))) execFileSync(npm, ['run', 'build:ts'], { cwd: projectRoot, stdio: 'inherit' });
+  if (!fs.existsSync(path.join(projectRoot, 'out', 'renderer', 'index.html'))) execFileSync(npm, ['run', 'build:renderer'], { cwd: projectRoot, stdio: 'inherit' });
+}
+
+function startServe(dataDir: string): Promise<{ proc: ChildProcess; url: string }> {
+  const proc = spawn(process.execPath, [path.join(projectRoot, 'bin', 'adapterlens.mjs'), 'serve', '--port', '0', '--data-dir', dataDir], {
+    cwd: projectRoot,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stderr = '';
+  proc.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+  return new Promise((resolve, reject) => {
+    let out = '';
+    const timer = setTimeout(() => reject(new Error(`serve did not print its URL in 60 s; stderr:\n${stderr}`)), 60_000);
+    proc.stdout?.on('data', (d: Buffer) => {
+      out += d.toString();
+      const m = /AdapterLens serving at (http:\/\/\S+)/.exec(out);
+      if (m?.[1]) {
+        clearTimeout(timer);
+        resolve({ proc, url: m[1] });
+      }
+    });
+    proc.on('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`serve exited with ${code}; stderr:\n${stderr}`));
+    });
+  });
+}
+
+function savedReports(dataDir: string): { id: string; report: Report }[] {
+  const dir = path.join(dataDir, 'history');
+  if (!fs.existsSync(dir)) return [];
+  return fs
+    .readdirSync(dir)
+    .filter((f) => f.endsWith('.json'))
+    .sort()
+    .map((f) => ({ id: f.replace(/\.json$/, ''), report: JSON.parse(fs.readFileSync(path.join(dir, f), 'utf8')) as Report }));
+}
+
+async function shot(page: Page, name: string): Promise<void> {
+  await page.screenshot({ path: path.join(shots, `${name}.png`) });
+}
+
+function visible(piece: string): string {
+  return piece.replace(/\n/g, '⏎').replace(/\t/g, '⇥');
+}
+
+describe('the app in a browser against adapterlens serve', { skip, timeout: 600_000 }, () => {
+  let serve: { proc: ChildProcess; url: string };
+  let browser: Browser;
+  let page: Page;
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'adapterlens-e2e-'));
+  const problems: string[] = [];
+
+  before(async () => {
+    ensureBuilt();
+    fs.mkdirSync(shots, { recursive: true });
+    serve = await startServe(dataDir);
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu'] });
+    const context = await browser.newContext({ viewport: { width: 1280, height: 800 }, acceptDownloads: true });
+    page = await context.newPage();
+    page.on('console', (m) => {
+      if (m.type() === 'error' || m.type() === 'warning') problems.push(`${m.type()}: ${m.text()}`);
+    });
+    page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
+    await page.goto(serve.url);
+    await page.getByText('connected', { exact: true }).waitFor({ timeout: 30_000 });
+  });
+
+  after(async () => {
+    await browser?.close();
+    if (serve?.proc.exitCode === null) {
+      const exited = new Promise((r) => serve.proc.once('exit', r));
+      serve.proc.kill('SIGTERM');
+      await Promise.race([exited, new Promise((r) => setTimeout(r, 10_000))]);
+      if (serve.proc.exitCode === null) serve.proc.kill('SIGKILL');
+    }
+    fs.rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  it('shows sensible empty states before anything is set up', async () => {
+    await page.getByTestId('tab-results').click();
+    await page.getByTestId('results-empty').waitFor();
+    await page.getByTestId('tab-history').click();
+    await page.getByText('No saved runs yet').waitFor();
+    await page.getByTestId('tab-setup').click();
+    assert.equal(await page.getByTestId('run-button').isDisabled(), true, 'nothing to run yet');
+    await shot(page, '01-setup-empty');
+  });
+
+  it('sets up a comparison: model, two adapters, a pasted document, three strategies', async () => {
+    await page.getByTestId('model-dir').fill(modelDir);
+    await page.getByTestId('model-dir').press('Enter');
+    await page.getByTestId('model-summary').waitFor();
+    assert.match(await page.getByTestId('model-summary').innerText(), /Layers\s+4/);
+    for (const dir of adapterDirs) {
+      await page.getByTestId('adapter-dir').fill(dir);
+      await page.getByTestId('adapter-dir').press('Enter');
+    }
+    for (const name of adapterNames) await page.locator(`[data-testid="adapter-row-${name}"] >> text=q v`).or(page.locator(`[data-testid="adapter-row-${name}"] >> text=gate`)).first().waitFor();
+    await page.getByTestId('document').fill(documentText);
+    await page.getByTestId('prompt').fill(' According to the above introduction of HKU,');
+    // The live count follows the pasted text (debounced).
+    await page.getByTestId('token-count').getByText(/^212 document \+ 10 prompt \+ 32 new = 254 \/ 2,048 tokens/).waitFor();
+    for (const s of CHOSEN) await page.getByTestId(`strategy-${s}`).check();
+    await page.getByTestId('max-new-tokens').fill('8');
+    await shot(page, '02-setup-filled');
+    assert.equal(await page.getByTestId('run-button').isDisabled(), false);
+  });
+
+  it('runs, streams text into every cell, and shows results that match the saved report', async () => {
+    await page.getByTestId('run-button').click();
+    await page.locator('[data-testid="run-progress"][data-status="finished"]').waitFor({ timeout: 120_000 });
+    await page.getByTestId('results').waitFor();
+    await shot(page, '03-results-outputs');
+
+    const saved = savedReports(dataDir);
+    assert.equal(saved.length, 1, 'one run saved in history');
+    const report = saved[0]!.report;
+    assert.deepEqual(report.settings.strategies, ['exact', ...CHOSEN]);
+
+    // Outputs: a cell per adapter × strategy, each holding the report's text.
+    for (const [ai, a] of report.adapters.entries()) {
+      assert.equal(a.name, adapterNames[ai]);
+      for (const s of a.strategies) {
+        const cell = page.getByTestId(`output-cell-${a.name}-${s.strategy}`);
+        const text = await cell.locator('.tokens').textContent();
+        assert.ok(s.generation.tokens.length > 0, `${a.name}/${s.strategy} generated tokens`);
+        assert.equal(text, s.generation.pieces.map(visible).join(''), `${a.name}/${s.strategy} text`);
+        assert.equal(await cell.getAttribute('data-first-divergence'), s.strategy === 'exact' || s.generation.firstDivergence === null ? '' : String(s.generation.firstDivergence));
+      }
+    }
+    // Hovering a token shows its probability (and KL against exact).
+    await page.getByTestId(`output-cell-${adapterNames[0]}-seed-minikv`).locator('.tok').first().hover();
+    assert.match(await page.getByTestId('token-inspector').innerText(), /p = [\d.e-]+ · KL\(exact ‖ this\) = /);
+
+    // Heatmaps: one row per layer, for each adapter; the summary has one column per non-exact strategy.
+    await page.getByTestId('section-errors').click();
+    for (const a of report.adapters) {
+      const table = page.getByTestId(`heatmap-tokens-${a.name}-data`);
+      await table.waitFor({ state: 'attached' });
+      assert.equal(await table.locator('tbody tr').count(), report.model.numLayers, `${a.name}: a row per layer`);
+      const first = a.strategies.find((s) => s.strategy === 'base')!;
+      const v0 = Number(await table.locator('tbody tr').first().locator('td').first().getAttribute('data-value'));
+      assert.equal(v0, first.tokens.v[0]![0], 'token grid values are the report’s');
+      const summary = page.getByTestId(`heatmap-summary-${a.name}-data`);
+      assert.equal(await summary.locator('tbody tr').count(), report.model.numLayers);
+      assert.equal(await summary.locator('thead th').count(), 1 + CHOSEN.length);
+    }
+    await page.getByTestId('grid-heads').check({ force: true });
+    assert.equal(await page.getByTestId(`heatmap-heads-${adapterNames[0]}-data`).locator('tbody tr').count(), report.model.numLayers);
+    await page.getByTestId(`heatmap-heads-${adapterNames[0]}`).locator('.chart').click({ position: { x: 200, y: 40 } });
+    await page.getByTestId('heatmap-details').waitFor();
+    await shot(page, '04-results-heatmaps');
+
+    // Memory: the bars' values are the report's bytes.
+    await page.getByTestId('section-memory').click();
+    await page.getByTestId('memory-chart').waitFor();
+    for (const s of report.settings.strategies) {
+      const base = Number(await page.getByTestId(`memory-bytes-${s}-base`).getAttribute('data-bytes'));
+      assert.equal(base, s === 'exact' ? 0 : report.memory.baseCacheBytes, `${s}: shared base cache`);
+      for (const a of report.adapters) {
+        const bytes = Number(await page.getByTestId(`memory-bytes-${s}-${a.name}`).getAttribute('data-bytes'));
+        assert.equal(bytes, a.strategies.find((x) => x.strategy === s)!.bytes, `${s}/${a.name} bytes`);
+      }
+    }
+    await shot(page, '05-results-memory');
+
+    await page.getByTestId('section-quality').click();
+    await page.getByTestId('quality-scatter').waitFor();
+    assert.equal(await page.getByTestId('quality-table').locator('tbody tr').count(), report.adapters.length * report.settings.strategies.length);
+    await shot(page, '06-results-quality');
+  });
+
+  it('lists the run in history and exports it', async () => {
+    await page.getByTestId('tab-history').click();
+    const id = savedReports(dataDir)[0]!.id;
+    await page.getByTestId(`history-row-${id}`).waitFor();
+    const [download] = await Promise.all([page.waitForEvent('download'), page.getByTestId(`history-row-${id}`).getByTestId('export-json').click()]);
+    assert.match(download.suggestedFilename(), /\.json$/);
+    await shot(page, '07-history');
+    await page.getByTestId(`history-open-${id}`).click();
+    await page.getByTestId('results').waitFor();
+  });
+
+  it('cancels a long run mid-generation and stays usable', async () => {
+    await page.getByTestId('tab-setup').click();
+    await page.getByTestId('document').fill([documentText, documentText, documentText].join('\n\n'));
+    await page.getByTestId('max-new-tokens').fill('400');
+    await page.getByTestId('token-count').getByText(/^\d{3}/).waitFor();
+    await page.getByTestId('run-button').click();
+    // Tokens stream into the live grid before the run ends.
+    const cell = page.getByTestId(`output-cell-${adapterNames[1]}-exact`);
+    await page.waitForFunction(
+      (sel) => Number(document.querySelector(sel)?.getAttribute('data-tokens') ?? 0) >= 3,
+      `[data-testid="output-cell-${adapterNames[1]}-exact"]`,
+      { timeout: 120_000 },
+    );
+    assert.equal(await page.locator('[data-testid="progress-stage-generate"]').getAttribute('data-status'), 'active');
+    await shot(page, '08-streaming');
+    await page.getByTestId('cancel-button').click();
+    await page.locator('[data-testid="run-progress"][data-status="cancelled"]').waitFor({ timeout: 60_000 });
+    const streamed = Number(await cell.getAttribute('data-tokens'));
+    assert.ok(streamed >= 3 && streamed < 400, `cancelled mid-generation after ${streamed} tokens`);
+    await shot(page, '09-cancelled');
+    assert.equal(savedReports(dataDir).length, 1, 'a cancelled run is not saved');
+
+    // Still usable: a short run finishes.
+    await page.getByTestId('tab-setup').click();
+    await page.getByTestId('max-new-tokens').fill('4');
+    await page.getByTestId('run-button').click();
+    await page.locator('[data-testid="run-progress"][data-status="finished"]').waitFor({ timeout: 120_000 });
+    await page.getByTestId('results').waitFor();
+    assert.equal(savedReports(dataDir).length, 2);
+    await shot(page, '10-after-cancel');
+  });
+
+  it('logged no errors in the browser console', () => {
+    assert.deepEqual(problems, []);
+  });
+});
