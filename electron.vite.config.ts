@@ -1,28 +1,51 @@
 // Build configuration of the desktop app (electron-vite): the Electron main process
 // (main/electron/, the only code that imports `electron`), the contextBridge preload
-// (main/preload/) and the React renderer (renderer/). The engine addon stays external:
-// it is loaded at run time from native/build/Release (unpacked from asar when packaged).
+// (main/preload/) and the React renderer (renderer/, whose own Vite config is reused so
+// the browser build and the desktop build cannot differ).
 //
-// The three entry points are the desktop-app issue's work; until they exist this file
-// only fixes where they go. The CLI and the tests do not use it (they run main/ under
-// plain Node through tsc / tsx).
+// - main → out/main/index.js (ESM, like the package). Dependencies stay external
+//   (node_modules ships with the app); the engine addon is loaded at run time from
+//   native/build/Release (unpacked from asar when packaged).
+// - preload → out/preload/index.cjs. Sandboxed preloads cannot be ES modules, so this one
+//   is CommonJS, with shared/ bundled in.
+// - renderer → out/renderer, exactly as `npm run build:renderer` builds it.
+//
+// Building needs no Electron binary (only its package.json, for the Node/Chrome targets).
+// The CLI and the tests do not use this file: they run main/ under plain Node.
 import { resolve } from 'node:path';
-import { defineConfig, externalizeDepsPlugin } from 'electron-vite';
+import { defineConfig } from 'electron-vite';
+import rendererConfig from './renderer/vite.config';
+
+// The build test (tests/electron) builds into its own folder so as not to replace the
+// out/ that `adapterlens serve` and the end-to-end tests use meanwhile.
+const out = resolve(__dirname, process.env.ADAPTERLENS_OUT_DIR ?? 'out');
 
 export default defineConfig({
   main: {
-    plugins: [externalizeDepsPlugin()],
     build: {
-      outDir: 'out/main',
-      rollupOptions: { input: { index: resolve(__dirname, 'main/electron/index.ts') }, external: [/\.node$/] },
+      outDir: resolve(out, 'main'),
+      rolldownOptions: {
+        input: { index: resolve(__dirname, 'main/electron/index.ts') },
+        external: [/\.node$/],
+        output: { format: 'es', entryFileNames: '[name].js' },
+      },
     },
   },
   preload: {
-    plugins: [externalizeDepsPlugin()],
-    build: { outDir: 'out/preload', rollupOptions: { input: { index: resolve(__dirname, 'main/preload/index.ts') } } },
+    build: {
+      outDir: resolve(out, 'preload'),
+      rolldownOptions: {
+        input: { index: resolve(__dirname, 'main/preload/index.ts') },
+        output: { format: 'cjs', entryFileNames: '[name].cjs' },
+      },
+    },
   },
   renderer: {
-    root: resolve(__dirname, 'renderer'),
-    build: { outDir: resolve(__dirname, 'out/renderer'), rollupOptions: { input: { index: resolve(__dirname, 'renderer/index.html') } } },
+    ...rendererConfig,
+    build: {
+      ...rendererConfig.build,
+      outDir: resolve(out, 'renderer'),
+      rolldownOptions: { input: { index: resolve(__dirname, 'renderer/index.html') } },
+    },
   },
 });
