@@ -1,3 +1,5 @@
+/** @jsxRuntime automatic @jsxImportSource react */
+// (The pragma lets the node unit tests render this file: tsx there uses the root tsconfig, which has no JSX settings.)
 // Side-by-side outputs: adapters as columns, strategies as rows, `exact` on top.
 import { useCallback, useState } from 'react';
 import type { StrategyId } from '../../../shared/strategies.js';

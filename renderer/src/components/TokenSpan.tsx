@@ -1,3 +1,5 @@
+/** @jsxRuntime automatic @jsxImportSource react */
+// (The pragma lets the node unit tests render this file: tsx there uses the root tsconfig, which has no JSX settings.)
 import { memo } from 'react';
 import { sig3, visiblePiece } from '../logic/format.js';
 import type { TokenView } from '../logic/grid.js';
