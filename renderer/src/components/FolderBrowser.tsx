@@ -79,7 +79,7 @@ export function FolderBrowser({ purpose, multiple, startDir, onPick, onClose }: 
           {listing?.entries.map((e) => (
             <li key={e.path} className={e.kind === wanted ? 'pickable' : ''}>
               <button type="button" className="linklike" onClick={() => void go(e.path)} title={`Open ${e.path}`}>
-                📁 {e.name}
+                {e.name}/
               </button>
               {e.kind !== 'folder' && <span className={`tag tag-${e.kind}`}>{e.kind}</span>}
               {(e.kind === wanted || (purpose === 'tokenizer' && e.kind !== 'folder')) && (

@@ -75,8 +75,8 @@ export function HistoryPanel(): React.JSX.Element {
                       Open
                     </button>
                     <ExportMenu id={e.id} compact />
-                    <button type="button" className="icon danger-text" aria-label={`Delete run of ${new Date(e.createdAt).toLocaleString()}`} onClick={() => window.confirm('Delete this saved run?') && void remove(e.id)}>
-                      🗑
+                    <button type="button" className="small-btn danger-text" aria-label={`Delete run of ${new Date(e.createdAt).toLocaleString()}`} onClick={() => window.confirm('Delete this saved run?') && void remove(e.id)}>
+                      Delete
                     </button>
                   </td>
                 </tr>
