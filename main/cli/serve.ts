@@ -122,6 +122,13 @@ export async function serveCommand(argv: string[]): Promise<number> {
   }
   const signal = waitForSignal();
   process.stdout.write(`AdapterLens serving at ${server.url}\n`);
+  // Load the engine now, so that a missing build is said here and not only in the browser.
+  try {
+    const { backend } = await service.handlers['app.info']({});
+    process.stderr.write(`engine: ${backend.kind}, ${backend.device}${backend.fallbackReason ? ` (${backend.fallbackReason})` : ''}\n`);
+  } catch (e) {
+    process.stderr.write(`adapterlens serve: WARNING: the engine cannot be loaded: ${(e as Error).message}\n`);
+  }
   process.stderr.write(`history: ${path.join(config.dataDir, 'history')}; Ctrl-C stops the server\n`);
   await signal;
   process.stderr.write('adapterlens serve: stopping…\n');

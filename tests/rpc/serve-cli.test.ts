@@ -88,6 +88,7 @@ describe('adapterlens serve (process)', () => {
     assert.equal(await s.exited, 0);
     const { stdout, stderr } = s.output();
     assert.equal(stdout, `${line}\n`, 'nothing else on stdout');
+    assert.match(stderr, /engine: cpu, /, 'the engine is loaded at start and named on stderr');
     assert.match(stderr, /stopping/);
     assert.ok(!fs.existsSync(path.join(dataDir, 'history')) || fs.readdirSync(path.join(dataDir, 'history')).length === 0);
   });
