@@ -1,0 +1,65 @@
+// The Markdown report: summary tables that paste into a pull request or an issue
+// (GitHub-flavoured tables), one per adapter, plus the run's settings and file hashes.
+// Every user text goes through escapeMarkdownCell, so a name cannot break a table or
+// inject markup.
+import { formatBytes } from '../../shared/format.js';
+import type { Report } from '../../shared/report.js';
+import { summaryRow } from '../../shared/report-views.js';
+import { escapeMarkdownCell as cell } from './escape.js';
+
+function fmt(n: number | null, digits = 4): string {
+  return n === null || !Number.isFinite(n) ? '—' : n.toFixed(digits);
+}
+
+function pct(n: number | null): string {
+  return n === null || !Number.isFinite(n) ? '—' : `${(100 * n).toFixed(0)}%`;
+}
+
+function mdTable(head: string[], rows: string[][], rightFrom: number): string {
+  const align = head.map((_, i) => (i >= rightFrom ? '---:' : '---'));
+  return [head, align, ...rows].map((r) => `| ${r.join(' | ')} |`).join('\n');
+}
+
+export function renderMarkdown(r: Report): string {
+  const out: string[] = [];
+  out.push(`## AdapterLens: ${cell(r.model.name)}, ${r.adapters.length} adapter${r.adapters.length === 1 ? '' : 's'}`, '');
+  const s = r.settings;
+  out.push(
+    `${r.documentTokens.length} document tokens + ${r.promptTokens.length} prompt tokens; ` +
+      `${s.maxNewTokens} new tokens ${s.temperature === 0 ? 'greedy' : `(temperature ${s.temperature}, top-p ${s.topP}, seed ${s.seed})`}; ` +
+      `${cell(r.backend.kind)} on ${cell(r.backend.device)}, ${s.dtype}; ${cell(r.createdAt)}. ` +
+      `Shared base cache ${formatBytes(r.memory.baseCacheBytes)} (held once).`,
+    '',
+  );
+  const head = ['strategy', 'bytes', 'of exact', 'mean K err', 'mean V err', 'worst V err (layer)', 'mean KL', 'top-1', 'first divergence'];
+  for (const a of r.adapters) {
+    out.push(`### ${cell(a.name)} (rank ${a.rank}, alpha ${fmt(a.alpha, 2)})`, '');
+    const rows = a.strategies.map((st) => {
+      const row = summaryRow(a, st);
+      return [
+        `\`${row.strategy}\``,
+        formatBytes(row.bytes),
+        pct(row.bytesVsExact),
+        fmt(row.meanKRelErr),
+        fmt(row.meanVRelErr),
+        row.worstLayer ? `${fmt(row.worstLayer.vRelErr)} (${row.worstLayer.layer})` : '—',
+        fmt(row.meanKl),
+        pct(row.top1Agreement),
+        row.firstDivergence === null ? 'none' : String(row.firstDivergence),
+      ];
+    });
+    out.push(mdTable(head, rows, 1), '');
+  }
+  out.push(
+    'Errors: ‖X − X_exact‖_F / ‖X_exact‖_F per layer over the document; KL (nats) and top-1 teacher-forced on the exact continuation; first divergence: the first generated token that differs from `exact`.',
+    '',
+  );
+  const files: string[][] = [
+    ...Object.entries(r.model.sha256).map(([f, h]) => [`model ${cell(r.model.name)}`, cell(f), `\`${h}\``]),
+    ...Object.entries(r.tokenizer.sha256).map(([f, h]) => ['tokenizer', cell(f), `\`${h}\``]),
+    ...r.adapters.flatMap((a) => Object.entries(a.sha256).map(([f, h]) => [`adapter ${cell(a.name)}`, cell(f), `\`${h}\``])),
+  ];
+  // Hashes are long: folded away in a <details> that GitHub renders closed.
+  out.push('<details><summary>File hashes (SHA-256)</summary>', '', mdTable(['for', 'file', 'SHA-256'], files, 99), '', '</details>', '');
+  return `${out.join('\n')}`;
+}
