@@ -47,6 +47,11 @@ export interface NativeModelConfig {
   maxPositionEmbeddings: number;
   /** When true, lm_head reuses model.embed_tokens.weight and no lm_head tensor is passed. */
   tieWordEmbeddings: boolean;
+  /**
+   * Compute dtype of weights, activations and KV caches (default 'fp32'). The CPU build
+   * computes in fp32 only and refuses the others; the CUDA build takes all three.
+   */
+  dtype?: 'fp32' | 'bf16' | 'fp16';
   /** q/k/v projections carry biases (Qwen2). */
   attentionBias: boolean;
 }
@@ -216,6 +221,9 @@ export interface NativeEngineInfo {
   threads: number;
   /** e.g. "x86_64 CPU, 2 threads" or the GPU's name. */
   device: string;
+  /** CUDA build: device memory in use by this process now, and the peak since start or resetDevicePeak(). */
+  deviceMemoryUsed?: number;
+  deviceMemoryPeak?: number;
 }
 
 export interface NativeAddon {
@@ -227,4 +235,6 @@ export interface NativeAddon {
     onProgress: ProgressCallback | null,
     cancel: NativeCancelToken | null,
   ): Promise<NativeModel>;
+  /** CUDA build only: restart the peak device-memory count (benchmarks). */
+  resetDevicePeak?(): void;
 }

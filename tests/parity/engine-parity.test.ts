@@ -12,7 +12,8 @@ import { adapterDir, modelDir, readManifest, readReferenceTensors, relErr, type 
 
 const TOLERANCE = 1e-4;
 const manifest = readManifest();
-const { addon } = loadAddon('cpu');
+// ADAPTERLENS_TEST_DEVICE=cuda runs the same parity on the CUDA build (bench/run-on-device.sh).
+const { addon } = loadAddon(process.env.ADAPTERLENS_TEST_DEVICE === 'cuda' ? 'cuda' : 'cpu');
 
 interface Loaded {
   model: NativeModel;

@@ -16,7 +16,8 @@ const ERR_TOLERANCE = 1e-3;
 /** Below this top1–top2 logit margin, HF's own greedy choice is within reach of fp32 noise. */
 const CLEAR_MARGIN = 1e-3;
 const manifest = readManifest();
-const { addon } = loadAddon('cpu');
+// ADAPTERLENS_TEST_DEVICE=cuda runs the same parity on the CUDA build (bench/run-on-device.sh).
+const { addon } = loadAddon(process.env.ADAPTERLENS_TEST_DEVICE === 'cuda' ? 'cuda' : 'cpu');
 const models = new Map<string, NativeModel>();
 const rows: string[] = [];
 

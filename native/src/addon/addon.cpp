@@ -11,6 +11,9 @@
 #include "addon/store_wrap.h"
 #include "addon/workers.h"
 #include "engine/backend.h"
+#ifdef AL_CUDA
+#include "engine/gpu.h"
+#endif
 
 namespace al::addon {
 
@@ -38,9 +41,17 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
   const int threads = be.threads();
   Napi::Object out = Napi::Object::New(env);
   out.Set("engineVersion", ADAPTERLENS_VERSION);
-  out.Set("backend", be.name());
   out.Set("threads", threads);
+#ifdef AL_CUDA
+  // Host threads still run the host parts (loading, the host-round-trip strategies).
+  out.Set("backend", "cuda");
+  out.Set("device", gpu::init().describe());
+  out.Set("deviceMemoryUsed", static_cast<double>(gpu::used_bytes()));
+  out.Set("deviceMemoryPeak", static_cast<double>(gpu::peak_used_bytes()));
+#else
+  out.Set("backend", be.name());
   out.Set("device", std::string(kArch) + " CPU, " + std::to_string(threads) + (threads == 1 ? " thread" : " threads"));
+#endif
   return out;
 }
 
@@ -56,7 +67,20 @@ Napi::Value LoadModel(const Napi::CallbackInfo& info) {
 
 }  // namespace
 
+#ifdef AL_CUDA
+// Benchmarks: forget the peak device memory seen so far.
+Napi::Value ResetDevicePeak(const Napi::CallbackInfo& info) {
+  gpu::reset_peak();
+  return info.Env().Undefined();
+}
+#endif
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+#ifdef AL_CUDA
+  // Fail the require() itself when CUDA cannot start: the loader's probe reports the reason
+  // and falls back to the CPU build.
+  gpu::init();
+#endif
   auto* data = new AddonData();
   env.SetInstanceData(data);  // deleted by Node when the environment goes away
   data->model_class = Napi::Persistent(ModelWrap::Define(env));
@@ -69,6 +93,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("info", Napi::Function::New<Info>(env, "info"));
   exports.Set("CancelToken", cancel);
   exports.Set("loadModel", Napi::Function::New<LoadModel>(env, "loadModel"));
+#ifdef AL_CUDA
+  exports.Set("resetDevicePeak", Napi::Function::New<ResetDevicePeak>(env, "resetDevicePeak"));
+#endif
   return exports;
 }
 

@@ -91,6 +91,20 @@ Config parse_config(const Napi::Value& v) {
   c.rope_theta = to_number(get(o, "ropeTheta"), "config.ropeTheta");
   c.tie_word_embeddings = to_bool(get(o, "tieWordEmbeddings"), "config.tieWordEmbeddings");
   c.attention_bias = to_bool(get(o, "attentionBias"), "config.attentionBias");
+  // Optional: the compute dtype ('fp32' when absent, so existing callers are unchanged).
+  const Napi::Value dt = o.Get("dtype");
+  if (!dt.IsUndefined() && !dt.IsNull()) {
+    const std::string d = to_string(dt, "config.dtype");
+    if (d == "fp32") {
+      c.dtype = ComputeType::F32;
+    } else if (d == "bf16") {
+      c.dtype = ComputeType::BF16;
+    } else if (d == "fp16") {
+      c.dtype = ComputeType::F16;
+    } else {
+      throw Napi::TypeError::New(v.Env(), "config.dtype must be 'fp32', 'bf16' or 'fp16' (got \"" + d + "\")");
+    }
+  }
 
   const Napi::Object rs = to_object(get(o, "ropeScaling"), "config.ropeScaling");
   const std::string type = to_string(get(rs, "type"), "config.ropeScaling.type");

@@ -62,7 +62,7 @@ Napi::Value ModelWrap::NewCache(const Napi::CallbackInfo& info) {
   const int capacity = to_int(info[0], "capacity", 1, std::numeric_limits<int32_t>::max());
   std::shared_ptr<KvCache> cache;
   try {
-    cache = std::make_shared<KvCache>(c.num_layers, c.num_kv_heads, c.head_dim, capacity);
+    cache = new_cache(*live(), capacity);
   } catch (const std::bad_alloc&) {
     const double mib = 2.0 * c.num_layers * c.kv_dim() * static_cast<double>(capacity) * sizeof(float) / (1 << 20);
     throw Napi::Error::New(info.Env(), "out of memory allocating a KV cache of capacity " + std::to_string(capacity) +

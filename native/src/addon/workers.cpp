@@ -10,6 +10,9 @@
 #include "addon/model_wrap.h"
 #include "addon/store_wrap.h"
 #include "engine/metrics.h"
+#ifdef AL_CUDA
+#include "engine/gpu.h"
+#endif
 
 namespace al::addon {
 
@@ -194,7 +197,9 @@ class PrefillJob final : public Job {
     const int n = static_cast<int>(req_.tokens.size());
     const int vocab = m.config.vocab_size;
     const int chunk = std::min(req_.chunk_size, n);
-    RunState state(m.config, chunk, req_.adapter ? req_.adapter->max_rank : 0);
+    // A GPU model keeps its own device scratch; the host RunState is for the CPU engine.
+    std::unique_ptr<RunState> state;
+    if (!m.gpu) state = std::make_unique<RunState>(m.config, chunk, req_.adapter ? req_.adapter->max_rank : 0);
     if (req_.logits == LogitsMode::All) logits_.resize(static_cast<size_t>(n) * vocab);
     if (req_.logits == LogitsMode::Last) logits_.resize(vocab);
     std::vector<Row> rows(chunk);
@@ -213,7 +218,7 @@ class PrefillJob final : public Job {
         out = logits_.data();
         from = len - 1;
       }
-      forward(m, state, req_.tokens.data() + t0, rows.data(), len, out, from, hooks);
+      forward_any(m, state.get(), req_.tokens.data() + t0, rows.data(), len, out, from, nullptr, hooks);
       hooks.report(t0 + len, n);
     }
   }
@@ -251,15 +256,23 @@ class DecodeJob final : public Job {
       tokens[i] = it.token;
       if (it.adapter) max_rank = std::max(max_rank, it.adapter->max_rank);
     }
-    RunState state(m.config, batch, max_rank);
-    logits_.resize(static_cast<size_t>(batch) * vocab);
-    forward(m, state, tokens.data(), rows.data(), batch, logits_.data(), 0, hooks);
-
+    std::unique_ptr<RunState> state;
+    if (!m.gpu) state = std::make_unique<RunState>(m.config, batch, max_rank);
+    // Greedy rows take their argmax where the logits are (on the GPU for a GPU model); the
+    // logits come to the host only when asked for or when some row samples.
+    bool all_greedy = true;
+    for (const DecodeItem& it : req_.items) all_greedy = all_greedy && it.sampling.temperature == 0.0f;
+    const bool host_logits = !m.gpu || req_.want_logits || !all_greedy;
+    if (host_logits) logits_.resize(static_cast<size_t>(batch) * vocab);
     next_.resize(batch);
+    forward_any(m, state.get(), tokens.data(), rows.data(), batch, host_logits ? logits_.data() : nullptr, 0,
+                next_.data(), hooks);
+
     std::vector<double> probs;
     std::vector<int32_t> order;
     for (int i = 0; i < batch; ++i) {
       const DecodeItem& it = req_.items[i];
+      if (it.sampling.temperature == 0.0f) continue;  // next_[i] is already the argmax
       next_[i] = sample_token(logits_.data() + static_cast<size_t>(i) * vocab, vocab, it.sampling,
                               static_cast<uint64_t>(it.start), probs, order);
     }
@@ -291,6 +304,12 @@ class EncodeStoreJob final : public Job {
 
  private:
   void Run(const JobHooks&) override {
+#ifdef AL_CUDA
+    if (req_.model->gpu) {
+      store_ = gpu::encode_store(*req_.model, req_.spec, *req_.base, *req_.exact, req_.adapter, req_.tokens);
+      return;
+    }
+#endif
     store_ = encode_store(*req_.model->backend, req_.spec, *req_.base, *req_.exact, req_.adapter, req_.tokens);
   }
   Napi::Value Result(Napi::Env env) override { return StoreWrap::New(env, req_.model, std::move(store_)); }
@@ -311,7 +330,10 @@ class StoreDecodeJob final : public Job {
  private:
   void Run(const JobHooks&) override {
     const KvStore& s = *req_.store;
-    out_ = std::make_shared<KvCache>(s.num_layers, s.num_kv_heads, s.head_dim, req_.capacity);
+    out_ = new_cache(*req_.model, req_.capacity);
+#ifdef AL_CUDA
+    if (req_.model->gpu) return gpu::decode_store(*req_.model, s, *req_.base, *out_);
+#endif
     decode_store(*req_.model->backend, s, *req_.base, *out_);
   }
   Napi::Value Result(Napi::Env env) override { return CacheWrap::New(env, std::move(out_)); }
@@ -333,7 +355,15 @@ class CompareCachesJob final : public Job {
       : Job(env, "compareCaches", Napi::Function(), nullptr), req_(std::move(req)) {}
 
  private:
-  void Run(const JobHooks&) override { sums_ = compare_caches(*req_.rebuilt, *req_.exact, req_.tokens); }
+  void Run(const JobHooks&) override {
+#ifdef AL_CUDA
+    if ((*req_.exact).on_device()) {
+      sums_ = gpu::compare_caches(*req_.rebuilt, *req_.exact, req_.tokens);
+      return;
+    }
+#endif
+    sums_ = compare_caches(*req_.rebuilt, *req_.exact, req_.tokens);
+  }
   Napi::Value Result(Napi::Env env) override {
     Napi::Object o = Napi::Object::New(env);
     o.Set("numLayers", sums_.num_layers);
@@ -364,7 +394,15 @@ class OutsideSpanJob final : public Job {
       : Job(env, "outsideSpan", Napi::Function(), nullptr), req_(std::move(req)) {}
 
  private:
-  void Run(const JobHooks&) override { out_ = outside_span(*req_.base, *req_.exact, *req_.adapter, req_.tokens); }
+  void Run(const JobHooks&) override {
+#ifdef AL_CUDA
+    if ((*req_.exact).on_device()) {
+      out_ = gpu::outside_span(*req_.base, *req_.exact, *req_.adapter, req_.tokens);
+      return;
+    }
+#endif
+    out_ = outside_span(*req_.base, *req_.exact, *req_.adapter, req_.tokens);
+  }
   Napi::Value Result(Napi::Env env) override { return to_float64_array(env, out_); }
   void Finish() override {
     req_.base.release();

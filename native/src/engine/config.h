@@ -6,6 +6,15 @@ namespace al {
 
 enum class RopeScalingType { Default, Linear, Llama3 };
 
+// The dtype the engine computes in: weights, activations and KV caches (RMSNorm, softmax and
+// every GEMM accumulate in fp32 whatever it is). The CPU engine computes in F32 only; the
+// CUDA engine in any of the three.
+enum class ComputeType { F32, BF16, F16 };
+
+inline const char* compute_type_name(ComputeType t) {
+  return t == ComputeType::F32 ? "fp32" : t == ComputeType::BF16 ? "bf16" : "fp16";
+}
+
 struct RopeScaling {
   RopeScalingType type = RopeScalingType::Default;
   // Kept in double: HF computes the llama3 wavelength bounds in Python floats.
@@ -29,6 +38,7 @@ struct Config {
   int max_position_embeddings = 0;
   bool tie_word_embeddings = false;  // lm_head reuses embed_tokens
   bool attention_bias = false;       // q/k/v projections carry biases (Qwen2)
+  ComputeType dtype = ComputeType::F32;  // not a checkpoint property: chosen per load (--dtype)
 
   int q_dim() const { return num_heads * head_dim; }
   int kv_dim() const { return num_kv_heads * head_dim; }

@@ -5,6 +5,10 @@
 #include <stdexcept>
 #include <string>
 
+#ifdef AL_CUDA
+#include "engine/gpu.h"
+#endif
+
 namespace al {
 
 size_t LoraVCapture::bytes() const {
@@ -21,6 +25,18 @@ KvCache::KvCache(int num_layers, int num_kv_heads, int head_dim, int capacity)
       lengths_(num_layers, 0),
       k_(layer_stride() * num_layers),
       v_(layer_stride() * num_layers) {}
+
+KvCache::KvCache(int num_layers, int num_kv_heads, int head_dim, int capacity, std::shared_ptr<gpu::DeviceKv> dev)
+    : num_layers_(num_layers),
+      num_kv_heads_(num_kv_heads),
+      head_dim_(head_dim),
+      capacity_(capacity),
+      lengths_(num_layers, 0),
+      dev_(std::move(dev)) {
+#ifdef AL_CUDA
+  dev_bytes_ = gpu::kv_bytes(*dev_);
+#endif
+}
 
 int KvCache::length() const { return *std::min_element(lengths_.begin(), lengths_.end()); }
 
@@ -48,6 +64,9 @@ void KvCache::check_layer(int layer) const {
 void KvCache::read_layer(int layer, float* k_out, float* v_out) const {
   check_layer(layer);
   const int len = lengths_[layer];
+#ifdef AL_CUDA
+  if (dev_) return gpu::kv_read_layer(*dev_, layer, len, k_out, v_out);
+#endif
   const size_t row = static_cast<size_t>(len) * head_dim_;
   for (int h = 0; h < num_kv_heads_; ++h) {
     const size_t src = layer_stride() * layer + static_cast<size_t>(h) * capacity_ * head_dim_;
@@ -62,6 +81,13 @@ void KvCache::write_layer(int layer, const float* k_in, const float* v_in, int t
     throw std::out_of_range("cannot write " + std::to_string(tokens) + " positions into a KV cache of capacity " +
                             std::to_string(capacity_));
   }
+#ifdef AL_CUDA
+  if (dev_) {
+    gpu::kv_write_layer(*dev_, layer, k_in, v_in, tokens);
+    lengths_[layer] = tokens;
+    return;
+  }
+#endif
   const size_t row = static_cast<size_t>(tokens) * head_dim_;
   for (int h = 0; h < num_kv_heads_; ++h) {
     const size_t dst = layer_stride() * layer + static_cast<size_t>(h) * capacity_ * head_dim_;
@@ -77,8 +103,13 @@ std::unique_ptr<KvCache> KvCache::fork(int capacity) const {
     throw std::out_of_range("cannot fork a KV cache holding " + std::to_string(longest) +
                             " positions into capacity " + std::to_string(capacity));
   }
-  auto copy = std::make_unique<KvCache>(num_layers_, num_kv_heads_, head_dim_, capacity);
-  for (int l = 0; l < num_layers_; ++l) {
+  std::unique_ptr<KvCache> copy;
+#ifdef AL_CUDA
+  if (dev_) copy = std::make_unique<KvCache>(num_layers_, num_kv_heads_, head_dim_, capacity,
+                                             gpu::kv_fork(*dev_, capacity, lengths_));
+#endif
+  if (!copy) copy = std::make_unique<KvCache>(num_layers_, num_kv_heads_, head_dim_, capacity);
+  for (int l = 0; l < num_layers_ && !dev_; ++l) {
     const size_t n = static_cast<size_t>(lengths_[l]) * head_dim_;
     for (int h = 0; h < num_kv_heads_; ++h) {
       const size_t src = layer_stride() * l + static_cast<size_t>(h) * capacity_ * head_dim_;

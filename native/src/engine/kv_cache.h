@@ -7,9 +7,14 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <stdexcept>
 #include <vector>
 
 namespace al {
+
+namespace gpu {
+struct DeviceKv;
+}
 
 // The adapter's own low-rank V input of each cached position, u = s·A_v·x with x the
 // v_proj input (the layer's normed hidden state in the adapter's forward).
@@ -26,12 +31,20 @@ class KvCache {
  public:
   // Allocates (and zero-fills, so `bytes` is memory really committed) the whole capacity.
   KvCache(int num_layers, int num_kv_heads, int head_dim, int capacity);
+  // A cache whose K/V live on the GPU (CUDA build): host k()/v() are then unavailable and
+  // read_layer / write_layer / fork copy to and from the device.
+  KvCache(int num_layers, int num_kv_heads, int head_dim, int capacity, std::shared_ptr<gpu::DeviceKv> dev);
+
+  bool on_device() const { return dev_ != nullptr; }
+  gpu::DeviceKv* dev() const { return dev_.get(); }
 
   int num_layers() const { return num_layers_; }
   int num_kv_heads() const { return num_kv_heads_; }
   int head_dim() const { return head_dim_; }
   int capacity() const { return capacity_; }
-  size_t bytes() const { return (k_.size() + v_.size()) * sizeof(float) + (lora_v_ ? lora_v_->bytes() : 0); }
+  size_t bytes() const {
+    return (dev_ ? dev_bytes_ : (k_.size() + v_.size()) * sizeof(float)) + (lora_v_ ? lora_v_->bytes() : 0);
+  }
 
   // Positions every layer holds. Layers differ only while a caller is part-way through
   // writeLayer over all layers.
@@ -41,10 +54,11 @@ class KvCache {
   int uniform_length() const;
   void set_length(int length);
 
-  float* k(int layer) { return k_.data() + layer_stride() * layer; }  // [num_kv_heads, capacity, head_dim]
-  float* v(int layer) { return v_.data() + layer_stride() * layer; }
-  const float* k(int layer) const { return k_.data() + layer_stride() * layer; }
-  const float* v(int layer) const { return v_.data() + layer_stride() * layer; }
+  // Host K/V of one layer, [num_kv_heads, capacity, head_dim]. Host caches only.
+  float* k(int layer) { return host_check(), k_.data() + layer_stride() * layer; }
+  float* v(int layer) { return host_check(), v_.data() + layer_stride() * layer; }
+  const float* k(int layer) const { return host_check(), k_.data() + layer_stride() * layer; }
+  const float* v(int layer) const { return host_check(), v_.data() + layer_stride() * layer; }
 
   // Copies of one layer, [num_kv_heads, layer_length, head_dim] each.
   void read_layer(int layer, float* k_out, float* v_out) const;
@@ -75,11 +89,16 @@ class KvCache {
  private:
   size_t layer_stride() const { return static_cast<size_t>(num_kv_heads_) * capacity_ * head_dim_; }
   void check_layer(int layer) const;
+  void host_check() const {
+    if (dev_) throw std::logic_error("host K/V pointer of a device KV cache (engine bug: copy it to the host first)");
+  }
 
   int num_layers_, num_kv_heads_, head_dim_, capacity_;
   std::vector<int> lengths_;  // [num_layers]
   std::vector<float> k_, v_;  // [num_layers, num_kv_heads, capacity, head_dim]
   std::unique_ptr<LoraVCapture> lora_v_;  // null: nothing captured
+  std::shared_ptr<gpu::DeviceKv> dev_;    // non-null: K/V on the GPU (k_, v_ empty)
+  size_t dev_bytes_ = 0;
   std::atomic<int> state_{0};  // 0 idle, -1 one writer, n > 0 readers
 };
 

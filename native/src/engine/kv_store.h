@@ -19,6 +19,10 @@
 
 namespace al {
 
+namespace gpu {
+struct DeviceStore;
+}
+
 enum class StrategyKind { Base, SeedMiniKv, LrAgent, DeltaInt8, DeltaInt4, LowRank, Hybrid };
 
 struct StrategySpec {
@@ -57,6 +61,8 @@ struct KvStore {
   size_t bytes = 0;  // what the store itself holds (not the adapter's B_v it refers to)
   std::shared_ptr<const Adapter> adapter;  // keeps B_v alive whatever the disposal order
   std::vector<LayerStore> layers;          // [num_layers]
+  // CUDA build: a store encoded on the GPU keeps its payload there (then `layers` is empty).
+  std::shared_ptr<gpu::DeviceStore> gpu;
 };
 
 // Encodes `exact` against `base` (both holding exactly `tokens` positions in every layer)

@@ -6,6 +6,9 @@
 
 #include "engine/linalg.h"
 #include "engine/model.h"
+#ifdef AL_CUDA
+#include "engine/gpu.h"
+#endif
 
 namespace al {
 
@@ -79,6 +82,9 @@ std::shared_ptr<Adapter> load_adapter(const Model& model, const std::vector<Lora
     done += static_cast<double>(s.a.nbytes) + static_cast<double>(s.b.nbytes);
     hooks.report(done, total);
   }
+#ifdef AL_CUDA
+  if (model.gpu) adapter->gpu = gpu::upload_adapter(*model.gpu, *adapter);
+#endif
   return adapter;
 }
 

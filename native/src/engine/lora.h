@@ -18,6 +18,9 @@
 namespace al {
 
 struct Model;
+namespace gpu {
+struct DeviceAdapter;
+}
 
 // The seven Linears of a Llama layer that PEFT can adapt.
 enum class LoraTarget { Q, K, V, O, Gate, Up, Down };
@@ -51,6 +54,9 @@ struct Adapter {
   std::vector<std::array<std::optional<LoraModule>, kNumLoraTargets>> layers;  // [num_layers][target]
   int max_rank = 0;
   size_t bytes = 0;
+  // CUDA build: A and B also on the device, in the model's dtype (the host fp32 copies stay:
+  // pinv(B_v) and the host-round-trip strategies read them).
+  std::shared_ptr<gpu::DeviceAdapter> gpu;
 
   const LoraModule* find(int layer, LoraTarget t) const {
     const auto& m = layers[layer][static_cast<int>(t)];

@@ -6,6 +6,11 @@
 #include <string>
 #include <unordered_map>
 
+#include "engine/sampling.h"
+#ifdef AL_CUDA
+#include "engine/gpu.h"
+#endif
+
 namespace al {
 
 void validate_config(const Config& c) {
@@ -79,6 +84,12 @@ std::vector<float> rope_inv_freq(const Config& c) {
 
 std::shared_ptr<Model> load_model(const Config& c, const std::vector<TensorRef>& tensors, const JobHooks& hooks) {
   validate_config(c);
+#ifndef AL_CUDA
+  if (c.dtype != ComputeType::F32) {
+    throw std::invalid_argument(std::string("the CPU engine computes in fp32 only; ") + compute_type_name(c.dtype) +
+                                " needs the CUDA build");
+  }
+#endif
   std::unordered_map<std::string, const TensorRef*> by_name;
   for (const TensorRef& t : tensors) {
     if (!by_name.emplace(t.name, &t).second) {
@@ -141,6 +152,44 @@ std::shared_ptr<Model> load_model(const Config& c, const std::vector<TensorRef>&
     total += static_cast<double>(it->second->nbytes);
   }
 
+  m->inv_freq = rope_inv_freq(c);
+#ifdef AL_CUDA
+  // The CUDA engine keeps no host copy: every tensor goes to the device in config.dtype.
+  {
+    std::vector<gpu::WeightLoad> loads;
+    auto slot_of = [&](const Need& n, int& layer) -> gpu::Slot {
+      layer = -1;
+      if (n.dest == &w.embed) return gpu::Slot::Embed;
+      if (n.dest == &w.final_norm) return gpu::Slot::FinalNorm;
+      if (n.dest == &w.lm_head) return gpu::Slot::LmHead;
+      for (int l = 0; l < c.num_layers; ++l) {
+        LayerWeights& lw = w.layers[l];
+        layer = l;
+        if (n.dest == &lw.input_norm) return gpu::Slot::InputNorm;
+        if (n.dest == &lw.wq) return gpu::Slot::Wq;
+        if (n.dest == &lw.bq) return gpu::Slot::Bq;
+        if (n.dest == &lw.wk) return gpu::Slot::Wk;
+        if (n.dest == &lw.bk) return gpu::Slot::Bk;
+        if (n.dest == &lw.wv) return gpu::Slot::Wv;
+        if (n.dest == &lw.bv) return gpu::Slot::Bv;
+        if (n.dest == &lw.wo) return gpu::Slot::Wo;
+        if (n.dest == &lw.post_norm) return gpu::Slot::PostNorm;
+        if (n.dest == &lw.w_gate) return gpu::Slot::Gate;
+        if (n.dest == &lw.w_up) return gpu::Slot::Up;
+        if (n.dest == &lw.w_down) return gpu::Slot::Down;
+      }
+      throw std::logic_error("load_model: unknown weight slot");
+    };
+    for (size_t i = 0; i < needs.size(); ++i) {
+      gpu::WeightLoad wl{refs[i], needs[i].shape, gpu::Slot::Embed, -1};
+      wl.slot = slot_of(needs[i], wl.layer);
+      loads.push_back(std::move(wl));
+    }
+    m->gpu = gpu::load_model(c, loads, m->inv_freq, hooks);
+    m->bytes = gpu::model_bytes(*m->gpu);
+    return m;
+  }
+#endif
   double done = 0;
   for (size_t i = 0; i < needs.size(); ++i) {
     hooks.check_stop();
@@ -149,8 +198,32 @@ std::shared_ptr<Model> load_model(const Config& c, const std::vector<TensorRef>&
     done += static_cast<double>(refs[i]->nbytes);
     hooks.report(done, total);
   }
-  m->inv_freq = rope_inv_freq(c);
   return m;
+}
+
+std::shared_ptr<KvCache> new_cache(const Model& m, int capacity) {
+  const Config& c = m.config;
+#ifdef AL_CUDA
+  if (m.gpu) {
+    return std::make_shared<KvCache>(c.num_layers, c.num_kv_heads, c.head_dim, capacity,
+                                     gpu::new_kv(c.dtype, c.num_layers, c.num_kv_heads, c.head_dim, capacity));
+  }
+#endif
+  return std::make_shared<KvCache>(c.num_layers, c.num_kv_heads, c.head_dim, capacity);
+}
+
+void forward_any(const Model& m, RunState* state, const int32_t* tokens, const Row* rows, int n, float* logits,
+                 int logits_from, int32_t* greedy, const JobHooks& hooks) {
+#ifdef AL_CUDA
+  if (m.gpu) return gpu::forward(m, tokens, rows, n, logits, logits_from, greedy, hooks);
+#endif
+  forward(m, *state, tokens, rows, n, logits, logits_from, hooks);
+  if (greedy && logits) {
+    for (int i = logits_from; i < n; ++i) {
+      greedy[i - logits_from] = argmax(logits + static_cast<size_t>(i - logits_from) * m.config.vocab_size,
+                                       m.config.vocab_size);
+    }
+  }
 }
 
 RunState::RunState(const Config& c, int rows, int max_rank)

@@ -15,6 +15,10 @@
 
 namespace al {
 
+namespace gpu {
+struct DeviceModel;
+}
+
 struct LayerWeights {
   Tensor input_norm;    // [H]                 input_layernorm.weight
   Tensor wq, bq;        // [q_dim, H], [q_dim]  (biases only with attention_bias)
@@ -42,7 +46,12 @@ struct Model {
   std::vector<float> inv_freq;  // [head_dim / 2] RoPE inverse frequencies, scaling applied
   const Backend* backend = nullptr;
   size_t bytes = 0;             // weight bytes held
+  // CUDA build: the weights live on the GPU (in config.dtype) and `weights` stays empty.
+  std::shared_ptr<gpu::DeviceModel> gpu;
 };
+
+// A zero-filled KV cache for `m`: on the GPU when the model is, else on the host.
+std::shared_ptr<KvCache> new_cache(const Model& m, int capacity);
 
 // Throws std::invalid_argument naming the first inconsistent field.
 void validate_config(const Config& c);
@@ -93,5 +102,12 @@ struct RunState {
 // for rows logits_from..n-1. Checks hooks between layers.
 void forward(const Model& m, RunState& s, const int32_t* tokens, const Row* rows, int n, float* logits,
              int logits_from, const JobHooks& hooks);
+
+// forward() on whichever device holds the model. For a GPU model, `state` is unused (the
+// device keeps its own scratch) and, when greedy is non-null, the argmax of every logits
+// row is taken on the device (logits may then be null). For a CPU model greedy is computed
+// from logits on the host.
+void forward_any(const Model& m, RunState* state, const int32_t* tokens, const Row* rows, int n, float* logits,
+                 int logits_from, int32_t* greedy, const JobHooks& hooks);
 
 }  // namespace al

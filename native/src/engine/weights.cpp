@@ -120,6 +120,11 @@ void TensorReader::check(const TensorRef& ref, const Shape& expected) {
   }
 }
 
+const uint8_t* TensorReader::raw(const TensorRef& ref, const Shape& expected) {
+  check(ref, expected);
+  return map(ref.file).data + ref.offset;
+}
+
 Tensor TensorReader::read(const TensorRef& ref, const Shape& expected) {
   check(ref, expected);
   const MappedFile& f = map(ref.file);

@@ -40,6 +40,8 @@ class TensorReader {
   void check(const TensorRef& ref, const Shape& expected);
   // check(), then the tensor converted to fp32.
   Tensor read(const TensorRef& ref, const Shape& expected);
+  // check(), then the tensor's stored bytes as mapped (ref.nbytes of ref.dtype; any alignment).
+  const uint8_t* raw(const TensorRef& ref, const Shape& expected);
 
  private:
   struct MappedFile;
