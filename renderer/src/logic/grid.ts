@@ -2,6 +2,7 @@
 // top), from a finished report or from tokens streamed during a run.
 import type { TokenEvent } from '../../../shared/compare.js';
 import type { Report } from '../../../shared/report.js';
+import { divergenceTokens } from '../../../shared/report-views.js';
 import type { StrategyId } from '../../../shared/strategies.js';
 import { firstDivergence, firstDivergenceSoFar } from './divergence.js';
 import { orderStrategies } from './strategy-order.js';
@@ -70,14 +71,14 @@ export function gridFromReport(report: Report): Grid {
     report.adapters.flatMap((a, ai): GridCell[] => {
       const s = a.strategies.find((x) => x.strategy === strategy);
       if (!s) return [];
-      const g = s.generation;
-      const div = strategy === 'exact' ? null : g.firstDivergence;
+      const div = strategy === 'exact' ? null : s.generation.firstDivergence;
+      const kl = s.scores.kl;
       return [
         {
           adapter: ai,
           adapterName: a.name,
           strategy,
-          tokens: views(g.tokens, g.pieces, g.probs, s.scores.kl, div),
+          tokens: divergenceTokens(s).map((t) => ({ ...t, kl: kl[t.index] ?? null, diverged: strategy !== 'exact' && t.diverged })),
           firstDivergence: div,
           differs: div !== null,
           meanKl: s.scores.meanKl,

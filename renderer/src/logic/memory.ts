@@ -1,6 +1,7 @@
 // Memory views: per strategy, the shared base cache plus every adapter's store
 // (stacked), and total cache memory against the number of adapters.
 import type { Report } from '../../../shared/report.js';
+import { memorySeries } from '../../../shared/report-views.js';
 import type { StrategyId } from '../../../shared/strategies.js';
 import { strategyResult } from './heatmap.js';
 import { orderStrategies } from './strategy-order.js';
@@ -29,8 +30,10 @@ export function needsBase(strategy: StrategyId): boolean {
   return strategy !== 'exact';
 }
 
+/** Built on shared/report-views' memorySeries, so the chart and the exported reports agree. */
 export function memoryBars(report: Report): MemoryBars {
-  const strategies = orderStrategies(report.settings.strategies);
+  const byStrategy = new Map(memorySeries(report).map((p) => [p.strategy, p]));
+  const strategies = orderStrategies([...byStrategy.keys()]);
   const base: MemoryBarSeries = {
     id: 'base',
     name: 'shared base cache',
@@ -39,10 +42,10 @@ export function memoryBars(report: Report): MemoryBars {
   const adapters: MemoryBarSeries[] = report.adapters.map((a, i) => ({
     id: i,
     name: a.name,
-    values: strategies.map((s) => strategyResult(a, s)?.bytes ?? 0),
+    values: strategies.map((s) => byStrategy.get(s)?.perAdapter[i] ?? 0),
   }));
   const series = [base, ...adapters];
-  const totals = strategies.map((_, j) => series.reduce((sum, s) => sum + (s.values[j] ?? 0), 0));
+  const totals = strategies.map((s) => byStrategy.get(s)?.total ?? 0);
   const exactIndex = strategies.indexOf('exact');
   const exactTotal = exactIndex >= 0 ? (totals[exactIndex] ?? 0) : 0;
   return { strategies, series, totals, ratioToExact: totals.map((t) => (exactTotal > 0 ? t / exactTotal : Number.NaN)) };

@@ -1,5 +1,6 @@
 // Quality against memory: one point per (adapter, strategy).
 import type { Report } from '../../../shared/report.js';
+import { summaryRows } from '../../../shared/report-views.js';
 import type { StrategyId } from '../../../shared/strategies.js';
 import { orderStrategies } from './strategy-order.js';
 
@@ -19,17 +20,14 @@ export interface ScatterPoint {
   value: number;
 }
 
+/** From shared/report-views' summary rows (the numbers the exported reports show). */
 export function scatterPoints(report: Report, metric: QualityMetric): ScatterPoint[] {
   const order = orderStrategies(report.settings.strategies);
-  const out: ScatterPoint[] = [];
-  report.adapters.forEach((a, i) => {
-    for (const id of order) {
-      const s = a.strategies.find((x) => x.strategy === id);
-      if (!s) continue;
-      out.push({ adapter: i, adapterName: a.name, strategy: id, bytes: s.bytes, value: s.scores[metric] });
-    }
-  });
-  return out;
+  const rank = (s: StrategyId): number => (order.includes(s) ? order.indexOf(s) : order.length);
+  const index = new Map(report.adapters.map((a, i) => [a.name, i]));
+  return summaryRows(report)
+    .map((r) => ({ adapter: index.get(r.adapter) ?? 0, adapterName: r.adapter, strategy: r.strategy, bytes: r.bytes, value: r[metric] }))
+    .sort((a, b) => a.adapter - b.adapter || rank(a.strategy) - rank(b.strategy));
 }
 
 /** Points no other point beats on both bytes (lower) and quality (lower KL/perplexity, higher top-1). */
