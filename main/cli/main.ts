@@ -1,5 +1,7 @@
 // `adapterlens` command line: compare (the main job), demo (compare on the embedded
-// tiny model). Progress goes to stderr, the summary table to stdout, the report to --json.
+// tiny model). Progress goes to stderr, the summary table to stdout, the report to --json
+// (and --html/--md/--csv/--pdf). Subcommands with their own options (serve, report,
+// verify) live in their own files and are dispatched from SUBCOMMANDS.
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -10,6 +12,9 @@ import { CompareInputError, runComparison } from '../compare/runner.js';
 import { EngineSession } from '../compare/session.js';
 import { demoRequest } from '../compare/demo.js';
 import { serveCommand } from './serve.js';
+import { REPORT_USAGE, reportCommand } from './report-command.js';
+import { REPORT_OUTPUT_OPTIONS, REPORT_OUTPUT_USAGE, writeReportOutputs } from './report-outputs.js';
+import { VERIFY_USAGE, verifyCommand } from './verify-command.js';
 import { DEFAULT_SETTINGS, STAGE_LABELS, type AdapterChoice, type CompareProgress, type CompareRequest } from '../../shared/compare.js';
 import { formatBytes } from '../../shared/format.js';
 import type { Report } from '../../shared/report.js';
@@ -22,7 +27,11 @@ const USAGE = `Usage:
                       [--max-new-tokens N] [--temperature T --top-p P --seed S]
                       [--dtype fp32|bf16|fp16] [--device auto|cpu|cuda]
                       [--tokenizer DIR] [--budget-gib G] [--no-stop-at-eos] [--json OUT.json]
-  adapterlens demo [--json OUT.json]     compare two adapters on the embedded tiny model
+                      ${REPORT_OUTPUT_USAGE}
+  adapterlens demo [--json OUT.json] ${REPORT_OUTPUT_USAGE}
+                      compare two adapters on the embedded tiny model
+${REPORT_USAGE}
+${VERIFY_USAGE}
   adapterlens serve [--port N] [--host 127.0.0.1] [--data-dir DIR]   the app in a browser (serve --help)
 Strategies: exact, base, seed-minikv, lragent, delta-int8, delta-int4, lowrank:<k>, hybrid:<n>`;
 
@@ -44,6 +53,7 @@ const OPTIONS = {
   'budget-gib': { type: 'string' },
   'no-stop-at-eos': { type: 'boolean' },
   json: { type: 'string' },
+  ...REPORT_OUTPUT_OPTIONS,
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -141,6 +151,8 @@ async function compare(request: CompareRequest, values: Values): Promise<number>
       process.stderr.write(`report written to ${values.json} (${formatBytes(fs.statSync(values.json).size)})\n`);
     }
     process.stdout.write(formatSummaryTable(report));
+    // After the table: a PDF without Chromium fails here, with the run's numbers already shown.
+    await writeReportOutputs(report, values);
     return 0;
   } finally {
     process.removeListener('SIGINT', onSigint);
@@ -149,9 +161,16 @@ async function compare(request: CompareRequest, values: Values): Promise<number>
   }
 }
 
+/** Commands with their own options: dispatched before compare's strict parser sees them. */
+const SUBCOMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
+  serve: serveCommand,
+  report: reportCommand,
+  verify: verifyCommand,
+};
+
 export async function main(argv: string[]): Promise<number> {
-  // serve has its own options: dispatched before compare's strict parser sees them.
-  if (argv[0] === 'serve') return serveCommand(argv.slice(1));
+  const name = argv[0];
+  if (name !== undefined && Object.hasOwn(SUBCOMMANDS, name)) return SUBCOMMANDS[name]!(argv.slice(1));
   try {
     const { values, positionals } = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true });
     const command = positionals[0];
