@@ -330,10 +330,17 @@ class StoreDecodeJob final : public Job {
  private:
   void Run(const JobHooks&) override {
     const KvStore& s = *req_.store;
-    out_ = new_cache(*req_.model, req_.capacity);
 #ifdef AL_CUDA
-    if (req_.model->gpu) return gpu::decode_store(*req_.model, s, *req_.base, *out_);
+    // The store's model handle carries no weights (a store may outlive its model), so the
+    // base cache says where the rebuilt one goes.
+    if ((*req_.base).on_device()) {
+      const Config& c = req_.model->config;
+      out_ = std::make_shared<KvCache>(s.num_layers, s.num_kv_heads, s.head_dim, req_.capacity,
+                                       gpu::new_kv(c.dtype, s.num_layers, s.num_kv_heads, s.head_dim, req_.capacity));
+      return gpu::decode_store(*req_.model, s, *req_.base, *out_);
+    }
 #endif
+    out_ = new_cache(*req_.model, req_.capacity);
     decode_store(*req_.model->backend, s, *req_.base, *out_);
   }
   Napi::Value Result(Napi::Env env) override { return CacheWrap::New(env, std::move(out_)); }
