@@ -14,12 +14,31 @@ export interface Chart {
 
 const WIDTH = 760;
 
-/** Renders one option to an SVG string; the instance is always disposed (a live one keeps Node running). */
-function renderSvg(option: echarts.EChartsCoreOption, width: number, height: number): string {
+/**
+ * echarts names the SVG's classes, clip paths and gradients "zr<instance>-…" from
+ * process-wide counters: the same report would render differently on a second call, and
+ * two charts of one page must not share a name (their <style> blocks are global). Each
+ * name is rewritten to "<key>-<n>", n in order of first use: deterministic, and unique
+ * in a document whose charts have distinct keys.
+ */
+function renameIds(svg: string, key: string): string {
+  const names = new Map<string, string>();
+  return svg.replace(/\bzr\d+-[A-Za-z0-9_-]+/g, (name) => {
+    let renamed = names.get(name);
+    if (!renamed) names.set(name, (renamed = `${key}-${names.size}`));
+    return renamed;
+  });
+}
+
+/**
+ * Renders one option to an SVG string; the instance is always disposed (a live one keeps
+ * Node running). `key` names the chart's ids (unique per document).
+ */
+function renderSvg(key: string, option: echarts.EChartsCoreOption, width: number, height: number): string {
   const chart = echarts.init(null, null, { renderer: 'svg', ssr: true, width, height });
   try {
     chart.setOption({ animation: false, textStyle: { fontFamily: 'sans-serif' }, ...option });
-    return chart.renderToSVGString();
+    return renameIds(chart.renderToSVGString(), key);
   } finally {
     chart.dispose();
   }
@@ -48,7 +67,7 @@ export function memoryChart(report: Report): Chart {
         : {}),
     })),
   };
-  return { title: 'Memory: what each strategy stores per adapter', svg: renderSvg(option, WIDTH, 340) };
+  return { title: 'Memory: what each strategy stores per adapter', svg: renderSvg('al-memory', option, WIDTH, 340) };
 }
 
 /** Cost against quality: one point per (adapter, strategy), bytes on x, `metric` on y. */
@@ -69,11 +88,11 @@ export function qualityChart(report: Report, metric: 'meanKl' | 'meanVRelErr'): 
     })),
   };
   const title = metric === 'meanKl' ? 'Quality: mean KL against memory' : 'Quality: mean V error against memory';
-  return { title, svg: renderSvg(option, WIDTH, 360) };
+  return { title, svg: renderSvg(`al-quality-${metric}`, option, WIDTH, 360) };
 }
 
 /** Strategy × layer heatmap of one adapter's K or V relative error, values printed in the cells. */
-export function layerHeatmap(report: Report, adapter: AdapterResult, which: 'k' | 'v'): Chart {
+export function layerHeatmap(report: Report, adapter: AdapterResult, which: 'k' | 'v', index = report.adapters.indexOf(adapter)): Chart {
   const strategies = adapter.strategies.map((s) => s.strategy);
   const layers = Array.from({ length: report.model.numLayers }, (_, i) => i);
   const data: [number, number, number | null][] = [];
@@ -106,7 +125,7 @@ export function layerHeatmap(report: Report, adapter: AdapterResult, which: 'k' 
     series: [{ type: 'heatmap', data, label: { show: showValues, fontSize: 9, formatter: (p: { data: [number, number, number | null] }) => (p.data[2] === null ? '' : p.data[2].toFixed(3)) } }],
   };
   const label = which === 'k' ? 'K' : 'V';
-  return { title: `${adapter.name}: ${label} relative error per layer`, svg: renderSvg(option, WIDTH, 100 + 26 * strategies.length) };
+  return { title: `${adapter.name}: ${label} relative error per layer`, svg: renderSvg(`al-heat-${index}-${which}`, option, WIDTH, 100 + 26 * strategies.length) };
 }
 
 /** Every chart of the HTML report, in reading order. */
@@ -114,6 +133,6 @@ export function reportCharts(report: Report): { overview: Chart[]; perAdapter: C
   // A single point (one adapter, exact only) is no comparison: no quality charts then.
   const overview = [memoryChart(report), ...(summaryRows(report).length > 1 ? [qualityChart(report, 'meanKl'), qualityChart(report, 'meanVRelErr')] : [])];
   // Indexed like report.adapters (names are unique in a run, but a hand-edited file may repeat one).
-  const perAdapter = report.adapters.map((a) => [layerHeatmap(report, a, 'v'), layerHeatmap(report, a, 'k')]);
+  const perAdapter = report.adapters.map((a, i) => [layerHeatmap(report, a, 'v', i), layerHeatmap(report, a, 'k', i)]);
   return { overview, perAdapter };
 }
