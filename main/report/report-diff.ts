@@ -45,6 +45,11 @@ export interface Move {
   metric: string;
   old: string;
   new: string;
+  /**
+   * A cell of a grid or one position of a per-token series: true moves, but the per-layer
+   * and per-strategy values above them say it first (a reader lists those first).
+   */
+  detail: boolean;
 }
 
 export function moved(oldV: number, newV: number, tolerance: number): boolean {
@@ -67,43 +72,45 @@ function firstDifference(a: readonly number[], b: readonly number[]): number {
   return a.length === b.length ? -1 : n;
 }
 
+type Where = Pick<Move, 'adapter' | 'strategy' | 'layer'>;
+
 class Differ {
   readonly moves: Move[] = [];
   constructor(private readonly tol: Tolerances) {}
 
-  num(where: Omit<Move, 'old' | 'new' | 'metric'>, metric: string, family: MetricFamily, a: number | null | undefined, b: number | null | undefined): void {
+  num(where: Where, metric: string, family: MetricFamily, a: number | null | undefined, b: number | null | undefined, detail = false): void {
     const x = a ?? Number.NaN;
     const y = b ?? Number.NaN;
-    if (moved(x, y, this.tol[family])) this.moves.push({ ...where, metric, old: show(x), new: show(y) });
+    if (moved(x, y, this.tol[family])) this.moves.push({ ...where, metric, old: show(x), new: show(y), detail });
   }
 
-  exact(where: Omit<Move, 'old' | 'new' | 'metric'>, metric: string, a: unknown, b: unknown): void {
-    if (JSON.stringify(a) !== JSON.stringify(b)) this.moves.push({ ...where, metric, old: JSON.stringify(a) ?? 'none', new: JSON.stringify(b) ?? 'none' });
+  exact(where: Where, metric: string, a: unknown, b: unknown): void {
+    if (JSON.stringify(a) !== JSON.stringify(b)) this.moves.push({ ...where, metric, old: JSON.stringify(a) ?? 'none', new: JSON.stringify(b) ?? 'none', detail: false });
   }
 
-  tokens(where: Omit<Move, 'old' | 'new' | 'metric'>, metric: string, a: readonly number[], b: readonly number[]): void {
+  tokens(where: Where, metric: string, a: readonly number[], b: readonly number[]): void {
     const i = firstDifference(a, b);
-    if (i >= 0) this.moves.push({ ...where, metric: `${metric} (from index ${i})`, old: tokenText(a, i), new: tokenText(b, i) });
+    if (i >= 0) this.moves.push({ ...where, metric: `${metric} (from index ${i})`, old: tokenText(a, i), new: tokenText(b, i), detail: false });
   }
 
-  series(where: Omit<Move, 'old' | 'new' | 'metric'>, metric: string, family: MetricFamily, a: readonly number[], b: readonly number[]): void {
+  series(where: Where, metric: string, family: MetricFamily, a: readonly number[], b: readonly number[]): void {
     if (a.length !== b.length) {
-      this.moves.push({ ...where, metric: `${metric} length`, old: String(a.length), new: String(b.length) });
+      this.moves.push({ ...where, metric: `${metric} length`, old: String(a.length), new: String(b.length), detail: false });
       return;
     }
-    a.forEach((x, i) => this.num(where, `${metric}[${i}]`, family, x, b[i]));
+    a.forEach((x, i) => this.num(where, `${metric}[${i}]`, family, x, b[i], true));
   }
 
   grid(adapter: string, strategy: string, metric: string, a: readonly (readonly number[])[], b: readonly (readonly number[])[], column: string): void {
     for (const [layer, row] of a.entries()) {
       const other = b[layer] ?? [];
       if (row.length !== other.length) {
-        this.moves.push({ adapter, strategy, layer, metric: `${metric} columns`, old: String(row.length), new: String(other.length) });
+        this.moves.push({ adapter, strategy, layer, metric: `${metric} columns`, old: String(row.length), new: String(other.length), detail: false });
         continue;
       }
-      row.forEach((x, c) => this.num({ adapter, strategy, layer }, `${metric}[${column} ${c}]`, 'errors', x, other[c]));
+      row.forEach((x, c) => this.num({ adapter, strategy, layer }, `${metric}[${column} ${c}]`, 'errors', x, other[c], true));
     }
-    if (b.length !== a.length) this.moves.push({ adapter, strategy, layer: null, metric: `${metric} rows`, old: String(a.length), new: String(b.length) });
+    if (b.length !== a.length) this.moves.push({ adapter, strategy, layer: null, metric: `${metric} rows`, old: String(a.length), new: String(b.length), detail: false });
   }
 
   strategyResult(adapter: string, s: StrategyResult, f: StrategyResult): void {
@@ -114,7 +121,7 @@ class Differ {
       const fl = f.layers[l.layer];
       const here = { adapter, strategy: s.strategy, layer: l.layer };
       if (!fl) {
-        this.moves.push({ ...here, metric: 'layer', old: 'present', new: 'missing' });
+        this.moves.push({ ...here, metric: 'layer', old: 'present', new: 'missing', detail: false });
         continue;
       }
       this.num(here, 'kRelErr', 'errors', l.kRelErr, fl.kRelErr);
@@ -143,7 +150,7 @@ class Differ {
   adapterResult(a: AdapterResult, f: AdapterResult): void {
     for (const s of a.strategies) {
       const fs = f.strategies.find((x) => x.strategy === s.strategy);
-      if (!fs) this.moves.push({ adapter: a.name, strategy: s.strategy, layer: null, metric: 'result', old: 'present', new: 'missing' });
+      if (!fs) this.moves.push({ adapter: a.name, strategy: s.strategy, layer: null, metric: 'result', old: 'present', new: 'missing', detail: false });
       else this.strategyResult(a.name, s, fs);
     }
   }
@@ -158,7 +165,7 @@ export function diffReports(saved: Report, fresh: Report, tolerances: Tolerances
   d.exact(run, 'memory.baseCacheBytes', saved.memory.baseCacheBytes, fresh.memory.baseCacheBytes);
   for (const [i, a] of saved.adapters.entries()) {
     const f = fresh.adapters.find((x) => x.name === a.name) ?? fresh.adapters[i];
-    if (!f) d.moves.push({ adapter: a.name, strategy: null, layer: null, metric: 'adapter', old: 'present', new: 'missing' });
+    if (!f) d.moves.push({ adapter: a.name, strategy: null, layer: null, metric: 'adapter', old: 'present', new: 'missing', detail: false });
     else d.adapterResult(a, f);
   }
   return d.moves;

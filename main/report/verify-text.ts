@@ -27,10 +27,12 @@ export function formatVerification(r: VerifyResult, tolerances: Tolerances, maxM
   if (r.rerunError) out.push('', `The re-run failed: ${r.rerunError}`);
   if (r.moves.length) {
     out.push('', `Numbers that moved beyond tolerance (${r.moves.length}; errors ${tolerances.errors}, scores ${tolerances.scores}, probs ${tolerances.probs}, relative, floor 0.01):`);
-    for (const m of r.moves.slice(0, maxMoves)) out.push(moveLine(m));
-    if (r.moves.length > maxMoves) {
+    // Per-layer and per-strategy values first; grid cells and per-token values after them.
+    const ordered = [...r.moves.filter((m) => !m.detail), ...r.moves.filter((m) => m.detail)];
+    for (const m of ordered.slice(0, maxMoves)) out.push(moveLine(m));
+    if (ordered.length > maxMoves) {
       const counts = new Map<string, number>();
-      for (const m of r.moves.slice(maxMoves)) {
+      for (const m of ordered.slice(maxMoves)) {
         const key = m.metric.replace(/\[.*$/, '').replace(/ \(from index.*$/, '');
         counts.set(key, (counts.get(key) ?? 0) + 1);
       }
