@@ -121,28 +121,31 @@ export function summaryRows(report: Report): SummaryRow[] {
   return report.adapters.flatMap((a) => a.strategies.map((s) => summaryRow(a, s)));
 }
 
-/** One row per (adapter, strategy, layer). */
-export function layerRows(report: Report): LayerRow[] {
+/** One adapter's rows, one per (strategy, layer), strategies in run order. */
+export function adapterLayerRows(a: AdapterResult): LayerRow[] {
   const rows: LayerRow[] = [];
-  for (const a of report.adapters) {
-    for (const s of a.strategies) {
-      const kept = new Set(s.exactLayers ?? []);
-      for (const l of s.layers) {
-        rows.push({
-          adapter: a.name,
-          strategy: s.strategy,
-          layer: l.layer,
-          kRelErr: l.kRelErr,
-          vRelErr: l.vRelErr,
-          outsideSpan: l.outsideSpan ?? null,
-          keptExact: kept.has(l.layer),
-          kHeads: s.heads.k[l.layer] ?? [],
-          vHeads: s.heads.v[l.layer] ?? [],
-        });
-      }
+  for (const s of a.strategies) {
+    const kept = new Set(s.exactLayers ?? []);
+    for (const l of s.layers) {
+      rows.push({
+        adapter: a.name,
+        strategy: s.strategy,
+        layer: l.layer,
+        kRelErr: l.kRelErr,
+        vRelErr: l.vRelErr,
+        outsideSpan: l.outsideSpan ?? null,
+        keptExact: kept.has(l.layer),
+        kHeads: s.heads.k[l.layer] ?? [],
+        vHeads: s.heads.v[l.layer] ?? [],
+      });
     }
   }
   return rows;
+}
+
+/** One row per (adapter, strategy, layer). */
+export function layerRows(report: Report): LayerRow[] {
+  return report.adapters.flatMap(adapterLayerRows);
 }
 
 /** Memory per strategy, in run order. */
