@@ -170,8 +170,9 @@ const SUBCOMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
 
 export async function main(argv: string[]): Promise<number> {
   const name = argv[0];
-  if (name !== undefined && Object.hasOwn(SUBCOMMANDS, name)) return SUBCOMMANDS[name]!(argv.slice(1));
   try {
+    // Inside the try: an error a subcommand does not handle still ends as one readable line.
+    if (name !== undefined && Object.hasOwn(SUBCOMMANDS, name)) return await SUBCOMMANDS[name]!(argv.slice(1));
     const { values, positionals } = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true });
     const command = positionals[0];
     if (values.help || !command) {

@@ -115,17 +115,21 @@ export async function verifyReport(report: Report, options: VerifyOptions = {}):
 
   let fresh: Report | null = null;
   let rerunError: string | null = null;
-  const session = new EngineSession(request.device);
-  const cacheManager = new CacheManager({ budgetBytes: options.budgetBytes ?? 8 * 2 ** 30 });
+  let session: EngineSession | null = null;
+  let cacheManager: CacheManager | null = null;
   try {
+    // Inside the try: an engine that cannot load (e.g. a report made with --device cuda,
+    // checked where there is no CUDA build) is a finding of the re-run, not a crash.
+    session = new EngineSession(request.device);
+    cacheManager = new CacheManager({ budgetBytes: options.budgetBytes ?? 8 * 2 ** 30 });
     fresh = await runComparison(session, cacheManager, request, options.hooks);
   } catch (e) {
     // A cancel is the user's choice, not a finding: let it through.
     if (signal?.aborted) throw e;
     rerunError = e instanceof Error ? e.message : String(e);
   } finally {
-    cacheManager.dispose();
-    session.dispose();
+    cacheManager?.dispose();
+    session?.dispose();
   }
   const moves = fresh ? diffReports(report, fresh, options.tolerances ?? DEFAULT_TOLERANCES) : [];
   return {
