@@ -1,9 +1,10 @@
 // A saved report rendered in an export format, as the ExportedFile the contract returns.
-// JSON is the report itself. The other formats belong to the report module
-// (main/report/, another issue's work): until it lands they answer NOT_SUPPORTED, and
-// wiring it in is this file's job alone.
+// JSON is the report itself; every other format comes from the report module
+// (main/report/), the same renderer the CLI uses, so an export from the app and one
+// from `adapterlens report` are byte-identical.
 import type { Report } from '../../shared/report.js';
 import type { ExportFormat, ExportedFile } from '../../shared/rpc.js';
+import { chromiumPrinter, findChromium, PdfUnavailableError, renderReport } from '../report/index.js';
 import { rpcError } from './errors.js';
 
 /** Renders HTML to PDF (Electron injects webContents.printToPDF); absent where there is no Chromium. */
@@ -24,14 +25,33 @@ export function exportFileName(report: Report, format: ExportFormat): string {
   return `adapterlens-${stamp}.${format}`;
 }
 
-/** Whether `format` can be rendered here (the UI greys out the others). */
-export function canExport(format: ExportFormat): boolean {
-  return format === 'json';
+/** The printer PDF export uses: the injected one (Electron's printToPDF), else headless Chromium where installed. */
+export function pdfPrinterFor(injected?: PdfPrinter): PdfPrinter | null {
+  if (injected) return injected;
+  const chromium = findChromium();
+  return chromium ? chromiumPrinter(chromium) : null;
 }
 
-export async function exportReport(report: Report, format: ExportFormat, _pdf?: PdfPrinter): Promise<ExportedFile> {
+/** Whether `format` can be rendered here (the UI greys out the others). */
+export function canExport(format: ExportFormat, pdf?: PdfPrinter): boolean {
+  return format !== 'pdf' || pdfPrinterFor(pdf) !== null;
+}
+
+export async function exportReport(report: Report, format: ExportFormat, pdf?: PdfPrinter): Promise<ExportedFile> {
+  const fileName = exportFileName(report, format);
   if (format === 'json') {
-    return { fileName: exportFileName(report, format), mimeType: MIME.json, encoding: 'utf8', content: JSON.stringify(report, null, 1) };
+    return { fileName, mimeType: MIME.json, encoding: 'utf8', content: JSON.stringify(report, null, 1) };
   }
-  throw rpcError('NOT_SUPPORTED', `exporting as ${format.toUpperCase()} is not available in this version yet; export as JSON (every other format is rendered from it).`);
+  if (format === 'pdf') {
+    const printer = pdfPrinterFor(pdf);
+    if (!printer) throw rpcError('NOT_SUPPORTED', 'PDF export needs Chromium (or the desktop app); none was found. Export HTML and print it from any browser.');
+    try {
+      const bytes = await renderReport(report, 'pdf', { printPdf: printer });
+      return { fileName, mimeType: MIME.pdf, encoding: 'base64', content: Buffer.from(bytes).toString('base64') };
+    } catch (e) {
+      if (e instanceof PdfUnavailableError) throw rpcError('NOT_SUPPORTED', e.message);
+      throw e;
+    }
+  }
+  return { fileName, mimeType: MIME[format], encoding: 'utf8', content: await renderReport(report, format) };
 }

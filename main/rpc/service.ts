@@ -33,7 +33,7 @@ import { rpcError, toErrorPayload } from './errors.js';
 import { browseFolder } from './fs-browse.js';
 import { HistoryNotFoundError, HistoryStore } from './history-store.js';
 import { countTokens, inspectAdapter, inspectModel } from './inspect.js';
-import { exportReport, type PdfPrinter } from './report-export.js';
+import { canExport, exportReport, type PdfPrinter } from './report-export.js';
 
 /** What only some transports can do; absent hooks make the methods answer NOT_SUPPORTED. */
 export interface PlatformHooks {
@@ -226,7 +226,7 @@ export class AppService {
         memoryBytes: session.engine.backend === 'cpu' ? os.totalmem() : null,
       },
       transport: this.options.transport,
-      capabilities: { nativeDialogs: Boolean(this.options.platform?.pickFolders), pdf: false },
+      capabilities: { nativeDialogs: Boolean(this.options.platform?.pickFolders), pdf: canExport('pdf', this.options.platform?.printPdf) },
       demo,
       historyDir: this.history.dir,
       cacheBudgetBytes: this.cache.budgetBytes,

@@ -207,6 +207,12 @@ describe('the app in a browser against adapterlens serve', { skip, timeout: 600_
     await page.getByTestId(`history-row-${id}`).waitFor();
     const [download] = await Promise.all([page.waitForEvent('download'), page.getByTestId(`history-row-${id}`).getByTestId('export-json').click()]);
     assert.match(download.suggestedFilename(), /\.json$/);
+    // HTML comes from the report module: a self-contained file with its SVG charts.
+    const [htmlDownload] = await Promise.all([page.waitForEvent('download'), page.getByTestId(`history-row-${id}`).getByTestId('export-html').click()]);
+    assert.match(htmlDownload.suggestedFilename(), /\.html$/);
+    const html = fs.readFileSync((await htmlDownload.path())!, 'utf8');
+    assert.match(html, /<svg/);
+    assert.ok(html.includes(adapterNames[0]!), 'the exported HTML names the adapters');
     await shot(page, '07-history');
     await page.getByTestId(`history-open-${id}`).click();
     await page.getByTestId('results').waitFor();

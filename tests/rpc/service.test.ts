@@ -10,8 +10,10 @@ import { AppService } from '../../main/rpc/service.js';
 import { loadTokenizer } from '../../main/model/tokenizer.js';
 import { REPORT_SCHEMA, type Report } from '../../shared/report.js';
 import type { AdapterInfo, AppInfo, ExportedFile, FolderListing, HistoryEntry, ModelInfo, RpcErrorCode, RpcEventName, TokenCount } from '../../shared/rpc.js';
+import { findChromium, renderReport } from '../../main/report/index.js';
 import { ADAPTERS_DIR, MODEL_DIR, OTHER_MODEL_ADAPTER, tempDir, tinyRequest } from './helpers.js';
 
+const FIXTURE_REPORT = path.join(import.meta.dirname, '..', 'fixtures', 'reports', 'demo-llama-gqa-bf16.json');
 const historyDir = path.join(tempDir('service'), 'history');
 const service = new AppService({ transport: 'websocket', historyDir, cacheBudgetBytes: 1 << 30, throttleMs: 10 });
 const events: { event: RpcEventName; payload: unknown }[] = [];
@@ -62,7 +64,8 @@ describe('AppService', () => {
     assert.equal(info.transport, 'websocket');
     assert.equal(info.backend.kind, 'cpu');
     assert.ok(info.backend.device.length > 0);
-    assert.deepEqual(info.capabilities, { nativeDialogs: false, pdf: false });
+    // PDF in serve mode exactly when headless Chromium is installed.
+    assert.deepEqual(info.capabilities, { nativeDialogs: false, pdf: findChromium() !== null });
     assert.equal(info.historyDir, historyDir);
     assert.equal(info.cacheBudgetBytes, 1 << 30);
     assert.ok(info.demo, 'the fixtures are here, so the demo is offered');
@@ -151,13 +154,48 @@ describe('AppService', () => {
     assert.equal(file.mimeType, 'application/json');
     assert.equal(file.encoding, 'utf8');
     assert.deepEqual(JSON.parse(file.content), fakeReport());
-    await fails('report.export', { id, format: 'html' }, 'NOT_SUPPORTED', /export as JSON/);
     const changed = waitForEvent('history.changed');
     assert.deepEqual(await ok('history.delete', { id }), { deleted: true });
     const payload = (await changed) as { entries: HistoryEntry[] };
     assert.ok(!payload.entries.some((e) => e.id === id));
     await fails('history.get', { id }, 'NOT_FOUND');
     assert.deepEqual(await ok('history.delete', { id }), { deleted: false });
+  });
+
+  it('exports a real saved run as HTML, Markdown, CSV and PDF through the report module', async () => {
+    const fixture = JSON.parse(fs.readFileSync(FIXTURE_REPORT, 'utf8')) as Report;
+    const { id } = await service.history.save(fixture);
+    const html = await ok<ExportedFile>('report.export', { id, format: 'html' });
+    assert.equal(html.encoding, 'utf8');
+    assert.match(html.mimeType, /^text\/html/);
+    assert.match(html.fileName, /\.html$/);
+    // Byte-identical to what the CLI's `adapterlens report --html` renders from the same JSON.
+    assert.equal(html.content, await renderReport(fixture, 'html'));
+    assert.ok((html.content.match(/<svg/g) ?? []).length > 0, 'the HTML has its charts');
+    const md = await ok<ExportedFile>('report.export', { id, format: 'md' });
+    assert.equal(md.content, await renderReport(fixture, 'md'));
+    const csv = await ok<ExportedFile>('report.export', { id, format: 'csv' });
+    assert.equal(csv.content.trim().split('\n').length - 1, fixture.adapters.reduce((n, a) => n + a.strategies.length * fixture.model.numLayers, 0));
+    // PDF through an injected printer (what Electron's printToPDF plugs into).
+    const printed: string[] = [];
+    const withPrinter = new AppService({
+      transport: 'electron',
+      historyDir,
+      cacheBudgetBytes: 1 << 20,
+      platform: { printPdf: async (h) => (printed.push(h), new TextEncoder().encode('%PDF-1.7 test')) },
+    });
+    try {
+      const info = await dispatch(withPrinter.handlers, 'app.info', {});
+      assert.ok(info.ok && (info.result as AppInfo).capabilities.pdf);
+      const pdf = await dispatch(withPrinter.handlers, 'report.export', { id, format: 'pdf' });
+      assert.ok(pdf.ok);
+      const file = pdf.result as ExportedFile;
+      assert.equal(file.encoding, 'base64');
+      assert.equal(Buffer.from(file.content, 'base64').toString(), '%PDF-1.7 test');
+      assert.equal(printed[0], html.content);
+    } finally {
+      await withPrinter.dispose();
+    }
   });
 
   it('a run whose input is unusable ends with run.failed INVALID_INPUT and frees the slot', async () => {
