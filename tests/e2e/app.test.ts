@@ -221,7 +221,10 @@ describe('the app in a browser against adapterlens serve', { skip, timeout: 600_
   it('cancels a long run mid-generation and stays usable', async () => {
     await page.getByTestId('tab-setup').click();
     await page.getByTestId('document').fill([documentText, documentText, documentText].join('\n\n'));
-    await page.getByTestId('max-new-tokens').fill('400');
+    // Long enough (1200 tokens, no stop at EOS) that the run cannot end on its own
+    // between the check below and the cancel click, even on a fast machine.
+    await page.getByTestId('max-new-tokens').fill('1200');
+    if (await page.locator('#eos').isChecked()) await page.locator('#eos').uncheck();
     await page.getByTestId('token-count').getByText(/^\d{3}/).waitFor();
     await page.getByTestId('run-button').click();
     // Tokens stream into the live grid before the run ends.
@@ -236,7 +239,7 @@ describe('the app in a browser against adapterlens serve', { skip, timeout: 600_
     await page.getByTestId('cancel-button').click();
     await page.locator('[data-testid="run-progress"][data-status="cancelled"]').waitFor({ timeout: 60_000 });
     const streamed = Number(await cell.getAttribute('data-tokens'));
-    assert.ok(streamed >= 3 && streamed < 400, `cancelled mid-generation after ${streamed} tokens`);
+    assert.ok(streamed >= 3 && streamed < 1200, `cancelled mid-generation after ${streamed} tokens`);
     await shot(page, '09-cancelled');
     assert.equal(savedReports(dataDir).length, 1, 'a cancelled run is not saved');
 
