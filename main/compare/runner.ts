@@ -91,7 +91,14 @@ export async function runComparison(
 
   // ---- load -----------------------------------------------------------------
   progress('load', 0, request.adapters.length + 1, 'model');
-  const model: LoadedModel = await session.loadModel(request.modelDir, signal, (what, d, t) => progress('load', 0, request.adapters.length + 1, `${what} ${d}/${t}`));
+  const model: LoadedModel = await session.loadModel(
+    request.modelDir,
+    signal,
+    (what, d, t) => progress('load', 0, request.adapters.length + 1, `${what} ${d}/${t}`),
+    request.dtype,
+  );
+  // Bytes per cached K/V value and activation in the compute dtype.
+  const bytesPerValue = request.dtype === 'fp32' ? 4 : 2;
   const cfg = model.checkpoint.config.native;
   const adapters: LoadedAdapter[] = [];
   for (const [i, choice] of request.adapters.entries()) {
@@ -120,6 +127,7 @@ export async function runComparison(
     maxNewTokens: request.maxNewTokens,
     adapters: adapters.map((a) => ({ vRanks: a.vRanks, paramBytes: a.native.bytes })),
     strategies,
+    bytesPerValue,
   });
   const fits = checkFits(estimate, cacheManager.usage().budgetBytes);
   if (fits) throw new CompareInputError(fits);
@@ -142,7 +150,8 @@ export async function runComparison(
   signal?.addEventListener('abort', abortScope, { once: true });
   try {
     const addon = session.engine.addon;
-    const modelHash = model.digest.combined;
+    // Caches and stores of one model in two dtypes must not share keys (fp32 keeps its old keys).
+    const modelHash = model.dtype === 'fp32' ? model.digest.combined : `${model.digest.combined}@${model.dtype}`;
     // One token for the run's own native calls (one abort listener, not one per call).
     const runCancel = cancelTokenFor(addon, signal);
 
@@ -220,7 +229,7 @@ export async function runComparison(
         const parsed = parseStrategy(s);
         const cell: Cell = { adapter: ai, strategy: s, parsed, bytes: 0, errors: null, outsideSpan: null, cache: null, tokens: [], probs: [], scores: null };
         if (parsed.kind === 'exact') {
-          cell.bytes = kvCacheBytes(cfg, T);
+          cell.bytes = kvCacheBytes(cfg, T, bytesPerValue);
           cell.cache = scope.own(exact[ai]!.fork(capacity));
         } else {
           let spec: NativeStrategySpec;
@@ -378,7 +387,7 @@ export async function runComparison(
       prompt: { text: request.promptText },
       documentTokens,
       promptTokens,
-      memory: { baseCacheBytes: kvCacheBytes(cfg, T), exactCacheBytes: kvCacheBytes(cfg, T) },
+      memory: { baseCacheBytes: kvCacheBytes(cfg, T, bytesPerValue), exactCacheBytes: kvCacheBytes(cfg, T, bytesPerValue) },
       timings,
       adapters: adapterResults,
     };

@@ -6,15 +6,20 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { loadAddon, type BackendChoice, type LoadedAddon } from '../engine/native-loader.js';
 import { cancelTokenFor } from '../engine/cancel.js';
-import type { NativeAdapter, NativeModel } from '../engine/native-types.js';
+import type { NativeAdapter, NativeModel, NativeModelConfig } from '../engine/native-types.js';
 import { openCheckpoint, type CheckpointInfo } from '../model/checkpoint.js';
 import { openAdapter, type AdapterSummary } from '../model/adapter.js';
 import { loadTokenizer, type LensTokenizer } from '../model/tokenizer.js';
 import { sha256Dir, type DirDigest } from '../model/sha256.js';
 
+/** The engine's compute dtype of weights, activations and KV caches. */
+export type ComputeDtype = NonNullable<NativeModelConfig['dtype']>;
+
 export interface LoadedModel {
   dir: string;
   checkpoint: CheckpointInfo;
+  /** The compute dtype the model was loaded in. */
+  dtype: ComputeDtype;
   native: NativeModel;
   digest: DirDigest;
 }
@@ -43,20 +48,24 @@ export class EngineSession {
     this.engine = loadAddon(device);
   }
 
-  /** The loaded model for `dir`, loading it (and dropping any other model and its adapters) when needed. */
-  async loadModel(dirIn: string, signal?: AbortSignal, onProgress?: LoadProgress): Promise<LoadedModel> {
+  /**
+   * The loaded model for `dir` in compute dtype `dtype`, loading it (and dropping any
+   * other model, or the same model in another dtype, and its adapters) when needed.
+   * The CPU engine refuses any dtype but fp32 (the native load throws).
+   */
+  async loadModel(dirIn: string, signal?: AbortSignal, onProgress?: LoadProgress, dtype: ComputeDtype = 'fp32'): Promise<LoadedModel> {
     const dir = path.resolve(dirIn);
     const digest = await this.digest(dir, signal, (d, t) => onProgress?.('hashing model files', d, t));
-    if (this.model && this.model.dir === dir && this.model.digest.combined === digest.combined) return this.model;
+    if (this.model && this.model.dir === dir && this.model.digest.combined === digest.combined && this.model.dtype === dtype) return this.model;
     this.disposeModel();
     const checkpoint = await openCheckpoint(dir, { signal });
     const native = await this.engine.addon.loadModel(
-      checkpoint.config.native,
+      { ...checkpoint.config.native, dtype },
       checkpoint.tensors,
       (d, t) => onProgress?.('loading weights', d, t),
       cancelTokenFor(this.engine.addon, signal),
     );
-    this.model = { dir, checkpoint, native, digest };
+    this.model = { dir, checkpoint, dtype, native, digest };
     return this.model;
   }
 
