@@ -7,7 +7,8 @@
 # Through the device tool, from the repository root, after `bash ../shared/device/make-kit.sh`
 # and `tar cJf .device-kit/deps.tar.xz <cmake-js, node-addon-api, node-api-headers, tsx, zod
 # and their dependencies>` here:
-#   command: bash bench/run-on-device.sh        carry: [".device-kit"]
+#   command: bash bench/run-on-device.sh        carry: [".device-kit", "node_modules/@huggingface/tokenizers"]
+# (SKIP_BENCH=1: build, consistency, fp32 and bf16 parity only.)
 # Results land in $OUT/results.tar.gz (bench.json, the logs); copy bench.json to bench/results/.
 set -uo pipefail
 OUT=${OUT:-/tmp/adapterlens-out}
@@ -35,6 +36,14 @@ ADAPTERLENS_TEST_DEVICE=cuda timeout 300 node --import tsx --test --test-reporte
   tests/parity/engine-parity.test.ts tests/parity/strategies-parity.test.ts > "$R/parity.log" 2>&1 || status=1
 grep -E "^# (pass|fail)|parity figures|✖|Error" "$R/parity.log" | head -30
 sed -n '/parity figures/,/^$/p' "$R/parity.log" | head -20
+
+step "bf16: reference from transformers in bf16, CUDA bf16 parity, --dtype reaching the engine"
+python3 tests/reference/make_bf16_reference.py 2>&1 | grep -v -e Warning -e warn | tee "$R/bf16-reference.log" | tail -6
+mkdir -p "$R/bf16-reference" && cp tests/fixtures/reference/bf16.json tests/fixtures/reference/bf16.safetensors "$R/bf16-reference/" 2>/dev/null
+ADAPTERLENS_TEST_DEVICE=cuda timeout 200 node --import tsx --test --test-reporter=spec \
+  tests/parity/bf16-parity.test.ts tests/compare/session-dtype.test.ts > "$R/bf16.log" 2>&1 || status=1
+grep -E "^# (pass|fail|skip)|✖|Error" "$R/bf16.log" | head -20
+sed -n '/bf16 parity figures/,/^$/p' "$R/bf16.log" | head -10
 
 [ "${SKIP_BENCH:-0}" = 1 ] && exit $status
 step "benchmark: checkpoint, adapters, document, ceilings"
