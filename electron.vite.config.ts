@@ -24,6 +24,11 @@ export default defineConfig({
   main: {
     build: {
       outDir: resolve(out, 'main'),
+      // Runtime dependencies are externalized by default; playwright-core is a
+      // devDependency that main/report/render-pdf.ts imports lazily (the browser-mode PDF
+      // printer; the desktop app prints with Electron's printToPDF instead). Bundling it
+      // would pull in its optional native requires (kerberos, ...), so it stays external too.
+      externalizeDeps: { include: ['playwright-core'] },
       rolldownOptions: {
         input: { index: resolve(__dirname, 'main/electron/index.ts') },
         external: [/\.node$/],
