@@ -52,6 +52,10 @@ step "benchmark: AdapterLens (CUDA, bf16)"
 timeout 300 node --import tsx bench/adapterlens-bench.ts "$WORK" "$R/adapterlens.json" bf16 2>&1 | tee "$R/adapterlens.log" | tail -8
 step "benchmark: transformers + PEFT"
 timeout 400 python3 bench/hf_bench.py run --work "$WORK" --out "$R/hf.json" 2>&1 | grep -v -e Warning -e warn | tail -5
+step "profile: one more AdapterLens pass with a CUDA event around every op (not the measured run)"
+ADAPTERLENS_CUDA_PROFILE=1 timeout 200 node --import tsx bench/adapterlens-bench.ts "$WORK" "$R/profiled.json" bf16 > "$R/profile.log" 2>&1
+grep "cuda profile" "$R/profile.log" | grep "one sequence" | tail -1 | sed 's/ · /\n   /g'
+grep "cuda profile" "$R/profile.log" | grep " rows" | tail -1 | sed 's/ · /\n   /g'
 step "table"
 python3 bench/summarize.py "$WORK" "$R/adapterlens.json" "$R/hf.json" "$R/bench.json" || status=1
 exit $status

@@ -243,7 +243,7 @@ void test_attention(DT dt) {
   cpu.attention(refd.data(), qd.data(), hr.data(), nr, heads, kv_heads, hd);
   auto dqd = up(dt, qd);
   Dev outd(refd.size() * cuda::dt_size(dt));
-  Dev scratch(size_t(nr) * heads * cap * sizeof(float));
+  Dev scratch(cuda::attention_rows_scratch(nr, heads, hd, cap));
   cuda::attention_rows(dt, outd.p, dqd->p, drt->as<cuda::KvRowDev>(), 0, nr, heads, kv_heads, hd, cap,
                        scratch.as<float>());
   report("attention decode (rows)", dt, rel_err(down(dt, outd, refd.size()), refd), tol(dt));
@@ -261,6 +261,67 @@ void test_attention(DT dt) {
 }
 
 // BGMV: three rows through three different adapters (one row without), against lora_apply.
+// Decode attention over long caches: several key chunks per row merged (flash-decoding),
+// rows of different lengths in one launch (one of them shorter than a chunk, so later
+// chunks are empty), GQA, head_dim 128 (vector loads) and 64.
+void test_decode_long(DT dt) {
+  for (const int hd : {128, 64}) {
+    const int heads = 8, kv_heads = 4, cap = 700, L = 2, layer = 1;
+    const size_t layer_elems = size_t(kv_heads) * cap * hd;
+    auto k = rounded(dt, randn(L * layer_elems)), v = rounded(dt, randn(L * layer_elems));
+    auto dk = up(dt, k), dv = up(dt, v);
+    const std::vector<int> rpos = {cap - 1, 300, 3, 256};
+    const int nr = static_cast<int>(rpos.size());
+    std::vector<cuda::KvRowDev> rt(nr);
+    std::vector<KvRow> hr(nr);
+    for (int i = 0; i < nr; ++i) {
+      rt[i] = {dk->p, dv->p, int64_t(layer_elems), cap, rpos[i]};
+      hr[i] = {k.data() + layer * layer_elems, v.data() + layer * layer_elems, cap, rpos[i]};
+    }
+    auto q = rounded(dt, randn(size_t(nr) * heads * hd));
+    std::vector<float> ref(q.size());
+    cpu.attention(ref.data(), q.data(), hr.data(), nr, heads, kv_heads, hd);
+    auto dq = up(dt, q), drt = up_raw(rt);
+    Dev out(ref.size() * cuda::dt_size(dt));
+    Dev scratch(cuda::attention_rows_scratch(nr, heads, hd, cap));
+    cuda::attention_rows(dt, out.p, dq->p, drt->as<cuda::KvRowDev>(), layer, nr, heads, kv_heads, hd, cap,
+                         scratch.as<float>());
+    report(hd == 128 ? "attention decode (700, 128)" : "attention decode (700, 64)", dt,
+           rel_err(down(dt, out, ref.size()), ref), tol(dt));
+  }
+}
+
+// Prefill attention on tensor cores against the CPU attention: caches of one layer
+// [kv_heads, cap, hd] with NaN past the last key (never read), GQA, head_dim 64 and 128;
+// rows after earlier chunks (pos0 5, n 70: a partial query tile), several query and key
+// tiles (pos0 0, n 200) and a single row deep in the cache (pos0 130, n 1). fp32: declined.
+void test_attention_tc(DT dt) {
+  struct Case {
+    int hd, pos0, n;
+  };
+  for (const Case c : {Case{64, 5, 70}, Case{128, 5, 70}, Case{64, 0, 200}, Case{128, 0, 200}, Case{128, 130, 1}}) {
+    const int heads = 8, kv_heads = 2, hd = c.hd, pos0 = c.pos0, n = c.n, cap = pos0 + n + 3;
+    const size_t cache_elems = size_t(kv_heads) * cap * hd;
+    auto k = rounded(dt, randn(cache_elems)), v = rounded(dt, randn(cache_elems));
+    for (int h = 0; h < kv_heads; ++h)
+      for (int t = pos0 + n; t < cap; ++t)
+        for (int d = 0; d < hd; ++d) k[(size_t(h) * cap + t) * hd + d] = v[(size_t(h) * cap + t) * hd + d] = NAN;
+    auto q = rounded(dt, randn(size_t(n) * heads * hd));
+    std::vector<KvRow> hr(n);
+    for (int i = 0; i < n; ++i) hr[i] = {k.data(), v.data(), cap, pos0 + i};
+    std::vector<float> ref(q.size());
+    cpu.attention(ref.data(), q.data(), hr.data(), n, heads, kv_heads, hd);
+    auto dq = up(dt, q), dk = up(dt, k), dv = up(dt, v);
+    Dev out(ref.size() * cuda::dt_size(dt));
+    const bool ok = cuda::attention_prefill_tc(dt, out.p, dq->p, dk->p, dv->p, cap, pos0, n, heads, kv_heads, hd);
+    if (dt == DT::F32) {
+      report("attention prefill (tensor cores)", dt, ok ? 1.0 : 0.0, 0.0);  // must decline
+      return;
+    }
+    report("attention prefill (tensor cores)", dt, ok ? rel_err(down(dt, out, ref.size()), ref) : 1.0, tol(dt));
+  }
+}
+
 void test_lora(DT dt) {
   const int in = 256, out = 192, n = 4;
   const int ranks[3] = {8, 16, 64};
@@ -378,6 +439,8 @@ int main() {
     for (DT dt : {DT::F32, DT::BF16, DT::F16}) {
       test_dense(dt);
       test_attention(dt);
+      test_decode_long(dt);
+      test_attention_tc(dt);
       test_lora(dt);
       test_strategies(dt);
     }

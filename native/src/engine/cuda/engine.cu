@@ -328,9 +328,13 @@ void* off(const Buf& b, size_t elems, DT dt) { return b.as<char>() + elems * cud
 void linear(Pass& p, int layer, LoraTarget target, const Buf& y, const Buf& x, const Buf& w, const Buf& b) {
   const DT dt = p.d.dt;
   const LinearDims dims = linear_dims(p.m.config, target);
+  static const char* const kGemmNames[kNumLoraTargets] = {"gemm q", "gemm k", "gemm v", "gemm o",
+                                                           "gemm gate", "gemm up", "gemm down"};
+  cuda::prof_mark(kGemmNames[static_cast<int>(target)]);
   cuda::gemm(dt, y.p, x.p, w.p, p.n, dims.in, dims.out, 1.0f, 0.0f);
   if (b.p) cuda::add_bias(dt, y.p, b.p, p.n, dims.out);
   if (p.max_rank == 0 || !p.has[layer * kNumLoraTargets + static_cast<int>(target)]) return;
+  cuda::prof_mark("lora");
   const bool capture = target == LoraTarget::V;
   if (p.bgmv) {
     const auto* table = p.s.lora_rows.as<cuda::LoraRowDev>() +
@@ -466,39 +470,53 @@ void forward(const Model& m, const int32_t* tokens, const Row* rows, int n, floa
   }
 
   const auto* kvrows = s.kvrows.as<cuda::KvRowDev>();
+  cuda::prof_mark("embedding");
   cuda::embedding(dt, s.x.p, d.embed.p, s.tokens.as<int32_t>(), n, H);
   for (int l = 0; l < L; ++l) {
     hooks.check_stop();
     const DevLayer& w = d.layers[l];
 
     // Attention block: x += o_proj(attn(rope(q), rope(k), v)) on rmsnorm(x).
+    cuda::prof_mark("rmsnorm");
     cuda::rmsnorm(dt, s.xn.p, s.x.p, w.input_norm.p, n, H, c.rms_norm_eps);
     linear(p, l, LoraTarget::Q, s.q, s.xn, w.wq, w.bq);
     linear(p, l, LoraTarget::K, s.k, s.xn, w.wk, w.bk);
     linear(p, l, LoraTarget::V, s.v, s.xn, w.wv, w.bv);
+    cuda::prof_mark("rope, store kv");
     cuda::rope(dt, s.q.p, s.k.p, s.pos.as<int>(), d.inv_freq.as<float>(), n, c.num_heads, c.num_kv_heads, c.head_dim);
     cuda::store_kv(dt, kvrows, l, s.k.p, s.v.p, n, c.num_kv_heads, c.head_dim);
     const DeviceKv& dk0 = *rows[0].cache->dev();
-    if (!(one_seq && cuda::attention_prefill(dt, s.att.p, s.q.p, dk0.k_at(l), dk0.v_at(l), dk0.cap, rows[0].pos, n,
-                                             c.num_heads, c.num_kv_heads, c.head_dim))) {
-      s.scores.ensure(r * c.num_heads * max_len * sizeof(float), "attention scores");
+    cuda::prof_mark("attention");
+    // One sequence's chunk: tensor cores in bf16/fp16, the fp32 CUDA-core kernel otherwise
+    // (fp32 parity runs keep fp32 products); any rows: the split decode kernel.
+    const auto prefill = [&](auto kernel) {
+      return kernel(dt, s.att.p, s.q.p, dk0.k_at(l), dk0.v_at(l), dk0.cap, rows[0].pos, n, c.num_heads,
+                    c.num_kv_heads, c.head_dim);
+    };
+    if (!(one_seq && (prefill(cuda::attention_prefill_tc) || prefill(cuda::attention_prefill)))) {
+      s.scores.ensure(cuda::attention_rows_scratch(n, c.num_heads, c.head_dim, max_len), "attention partials");
       cuda::attention_rows(dt, s.att.p, s.q.p, kvrows, l, n, c.num_heads, c.num_kv_heads, c.head_dim, max_len,
                            s.scores.as<float>());
     }
     linear(p, l, LoraTarget::O, s.xb, s.att, w.wo, Buf());
+    cuda::prof_mark("residual add");
     cuda::add(dt, s.x.p, s.xb.p, static_cast<int64_t>(n) * H);
 
     // MLP block: x += down_proj(silu(gate_proj(h)) * up_proj(h)) on h = rmsnorm(x).
+    cuda::prof_mark("rmsnorm");
     cuda::rmsnorm(dt, s.xn.p, s.x.p, w.post_norm.p, n, H, c.rms_norm_eps);
     linear(p, l, LoraTarget::Gate, s.gate, s.xn, w.gate, Buf());
     linear(p, l, LoraTarget::Up, s.up, s.xn, w.up, Buf());
+    cuda::prof_mark("swiglu");
     cuda::swiglu(dt, s.gate.p, s.up.p, static_cast<int64_t>(n) * c.intermediate_size);
     linear(p, l, LoraTarget::Down, s.xb, s.gate, w.down, Buf());
+    cuda::prof_mark("residual add");
     cuda::add(dt, s.x.p, s.xb.p, static_cast<int64_t>(n) * H);
   }
 
   if (rows_out > 0) {
     const size_t o = static_cast<size_t>(logits_from) * H;
+    cuda::prof_mark("lm head, argmax, logits out");
     cuda::rmsnorm(dt, off(s.xn, o, dt), off(s.x, o, dt), d.final_norm.p, rows_out, H, c.rms_norm_eps);
     cuda::gemm(dt, s.logits.p, off(s.xn, o, dt), d.output().p, rows_out, H, c.vocab_size, 1.0f, 0.0f);
     if (greedy) {
@@ -517,6 +535,9 @@ void forward(const Model& m, const int32_t* tokens, const Row* rows, int n, floa
     }
   }
   cuda::sync("the forward pass");
+  if (cuda::profiling()) {
+    cuda::prof_report("forward of " + std::to_string(n) + (one_seq || n == 1 ? " tokens of one sequence" : " rows"));
+  }
 }
 
 // ---- strategies ---------------------------------------------------------------------------

@@ -10,8 +10,13 @@
 #include <atomic>
 #include <cfloat>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
 
 #include "engine/cuda/ops.h"
 
@@ -88,8 +93,76 @@ void start() {
     throw std::runtime_error(std::string("cuBLAS unavailable: ") + cublasGetStatusString(s));
   }
   ckb(cublasSetStream(g_blas, g_stream), "cublasSetStream");
-  // fp32 must stay fp32 (parity runs): no TF32, whatever NVIDIA_TF32_OVERRIDE says.
-  ckb(cublasSetMathMode(g_blas, CUBLAS_PEDANTIC_MATH), "cublasSetMathMode");
+  // fp32 stays fp32 (parity runs) through gemm()'s CUBLAS_COMPUTE_32F_PEDANTIC compute type,
+  // which never uses TF32. The handle-wide CUBLAS_PEDANTIC_MATH mode must NOT be set: it also
+  // keeps bf16/fp16 products off cuBLAS's fast kernels (measured: the 7B prefill at under a
+  // third of the GEMM rate). Reductions stay fp32 (no reduced-precision split-K).
+  ckb(cublasSetMathMode(g_blas, static_cast<cublasMath_t>(CUBLAS_DEFAULT_MATH |
+                                                         CUBLAS_MATH_DISALLOW_REDUCED_PRECISION_REDUCTION)),
+      "cublasSetMathMode");
+}
+
+void* current_stream() { return g_stream; }
+
+// ---- profile (ADAPTERLENS_CUDA_PROFILE=1) ------------------------------------------------------
+// Events on the stream between named marks; the time from one mark to the next belongs to
+// the first. Off (one branch per mark) unless the variable is set when CUDA starts.
+
+namespace {
+struct ProfileMark {
+  const char* what;
+  cudaEvent_t event;
+};
+std::vector<ProfileMark> g_marks;
+std::vector<cudaEvent_t> g_free_events;
+int g_profile = -1;  // -1: not read yet
+}  // namespace
+
+bool profiling() {
+  if (g_profile < 0) {
+    const char* v = std::getenv("ADAPTERLENS_CUDA_PROFILE");
+    g_profile = v && *v && std::string(v) != "0" ? 1 : 0;
+  }
+  return g_profile == 1;
+}
+
+void prof_mark(const char* what) {
+  if (!profiling()) return;
+  cudaEvent_t e;
+  if (g_free_events.empty()) {
+    ck(cudaEventCreate(&e), "profile event");
+  } else {
+    e = g_free_events.back();
+    g_free_events.pop_back();
+  }
+  ck(cudaEventRecord(e, g_stream), "profile event");
+  g_marks.push_back({what, e});
+}
+
+void prof_report(const std::string& label) {
+  if (!profiling() || g_marks.empty()) return;
+  prof_mark(nullptr);  // the end
+  ck(cudaEventSynchronize(g_marks.back().event), "profile");
+  std::vector<std::pair<std::string, float>> totals;  // first-seen order
+  float all = 0.0f;
+  for (size_t i = 0; i + 1 < g_marks.size(); ++i) {
+    float ms = 0.0f;
+    cudaEventElapsedTime(&ms, g_marks[i].event, g_marks[i + 1].event);
+    all += ms;
+    auto it = std::find_if(totals.begin(), totals.end(), [&](const auto& t) { return t.first == g_marks[i].what; });
+    if (it == totals.end()) totals.emplace_back(g_marks[i].what, ms);
+    else it->second += ms;
+  }
+  std::string line = "[cuda profile] " + label + ":";
+  char buf[96];
+  for (const auto& [what, ms] : totals) {
+    std::snprintf(buf, sizeof buf, " %s %.3f ms ·", what.c_str(), ms);
+    line += buf;
+  }
+  std::snprintf(buf, sizeof buf, " total %.3f ms", all);
+  std::fprintf(stderr, "%s%s\n", line.c_str(), buf);
+  for (const auto& m : g_marks) g_free_events.push_back(m.event);
+  g_marks.clear();
 }
 
 void check(const char* what) { ck(cudaGetLastError(), what); }
@@ -326,10 +399,142 @@ __global__ void store_kv_k(const KvRowDev* rows, int layer, const T* k, const T*
   static_cast<T*>(r.v)[dst] = v[i];
 }
 
-// Decode attention: one block per (row, head). Scores to scratch, block max, exp and sum,
-// then P·V with threads over (dim, key slice), as the CPU reference orders it.
+// Decode attention, split over keys (flash-decoding). The decode batch is a few rows, each
+// over its own ~1k-token cache: one block per (row, head) would leave most of the GPU idle
+// and read K/V with little memory-level parallelism. Here a block is (key chunk, head, row)
+// with kDecodeWarps warps; each warp takes kDecodeUnroll consecutive keys at a time (their
+// K and V rows loaded before any math, lanes across head_dim, vector loads), and keeps an
+// online softmax (running max m, sum l, accumulator). The warps merge in shared memory and
+// the block writes its partial (m, l, acc[HD]); attention_merge_k merges the chunks.
+constexpr int kDecodeChunk = 256;  // keys per block
+constexpr int kDecodeWarps = 4;
+constexpr int kDecodeUnroll = 4;
+
+// EPL consecutive values at p (aligned to their total size), as fp32; zeros when !on.
+template <typename T, int EPL>
+__device__ __forceinline__ void load_row_part(float (&out)[EPL], const T* p, bool on) {
+  if (!on) {
+#pragma unroll
+    for (int e = 0; e < EPL; ++e) out[e] = 0.0f;
+    return;
+  }
+  if constexpr (sizeof(T) * EPL == 16 || sizeof(T) * EPL == 8) {
+    using V = std::conditional_t<sizeof(T) * EPL == 16, uint4, uint2>;
+    const V raw = *reinterpret_cast<const V*>(p);
+    const T* v = reinterpret_cast<const T*>(&raw);
+#pragma unroll
+    for (int e = 0; e < EPL; ++e) out[e] = to_f(v[e]);
+  } else {
+#pragma unroll
+    for (int e = 0; e < EPL; ++e) out[e] = to_f(p[e]);
+  }
+}
+
+template <typename T, int HD>
+__global__ void __launch_bounds__(kDecodeWarps * 32)
+    attention_split_k(float* part, const T* q, const KvRowDev* rows, int layer, int num_heads, int num_kv_heads,
+                      int splits, float scale) {
+  constexpr int EPL = HD >= 32 ? HD / 32 : 1;  // head dims per lane
+  __shared__ float sm[kDecodeWarps], sl[kDecodeWarps];
+  __shared__ float sacc[kDecodeWarps][HD];
+  const int split = blockIdx.x, h = blockIdx.y, t = blockIdx.z;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const KvRowDev r = rows[t];
+  const int j0 = split * kDecodeChunk, j1 = min(r.pos + 1, j0 + kDecodeChunk);
+  const int64_t head_off =
+      r.layer_stride * layer + static_cast<int64_t>(h / (num_heads / num_kv_heads)) * r.capacity * HD;
+  const T* kh = static_cast<const T*>(r.k) + head_off;
+  const T* vh = static_cast<const T*>(r.v) + head_off;
+  const bool lane_on = lane * EPL < HD;
+  const int d0 = lane * EPL;
+
+  float qv[EPL], acc[EPL];
+  load_row_part<T, EPL>(qv, q + (static_cast<int64_t>(t) * num_heads + h) * HD + d0, lane_on);
+#pragma unroll
+  for (int e = 0; e < EPL; ++e) acc[e] = 0.0f;
+  float m = -INFINITY, l = 0.0f;
+
+  for (int jb = j0 + warp * kDecodeUnroll; jb < j1; jb += kDecodeWarps * kDecodeUnroll) {
+    float kr[kDecodeUnroll][EPL], vr[kDecodeUnroll][EPL];
+#pragma unroll
+    for (int u = 0; u < kDecodeUnroll; ++u) {
+      const bool in = lane_on && jb + u < j1;
+      load_row_part<T, EPL>(kr[u], kh + static_cast<int64_t>(jb + u) * HD + d0, in);
+      load_row_part<T, EPL>(vr[u], vh + static_cast<int64_t>(jb + u) * HD + d0, in);
+    }
+#pragma unroll
+    for (int u = 0; u < kDecodeUnroll; ++u) {
+      if (jb + u >= j1) break;  // uniform over the warp
+      float s = 0.0f;
+#pragma unroll
+      for (int e = 0; e < EPL; ++e) s += qv[e] * kr[u][e];
+#pragma unroll
+      for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
+      s *= scale;
+      const float mn = fmaxf(m, s);
+      const float corr = expf(m - mn);  // 0 on the warp's first key (m = -inf)
+      const float p = expf(s - mn);
+      l = l * corr + p;
+#pragma unroll
+      for (int e = 0; e < EPL; ++e) acc[e] = acc[e] * corr + p * vr[u][e];
+      m = mn;
+    }
+  }
+
+  if (lane == 0) {
+    sm[warp] = m;
+    sl[warp] = l;
+  }
+  if (lane_on) {
+#pragma unroll
+    for (int e = 0; e < EPL; ++e) sacc[warp][d0 + e] = acc[e];
+  }
+  __syncthreads();
+  float mx = -INFINITY;
+#pragma unroll
+  for (int w = 0; w < kDecodeWarps; ++w) mx = sl[w] > 0.0f ? fmaxf(mx, sm[w]) : mx;
+  float* out = part + ((static_cast<int64_t>(t) * num_heads + h) * splits + split) * (HD + 2);
+  for (int d = threadIdx.x; d < HD; d += blockDim.x) {
+    float a = 0.0f;
+#pragma unroll
+    for (int w = 0; w < kDecodeWarps; ++w) a += sl[w] > 0.0f ? sacc[w][d] * expf(sm[w] - mx) : 0.0f;
+    out[2 + d] = a;
+  }
+  if (threadIdx.x == 0) {
+    float sum = 0.0f;
+#pragma unroll
+    for (int w = 0; w < kDecodeWarps; ++w) sum += sl[w] > 0.0f ? sl[w] * expf(sm[w] - mx) : 0.0f;
+    out[0] = mx;
+    out[1] = sum;  // 0 for a chunk past the row's length
+  }
+}
+
+// Merges the chunks' partials of each (row, head): block (head, row), threads over head_dim.
 template <typename T>
-__global__ void attention_rows_k(T* out, const T* q, const KvRowDev* rows, int layer, int num_heads,
+__global__ void attention_merge_k(T* out, const float* part, int num_heads, int head_dim, int splits) {
+  const int h = blockIdx.x, t = blockIdx.y;
+  const int64_t stride = head_dim + 2;
+  const float* p = part + (static_cast<int64_t>(t) * num_heads + h) * splits * stride;
+  float mx = -INFINITY;
+  for (int s = 0; s < splits; ++s) mx = p[s * stride + 1] > 0.0f ? fmaxf(mx, p[s * stride]) : mx;
+  for (int d = threadIdx.x; d < head_dim; d += blockDim.x) {
+    float sum = 0.0f, a = 0.0f;
+    for (int s = 0; s < splits; ++s) {
+      const float l = p[s * stride + 1];
+      if (l <= 0.0f) continue;
+      const float w = expf(p[s * stride] - mx);
+      sum += l * w;
+      a += p[s * stride + 2 + d] * w;
+    }
+    out[(static_cast<int64_t>(t) * num_heads + h) * head_dim + d] = from_f<T>(a / sum);
+  }
+}
+
+// Decode attention, the generic fallback for head dims without a split-kernel instance: one
+// block per (row, head); scores to scratch, block max, exp and sum, then P·V with threads
+// over (dim, key slice), as the CPU reference orders it.
+template <typename T>
+__global__ void attention_rows_generic_k(T* out, const T* q, const KvRowDev* rows, int layer, int num_heads,
                                  int num_kv_heads, int head_dim, int max_len, float* scratch, float scale) {
   __shared__ float qs[256];
   __shared__ float red[32];
@@ -704,12 +909,44 @@ void store_kv(DT dt, const KvRowDev* rows, int layer, const void* k, const void*
   check("store_kv");
 }
 
+namespace {
+int decode_splits(int max_len) { return (max_len + kDecodeChunk - 1) / kDecodeChunk; }
+
+template <typename T, int HD>
+void launch_decode(void* out, const void* q, const KvRowDev* rows, int layer, int n, int num_heads,
+                   int num_kv_heads, int splits, float* part, float scale) {
+  attention_split_k<T, HD><<<dim3(splits, num_heads, n), kDecodeWarps * 32, 0, g_stream>>>(
+      part, static_cast<const T*>(q), rows, layer, num_heads, num_kv_heads, splits, scale);
+  attention_merge_k<T><<<dim3(num_heads, n), HD < 32 ? 32 : HD, 0, g_stream>>>(static_cast<T*>(out), part, num_heads,
+                                                                              HD, splits);
+}
+}  // namespace
+
+size_t attention_rows_scratch(int n, int num_heads, int head_dim, int max_len) {
+  const size_t split = static_cast<size_t>(n) * num_heads * decode_splits(max_len) * (head_dim + 2);
+  const size_t generic = static_cast<size_t>(n) * num_heads * max_len;
+  return std::max(split, generic) * sizeof(float);
+}
+
 void attention_rows(DT dt, void* out, const void* q, const KvRowDev* rows, int layer, int n, int num_heads,
                     int num_kv_heads, int head_dim, int max_len, float* scratch) {
   if (n == 0) return;
-  if (head_dim > 256) throw std::runtime_error("the CUDA attention supports head_dim up to 256");
   const float scale = 1.0f / sqrtf(static_cast<float>(head_dim));
-  AL_DISPATCH(dt, attention_rows_k<T><<<n * num_heads, 256, 0, g_stream>>>(static_cast<T*>(out), static_cast<const T*>(q), rows, layer, num_heads, num_kv_heads, head_dim, max_len, scratch, scale));
+  const int splits = decode_splits(max_len);
+  bool split = true;
+  AL_DISPATCH(dt, switch (head_dim) {
+    case 8: launch_decode<T, 8>(out, q, rows, layer, n, num_heads, num_kv_heads, splits, scratch, scale); break;
+    case 16: launch_decode<T, 16>(out, q, rows, layer, n, num_heads, num_kv_heads, splits, scratch, scale); break;
+    case 32: launch_decode<T, 32>(out, q, rows, layer, n, num_heads, num_kv_heads, splits, scratch, scale); break;
+    case 64: launch_decode<T, 64>(out, q, rows, layer, n, num_heads, num_kv_heads, splits, scratch, scale); break;
+    case 128: launch_decode<T, 128>(out, q, rows, layer, n, num_heads, num_kv_heads, splits, scratch, scale); break;
+    case 256: launch_decode<T, 256>(out, q, rows, layer, n, num_heads, num_kv_heads, splits, scratch, scale); break;
+    default: split = false;
+  });
+  if (!split) {
+    if (head_dim > 256) throw std::runtime_error("the CUDA attention supports head_dim up to 256");
+    AL_DISPATCH(dt, attention_rows_generic_k<T><<<n * num_heads, 256, 0, g_stream>>>(static_cast<T*>(out), static_cast<const T*>(q), rows, layer, num_heads, num_kv_heads, head_dim, max_len, scratch, scale));
+  }
   check("attention (decode)");
 }
 

@@ -11,6 +11,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <mutex>
+#include <string>
 
 #include "engine/config.h"
 
@@ -23,6 +24,14 @@ size_t dt_size(DT dt);
 // ---- runtime ----------------------------------------------------------------------------
 // Starts CUDA, cuBLAS and the stream (once); throws std::runtime_error with the reason.
 void start();
+// The engine's one stream (a cudaStream_t), for ops in other files to launch on.
+void* current_stream();
+// Profiling (ADAPTERLENS_CUDA_PROFILE=1): prof_mark(what) records an event on the stream;
+// the time to the next mark is charged to `what`. prof_report syncs, prints one line to
+// stderr (per-`what` totals, in first-seen order) and clears. Both do nothing when off.
+bool profiling();
+void prof_mark(const char* what);
+void prof_report(const std::string& label);
 std::recursive_mutex& gpu_mutex();  // serializes every use of the stream, handle and scratch
 // Throws std::runtime_error naming `what` when the last launch or the stream failed.
 void check(const char* what);
@@ -71,8 +80,10 @@ struct KvRowDev {
 // rows: device [n].
 void store_kv(DT dt, const KvRowDev* rows, int layer, const void* k, const void* v, int n, int num_kv_heads,
               int head_dim);
-// Decode attention: any rows, each over its own cache [0, pos]; scores go to `scratch`
-// (device fp32 [n, num_heads, max_len]). Softmax as HF: max, exp, sum, normalize, then P·V.
+// Decode attention: any rows, each over its own cache [0, pos], max_len ≥ every pos + 1.
+// Split over key chunks with an online softmax (flash-decoding), the chunks' partials in
+// `scratch` (device, attention_rows_scratch bytes); exact softmax, another summation order.
+size_t attention_rows_scratch(int n, int num_heads, int head_dim, int max_len);
 void attention_rows(DT dt, void* out, const void* q, const KvRowDev* rows, int layer, int n, int num_heads,
                     int num_kv_heads, int head_dim, int max_len, float* scratch);
 // Prefill attention, flash-style: n rows of one sequence at positions pos0.. pos0+n-1 over
@@ -81,6 +92,11 @@ void attention_rows(DT dt, void* out, const void* q, const KvRowDev* rows, int l
 // Returns false (doing nothing) for a head_dim it has no instance for.
 bool attention_prefill(DT dt, void* out, const void* q, const void* k, const void* v, int capacity, int pos0, int n,
                        int num_heads, int num_kv_heads, int head_dim);
+// Prefill attention on tensor cores (bf16/fp16 only; fp32 stays on attention_prefill so parity
+// runs keep fp32 products). Same arguments and result as attention_prefill; returns false
+// (doing nothing) for fp32 or a head_dim without an instance, so the caller falls back.
+bool attention_prefill_tc(DT dt, void* out, const void* q, const void* k, const void* v, int capacity, int pos0, int n,
+                          int num_heads, int num_kv_heads, int head_dim);
 // gate[i] = silu(gate[i]) · up[i].
 void swiglu(DT dt, void* gate, const void* up, int64_t count);
 void add(DT dt, void* x, const void* y, int64_t count);
