@@ -33,9 +33,10 @@ step "backend consistency (CUDA ops vs CPU references)"
 
 step "HF-fixture parity on the CUDA build (fp32)"
 ADAPTERLENS_TEST_DEVICE=cuda timeout 300 node --import tsx --test --test-reporter=spec \
-  tests/parity/engine-parity.test.ts tests/parity/strategies-parity.test.ts > "$R/parity.log" 2>&1 || status=1
+  tests/parity/engine-parity.test.ts tests/parity/strategies-parity.test.ts tests/parity/decode-batch.test.ts > "$R/parity.log" 2>&1 || status=1
 grep -E "^# (pass|fail)|parity figures|✖|Error" "$R/parity.log" | head -30
 sed -n '/parity figures/,/^$/p' "$R/parity.log" | head -20
+grep "batched decode (cuda) vs" "$R/parity.log" 
 
 step "bf16: reference from transformers in bf16, CUDA bf16 parity, --dtype reaching the engine"
 python3 tests/reference/make_bf16_reference.py 2>&1 | grep -v -e Warning -e warn | tee "$R/bf16-reference.log" | tail -6
@@ -56,6 +57,9 @@ step "profile: one more AdapterLens pass with a CUDA event around every op (not 
 ADAPTERLENS_CUDA_PROFILE=1 timeout 200 node --import tsx bench/adapterlens-bench.ts "$WORK" "$R/profiled.json" bf16 > "$R/profile.log" 2>&1
 grep "cuda profile" "$R/profile.log" | grep "one sequence" | tail -1 | sed 's/ · /\n   /g'
 grep "cuda profile" "$R/profile.log" | grep " rows" | tail -1 | sed 's/ · /\n   /g'
+step "the same pass with the decode graph off (ADAPTERLENS_CUDA_GRAPH=0: one launch per op)"
+ADAPTERLENS_CUDA_GRAPH=0 timeout 200 node --import tsx bench/adapterlens-bench.ts "$WORK" "$R/no-graph.json" bf16 2>&1 | grep "end-to-end"
+python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print('decode step median without the graph: %.2f ms' % d['decodeStepMsMedian'])" "$R/no-graph.json"
 step "table"
 python3 bench/summarize.py "$WORK" "$R/adapterlens.json" "$R/hf.json" "$R/bench.json" || status=1
 exit $status

@@ -122,6 +122,18 @@ void test_dense(DT dt) {
   cuda::rmsnorm(dt, dr.p, dxr->p, dnw->p, n, dim, 1e-5f);
   report("rmsnorm", dt, rel_err(down(dt, dr, rr.size()), rr), tol(dt));
 
+  // The fused residual add + rmsnorm: x += delta (stored, rounded to dt), then the norm.
+  auto delta = rounded(dt, randn(xr.size())), xsum = xr;
+  cpu.add(xsum.data(), delta.data(), xsum.size());
+  xsum = rounded(dt, xsum);
+  std::vector<float> rsum(xsum.size());
+  cpu.rmsnorm(rsum.data(), xsum.data(), nw.data(), n, dim, 1e-5f);
+  auto dxs = up(dt, xr), ddelta = up(dt, delta);
+  Dev dn(rsum.size() * cuda::dt_size(dt));
+  cuda::add_rmsnorm(dt, dn.p, dxs->p, ddelta->p, dnw->p, n, dim, 1e-5f);
+  report("add + rmsnorm (norm)", dt, rel_err(down(dt, dn, rsum.size()), rsum), tol(dt));
+  report("add + rmsnorm (sum)", dt, rel_err(down(dt, *dxs, xsum.size()), xsum), 0.0);
+
   auto g = rounded(dt, randn(4099)), u = rounded(dt, randn(4099));
   std::vector<float> gr = g;
   cpu.swiglu(gr.data(), u.data(), g.size());
@@ -322,8 +334,13 @@ void test_attention_tc(DT dt) {
   }
 }
 
+void test_lora_size(DT dt, int in);
+// Sizes: rows aligned for the 16-byte loads (in 256), and not (in 250: the scalar path).
 void test_lora(DT dt) {
-  const int in = 256, out = 192, n = 4;
+  for (const int in : {256, 250}) test_lora_size(dt, in);
+}
+void test_lora_size(DT dt, int in) {
+  const int out = 192, n = 4;
   const int ranks[3] = {8, 16, 64};
   const float scales[3] = {2.0f, 0.5f, 0.25f};
   std::vector<std::vector<float>> A(3), B(3);
@@ -359,7 +376,7 @@ void test_lora(DT dt) {
   Dev u(size_t(n) * 64 * sizeof(float));
   cuda::lora_shrink(dt, u.as<float>(), dx->p, drows->as<cuda::LoraRowDev>(), n, in, 64);
   cuda::lora_expand(dt, dy->p, u.as<float>(), drows->as<cuda::LoraRowDev>(), n, out, 64);
-  report("batched LoRA (BGMV)", dt, rel_err(down(dt, *dy, ref.size()), ref), tol(dt));
+  report(in == 256 ? "batched LoRA (BGMV)" : "batched LoRA (unaligned)", dt, rel_err(down(dt, *dy, ref.size()), ref), tol(dt));
 }
 
 // Strategies and error sums through gpu:: against the CPU code on the same caches.

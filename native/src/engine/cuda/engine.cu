@@ -5,6 +5,9 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <mutex>
 #include <stdexcept>
@@ -100,6 +103,26 @@ struct Scratch {
   Buf logits, greedy, scores;
 };
 
+// A captured decode step (CUDA graph): the whole device side of forward() for one batch
+// shape, replayed while the shape, the LoRA layout and the scratch buffers stay the same
+// (the per-row tables it reads are re-uploaded into the same buffers every step). A 7B
+// decode step is ~700 kernel launches and cuBLAS calls; as one graph the host's launch
+// cost and the gaps between kernels go away. ADAPTERLENS_CUDA_GRAPH=0 turns it off.
+struct DecodeGraph {
+  cudaGraphExec_t exec = nullptr;
+  std::vector<uintptr_t> key;
+  bool broken = false;  // a capture failed once: eager launches from then on
+  DecodeGraph() = default;
+  DecodeGraph(const DecodeGraph&) = delete;
+  DecodeGraph& operator=(const DecodeGraph&) = delete;
+  ~DecodeGraph() { reset(); }
+  void reset() {
+    if (exec) cudaGraphExecDestroy(exec);
+    exec = nullptr;
+    key.clear();
+  }
+};
+
 struct DeviceModel {
   Config c;
   DT dt = DT::F32;
@@ -107,6 +130,7 @@ struct DeviceModel {
   Buf embed, final_norm, lm_head, inv_freq;
   size_t bytes = 0;
   Scratch s;  // used under gpu_mutex
+  DecodeGraph graph;  // likewise
   const Buf& output() const { return lm_head.p ? lm_head : embed; }
 };
 
@@ -388,6 +412,60 @@ void linear(Pass& p, int layer, LoraTarget target, const Buf& y, const Buf& x, c
   }
 }
 
+bool graphs_enabled() {
+  static const bool on = [] {
+    const char* v = std::getenv("ADAPTERLENS_CUDA_GRAPH");
+    return !(v && std::string(v) == "0");
+  }();
+  return on;
+}
+
+// Runs enqueue(true) as the model's decode graph: replays the captured graph when the key
+// (batch shape, LoRA layout, every buffer the kernels address) matches, captures a new one
+// otherwise. A failed capture turns graphs off for this model and runs the pass eagerly.
+template <typename F>
+void run_graph(DeviceModel& d, const Scratch& s, int n, int max_rank, const std::vector<uint8_t>& has, int rows_out,
+               int logits_from, bool greedy, int attn_len, const F& enqueue) {
+  std::vector<uintptr_t> key = {static_cast<uintptr_t>(n), static_cast<uintptr_t>(max_rank),
+                                static_cast<uintptr_t>(rows_out), static_cast<uintptr_t>(logits_from),
+                                static_cast<uintptr_t>(greedy), static_cast<uintptr_t>(attn_len)};
+  for (const Buf* b : {&s.x, &s.xn, &s.xb, &s.q, &s.k, &s.v, &s.att, &s.gate, &s.up, &s.lora_t, &s.lora_u, &s.tokens,
+                       &s.pos, &s.kvrows, &s.lora_rows, &s.logits, &s.greedy, &s.scores}) {
+    key.push_back(reinterpret_cast<uintptr_t>(b->p));
+  }
+  key.insert(key.end(), has.begin(), has.end());
+  const auto stream = static_cast<cudaStream_t>(cuda::current_stream());
+  if (!d.graph.exec || d.graph.key != key) {
+    d.graph.reset();
+    cudaGraph_t g = nullptr;
+    cudaGraphExec_t exec = nullptr;
+    cudaError_t e = cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal);
+    std::string why;
+    if (e == cudaSuccess) {
+      try {
+        enqueue(true);
+      } catch (const std::exception& ex) {
+        why = ex.what();
+      }
+      e = cudaStreamEndCapture(stream, &g);
+      if (why.empty() && e == cudaSuccess) e = cudaGraphInstantiate(&exec, g, 0);
+      if (g) cudaGraphDestroy(g);
+    }
+    if (!why.empty() || e != cudaSuccess || !exec) {
+      if (why.empty()) why = cudaGetErrorString(e);
+      cudaGetLastError();  // capture errors are not sticky; clear the last one
+      d.graph.broken = true;
+      std::fprintf(stderr, "adapterlens: CUDA graph capture failed (%s); plain launches from now on\n", why.c_str());
+      enqueue(false);
+      return;
+    }
+    d.graph.exec = exec;
+    d.graph.key = std::move(key);
+  }
+  const cudaError_t e = cudaGraphLaunch(d.graph.exec, stream);
+  if (e != cudaSuccess) throw std::runtime_error(std::string("CUDA graph launch: ") + cudaGetErrorString(e));
+}
+
 }  // namespace
 
 void forward(const Model& m, const int32_t* tokens, const Row* rows, int n, float* logits, int logits_from,
@@ -400,7 +478,8 @@ void forward(const Model& m, const int32_t* tokens, const Row* rows, int n, floa
   const size_t ds = cuda::dt_size(dt);
   const int H = c.hidden_size, L = c.num_layers;
 
-  int max_rank = 0, max_len = 0;
+  int max_rank = 0, max_len = 0, max_cap = 0;
+  bool captures = false;
   for (int i = 0; i < n; ++i) {
     if (!rows[i].cache->on_device()) throw std::logic_error("gpu::forward: a host KV cache");
     if (rows[i].adapter) {
@@ -408,6 +487,8 @@ void forward(const Model& m, const int32_t* tokens, const Row* rows, int n, floa
       max_rank = std::max(max_rank, rows[i].adapter->max_rank);
     }
     max_len = std::max(max_len, rows[i].pos + 1);
+    max_cap = std::max(max_cap, rows[i].cache->dev()->cap);
+    captures = captures || rows[i].capture_lora_v;
   }
   const int rows_out = (logits || greedy) && logits_from < n ? n - logits_from : 0;
 
@@ -469,60 +550,81 @@ void forward(const Model& m, const int32_t* tokens, const Row* rows, int n, floa
     }
   }
 
+  // Decode batches (rows of different sequences, nothing copied to the host mid-pass) run
+  // as a CUDA graph; attention then covers every row's capacity (keys past a row's length
+  // are skipped in the kernel) so that the graph does not depend on the lengths.
+  const bool graph = p.bgmv && !one_seq && !captures && !d.graph.broken && !cuda::profiling() && graphs_enabled();
+  const int attn_len = graph ? max_cap : max_len;
+  if (graph) s.scores.ensure(cuda::attention_rows_scratch(n, c.num_heads, c.head_dim, attn_len), "attention partials");
+
   const auto* kvrows = s.kvrows.as<cuda::KvRowDev>();
-  cuda::prof_mark("embedding");
-  cuda::embedding(dt, s.x.p, d.embed.p, s.tokens.as<int32_t>(), n, H);
-  for (int l = 0; l < L; ++l) {
-    hooks.check_stop();
-    const DevLayer& w = d.layers[l];
+  // Everything on the device, from the embedding to the argmax; `capturing`: no host checks.
+  const auto enqueue = [&](bool capturing) {
+    cuda::prof_mark("embedding");
+    cuda::embedding(dt, s.x.p, d.embed.p, s.tokens.as<int32_t>(), n, H);
+    for (int l = 0; l < L; ++l) {
+      if (!capturing) hooks.check_stop();
+      const DevLayer& w = d.layers[l];
 
-    // Attention block: x += o_proj(attn(rope(q), rope(k), v)) on rmsnorm(x).
-    cuda::prof_mark("rmsnorm");
-    cuda::rmsnorm(dt, s.xn.p, s.x.p, w.input_norm.p, n, H, c.rms_norm_eps);
-    linear(p, l, LoraTarget::Q, s.q, s.xn, w.wq, w.bq);
-    linear(p, l, LoraTarget::K, s.k, s.xn, w.wk, w.bk);
-    linear(p, l, LoraTarget::V, s.v, s.xn, w.wv, w.bv);
-    cuda::prof_mark("rope, store kv");
-    cuda::rope(dt, s.q.p, s.k.p, s.pos.as<int>(), d.inv_freq.as<float>(), n, c.num_heads, c.num_kv_heads, c.head_dim);
-    cuda::store_kv(dt, kvrows, l, s.k.p, s.v.p, n, c.num_kv_heads, c.head_dim);
-    const DeviceKv& dk0 = *rows[0].cache->dev();
-    cuda::prof_mark("attention");
-    // One sequence's chunk: tensor cores in bf16/fp16, the fp32 CUDA-core kernel otherwise
-    // (fp32 parity runs keep fp32 products); any rows: the split decode kernel.
-    const auto prefill = [&](auto kernel) {
-      return kernel(dt, s.att.p, s.q.p, dk0.k_at(l), dk0.v_at(l), dk0.cap, rows[0].pos, n, c.num_heads,
-                    c.num_kv_heads, c.head_dim);
-    };
-    if (!(one_seq && (prefill(cuda::attention_prefill_tc) || prefill(cuda::attention_prefill)))) {
-      s.scores.ensure(cuda::attention_rows_scratch(n, c.num_heads, c.head_dim, max_len), "attention partials");
-      cuda::attention_rows(dt, s.att.p, s.q.p, kvrows, l, n, c.num_heads, c.num_kv_heads, c.head_dim, max_len,
-                           s.scores.as<float>());
+      // Attention block: x += o_proj(attn(rope(q), rope(k), v)) on rmsnorm(x).
+      // (The residual adds are fused into the next rmsnorm: x += the previous block's output.)
+      cuda::prof_mark("rmsnorm (+ residual add)");
+      if (l == 0) {
+        cuda::rmsnorm(dt, s.xn.p, s.x.p, w.input_norm.p, n, H, c.rms_norm_eps);
+      } else {
+        cuda::add_rmsnorm(dt, s.xn.p, s.x.p, s.xb.p, w.input_norm.p, n, H, c.rms_norm_eps);
+      }
+      linear(p, l, LoraTarget::Q, s.q, s.xn, w.wq, w.bq);
+      linear(p, l, LoraTarget::K, s.k, s.xn, w.wk, w.bk);
+      linear(p, l, LoraTarget::V, s.v, s.xn, w.wv, w.bv);
+      cuda::prof_mark("rope, store kv");
+      cuda::rope(dt, s.q.p, s.k.p, s.pos.as<int>(), d.inv_freq.as<float>(), n, c.num_heads, c.num_kv_heads, c.head_dim);
+      cuda::store_kv(dt, kvrows, l, s.k.p, s.v.p, n, c.num_kv_heads, c.head_dim);
+      const DeviceKv& dk0 = *rows[0].cache->dev();
+      cuda::prof_mark("attention");
+      // One sequence's chunk: tensor cores in bf16/fp16, the fp32 CUDA-core kernel otherwise
+      // (fp32 parity runs keep fp32 products); any rows: the split decode kernel.
+      const auto prefill = [&](auto kernel) {
+        return kernel(dt, s.att.p, s.q.p, dk0.k_at(l), dk0.v_at(l), dk0.cap, rows[0].pos, n, c.num_heads,
+                      c.num_kv_heads, c.head_dim);
+      };
+      if (!(one_seq && (prefill(cuda::attention_prefill_tc) || prefill(cuda::attention_prefill)))) {
+        s.scores.ensure(cuda::attention_rows_scratch(n, c.num_heads, c.head_dim, attn_len), "attention partials");
+        cuda::attention_rows(dt, s.att.p, s.q.p, kvrows, l, n, c.num_heads, c.num_kv_heads, c.head_dim, attn_len,
+                             s.scores.as<float>());
+      }
+      linear(p, l, LoraTarget::O, s.xb, s.att, w.wo, Buf());
+
+      // MLP block: x += down_proj(silu(gate_proj(h)) * up_proj(h)) on h = rmsnorm(x).
+      cuda::prof_mark("rmsnorm (+ residual add)");
+      cuda::add_rmsnorm(dt, s.xn.p, s.x.p, s.xb.p, w.post_norm.p, n, H, c.rms_norm_eps);
+      linear(p, l, LoraTarget::Gate, s.gate, s.xn, w.gate, Buf());
+      linear(p, l, LoraTarget::Up, s.up, s.xn, w.up, Buf());
+      cuda::prof_mark("swiglu");
+      cuda::swiglu(dt, s.gate.p, s.up.p, static_cast<int64_t>(n) * c.intermediate_size);
+      linear(p, l, LoraTarget::Down, s.xb, s.gate, w.down, Buf());  // added by the next norm
     }
-    linear(p, l, LoraTarget::O, s.xb, s.att, w.wo, Buf());
-    cuda::prof_mark("residual add");
-    cuda::add(dt, s.x.p, s.xb.p, static_cast<int64_t>(n) * H);
 
-    // MLP block: x += down_proj(silu(gate_proj(h)) * up_proj(h)) on h = rmsnorm(x).
-    cuda::prof_mark("rmsnorm");
-    cuda::rmsnorm(dt, s.xn.p, s.x.p, w.post_norm.p, n, H, c.rms_norm_eps);
-    linear(p, l, LoraTarget::Gate, s.gate, s.xn, w.gate, Buf());
-    linear(p, l, LoraTarget::Up, s.up, s.xn, w.up, Buf());
-    cuda::prof_mark("swiglu");
-    cuda::swiglu(dt, s.gate.p, s.up.p, static_cast<int64_t>(n) * c.intermediate_size);
-    linear(p, l, LoraTarget::Down, s.xb, s.gate, w.down, Buf());
-    cuda::prof_mark("residual add");
-    cuda::add(dt, s.x.p, s.xb.p, static_cast<int64_t>(n) * H);
+    if (rows_out > 0) {
+      const size_t o = static_cast<size_t>(logits_from) * H;
+      cuda::prof_mark("lm head, argmax, logits out");
+      cuda::add_rmsnorm(dt, off(s.xn, o, dt), off(s.x, o, dt), off(s.xb, o, dt), d.final_norm.p, rows_out, H,
+                        c.rms_norm_eps);
+      cuda::gemm(dt, s.logits.p, off(s.xn, o, dt), d.output().p, rows_out, H, c.vocab_size, 1.0f, 0.0f);
+      if (greedy) cuda::argmax_rows(dt, s.greedy.as<int32_t>(), s.logits.p, rows_out, c.vocab_size);
+    }
+  };  // enqueue
+
+  if (graph) {
+    hooks.check_stop();
+    run_graph(d, s, n, max_rank, p.has, rows_out, logits_from, greedy != nullptr, attn_len, enqueue);
+    hooks.check_stop();
+  } else {
+    enqueue(false);
   }
 
   if (rows_out > 0) {
-    const size_t o = static_cast<size_t>(logits_from) * H;
-    cuda::prof_mark("lm head, argmax, logits out");
-    cuda::rmsnorm(dt, off(s.xn, o, dt), off(s.x, o, dt), d.final_norm.p, rows_out, H, c.rms_norm_eps);
-    cuda::gemm(dt, s.logits.p, off(s.xn, o, dt), d.output().p, rows_out, H, c.vocab_size, 1.0f, 0.0f);
-    if (greedy) {
-      cuda::argmax_rows(dt, s.greedy.as<int32_t>(), s.logits.p, rows_out, c.vocab_size);
-      cuda::d2h(greedy, s.greedy.p, static_cast<size_t>(rows_out) * sizeof(int32_t));
-    }
+    if (greedy) cuda::d2h(greedy, s.greedy.p, static_cast<size_t>(rows_out) * sizeof(int32_t));
     if (logits) {
       const size_t count = static_cast<size_t>(rows_out) * c.vocab_size;
       if (dt == DT::F32) {

@@ -100,6 +100,11 @@ void start() {
   ckb(cublasSetMathMode(g_blas, static_cast<cublasMath_t>(CUBLAS_DEFAULT_MATH |
                                                          CUBLAS_MATH_DISALLOW_REDUCED_PRECISION_REDUCTION)),
       "cublasSetMathMode");
+  // A workspace of our own: cuBLAS then never allocates inside a captured decode graph.
+  constexpr size_t kBlasWorkspace = size_t(32) << 20;
+  void* ws = nullptr;
+  ck(cudaMalloc(&ws, kBlasWorkspace), "cuBLAS workspace");
+  ckb(cublasSetWorkspace(g_blas, ws, kBlasWorkspace), "cublasSetWorkspace");
 }
 
 void* current_stream() { return g_stream; }
@@ -347,16 +352,28 @@ __global__ void add_bias_k(T* y, const T* bias, int n, int out) {
 }
 
 // One block per row. mean(x²) accumulated in double as the CPU reference does, then
-// y = w · T(x · r) (HF: weight * hidden.to(input_dtype)).
+// y = w · T(x · r) (HF: weight * hidden.to(input_dtype)). With `delta`, first the residual
+// add x = T(x + delta), stored back to x (the add op fused in: one pass and one launch
+// fewer per block of the decoder; each thread re-reads only what it wrote).
 template <typename T>
-__global__ void rmsnorm_k(T* y, const T* x, const T* w, int dim, float eps) {
+__global__ void rmsnorm_k(T* y, T* x, const T* delta, const T* w, int dim, float eps) {
   __shared__ double red[32];
-  const T* xr = x + static_cast<int64_t>(blockIdx.x) * dim;
+  T* xr = x + static_cast<int64_t>(blockIdx.x) * dim;
   T* yr = y + static_cast<int64_t>(blockIdx.x) * dim;
   double ss = 0.0;
-  for (int i = threadIdx.x; i < dim; i += blockDim.x) {
-    const double v = to_f(xr[i]);
-    ss += v * v;
+  if (delta) {
+    const T* dr = delta + static_cast<int64_t>(blockIdx.x) * dim;
+    for (int i = threadIdx.x; i < dim; i += blockDim.x) {
+      const T v = from_f<T>(__fadd_rn(to_f(xr[i]), to_f(dr[i])));
+      xr[i] = v;
+      const double f = to_f(v);
+      ss += f * f;
+    }
+  } else {
+    for (int i = threadIdx.x; i < dim; i += blockDim.x) {
+      const double v = to_f(xr[i]);
+      ss += v * v;
+    }
   }
   ss = block_reduce(ss, Add(), red);
   const float variance = static_cast<float>(ss / dim);
@@ -680,32 +697,64 @@ __global__ void embedding_k(T* x, const T* table, const int32_t* tokens, int n, 
   x[i] = table[static_cast<int64_t>(tokens[t]) * dim + d];
 }
 
-// BGMV shrink: block (rank index, row); the block reduces one dot of length `in`.
+// BGMV shrink: u[t, r] = A_t[r, :] · x_t. Block (8 ranks, row), a warp per rank: lanes
+// stride the dot with 16-byte loads when rows are 16-byte aligned (in a multiple of the
+// vector), scalar loads otherwise; then a warp reduction. One block-reduce per dot (the
+// first version) left the decode batch's LoRA slower than its GEMMs.
+constexpr int kShrinkWarps = 8;
 template <typename T>
-__global__ void lora_shrink_k(float* u, const T* x, const LoraRowDev* rows, int in, int max_rank) {
-  __shared__ float red[32];
-  const int r = blockIdx.x, t = blockIdx.y;
+__global__ void __launch_bounds__(kShrinkWarps * 32)
+    lora_shrink_k(float* u, const T* x, const LoraRowDev* rows, int in, int max_rank) {
+  constexpr int VEC = 16 / sizeof(T);
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int r = blockIdx.x * kShrinkWarps + warp, t = blockIdx.y;
   const LoraRowDev lr = rows[t];
-  if (!lr.a || r >= lr.rank) return;  // uniform over the block
+  if (!lr.a || r >= lr.rank) return;  // uniform over the warp
   const T* a = static_cast<const T*>(lr.a) + static_cast<int64_t>(r) * in;
   const T* xr = x + static_cast<int64_t>(t) * in;
   float s = 0.0f;
-  for (int i = threadIdx.x; i < in; i += blockDim.x) s += to_f(a[i]) * to_f(xr[i]);
-  s = block_reduce(s, Add(), red);
-  if (threadIdx.x == 0) u[static_cast<int64_t>(t) * max_rank + r] = s;
+  if (in % VEC == 0) {
+    for (int i = lane * VEC; i < in; i += 32 * VEC) {
+      const uint4 ra = *reinterpret_cast<const uint4*>(a + i), rx = *reinterpret_cast<const uint4*>(xr + i);
+      const T* va = reinterpret_cast<const T*>(&ra);
+      const T* vx = reinterpret_cast<const T*>(&rx);
+#pragma unroll
+      for (int e = 0; e < VEC; ++e) s += to_f(va[e]) * to_f(vx[e]);
+    }
+  } else {
+    for (int i = lane; i < in; i += 32) s += to_f(a[i]) * to_f(xr[i]);
+  }
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
+  if (lane == 0) u[static_cast<int64_t>(t) * max_rank + r] = s;
 }
 
 // BGMV expand: thread per (row, output); y += scale · Σ_r B[o, r] u[r] (PEFT scales after B).
+// u's row is staged in shared memory; B's row (rank values) read with 16-byte loads when
+// aligned.
 template <typename T>
 __global__ void lora_expand_k(T* y, const float* u, const LoraRowDev* rows, int out, int max_rank) {
+  constexpr int VEC = 16 / sizeof(T);
+  extern __shared__ float us[];  // [max_rank]
   const int t = blockIdx.y;
   const int o = blockIdx.x * blockDim.x + threadIdx.x;
   const LoraRowDev lr = rows[t];
-  if (!lr.a || o >= out) return;
+  if (!lr.a) return;  // uniform over the block
+  for (int r = threadIdx.x; r < lr.rank; r += blockDim.x) us[r] = u[static_cast<int64_t>(t) * max_rank + r];
+  __syncthreads();
+  if (o >= out) return;
   const T* b = static_cast<const T*>(lr.b) + static_cast<int64_t>(o) * lr.rank;
-  const float* ur = u + static_cast<int64_t>(t) * max_rank;
   float s = 0.0f;
-  for (int r = 0; r < lr.rank; ++r) s += to_f(b[r]) * ur[r];
+  if (lr.rank % VEC == 0) {
+    for (int r = 0; r < lr.rank; r += VEC) {
+      const uint4 rb = *reinterpret_cast<const uint4*>(b + r);
+      const T* vb = reinterpret_cast<const T*>(&rb);
+#pragma unroll
+      for (int e = 0; e < VEC; ++e) s += to_f(vb[e]) * us[r + e];
+    }
+  } else {
+    for (int r = 0; r < lr.rank; ++r) s += to_f(b[r]) * us[r];
+  }
   T* yo = y + static_cast<int64_t>(t) * out + o;
   *yo = from_f<T>(__fadd_rn(to_f(*yo), __fmul_rn(lr.scale, s)));
 }
@@ -886,10 +935,21 @@ void add_bias(DT dt, void* y, const void* bias, int n, int out) {
   check("add_bias");
 }
 
+namespace {
+// A decode batch has a few rows: more threads per row shorten each block's serial work.
+int norm_threads(int n) { return n < 128 ? 1024 : 256; }
+}  // namespace
+
 void rmsnorm(DT dt, void* y, const void* x, const void* w, int n, int dim, float eps) {
   if (n == 0) return;
-  AL_DISPATCH(dt, rmsnorm_k<T><<<n, 256, 0, g_stream>>>(static_cast<T*>(y), static_cast<const T*>(x), static_cast<const T*>(w), dim, eps));
+  AL_DISPATCH(dt, rmsnorm_k<T><<<n, norm_threads(n), 0, g_stream>>>(static_cast<T*>(y), static_cast<T*>(const_cast<void*>(x)), nullptr, static_cast<const T*>(w), dim, eps));
   check("rmsnorm");
+}
+
+void add_rmsnorm(DT dt, void* y, void* x, const void* delta, const void* w, int n, int dim, float eps) {
+  if (n == 0) return;
+  AL_DISPATCH(dt, rmsnorm_k<T><<<n, norm_threads(n), 0, g_stream>>>(static_cast<T*>(y), static_cast<T*>(x), static_cast<const T*>(delta), static_cast<const T*>(w), dim, eps));
+  check("add + rmsnorm");
 }
 
 void rope(DT dt, void* q, void* k, const int* pos, const float* inv_freq, int n, int num_heads, int num_kv_heads,
@@ -997,15 +1057,16 @@ void embedding(DT dt, void* x, const void* table, const int32_t* tokens, int n, 
 
 void lora_shrink(DT dt, float* u, const void* x, const LoraRowDev* rows, int n, int in, int max_rank) {
   if (n == 0 || max_rank == 0) return;
-  dim3 grid(max_rank, n);
-  AL_DISPATCH(dt, lora_shrink_k<T><<<grid, 128, 0, g_stream>>>(u, static_cast<const T*>(x), rows, in, max_rank));
+  dim3 grid((max_rank + kShrinkWarps - 1) / kShrinkWarps, n);
+  AL_DISPATCH(dt, lora_shrink_k<T><<<grid, kShrinkWarps * 32, 0, g_stream>>>(u, static_cast<const T*>(x), rows, in, max_rank));
   check("lora_shrink");
 }
 
 void lora_expand(DT dt, void* y, const float* u, const LoraRowDev* rows, int n, int out, int max_rank) {
   if (n == 0 || max_rank == 0) return;
-  dim3 grid((out + 127) / 128, n);
-  AL_DISPATCH(dt, lora_expand_k<T><<<grid, 128, 0, g_stream>>>(static_cast<T*>(y), u, rows, out, max_rank));
+  dim3 grid((out + 255) / 256, n);
+  const size_t smem = static_cast<size_t>(max_rank) * sizeof(float);
+  AL_DISPATCH(dt, lora_expand_k<T><<<grid, 256, smem, g_stream>>>(static_cast<T*>(y), u, rows, out, max_rank));
   check("lora_expand");
 }
 

@@ -65,6 +65,8 @@ void gemm_f32(float* y, const float* x, const float* w, int n, int in, int out, 
 // y[n, out] += bias[out].
 void add_bias(DT dt, void* y, const void* bias, int n, int out);
 void rmsnorm(DT dt, void* y, const void* x, const void* w, int n, int dim, float eps);
+// x = x + delta (rounded to T, stored), then y = rmsnorm(x): add then rmsnorm, fused.
+void add_rmsnorm(DT dt, void* y, void* x, const void* delta, const void* w, int n, int dim, float eps);
 // pos: device [n]; inv_freq: device fp32 [head_dim / 2].
 void rope(DT dt, void* q, void* k, const int* pos, const float* inv_freq, int n, int num_heads, int num_kv_heads,
           int head_dim);
