@@ -91,12 +91,18 @@ void reset_peak() { cuda::reset_peak(); }
 // ---- model --------------------------------------------------------------------------------
 
 struct DevLayer {
-  Buf input_norm, wq, bq, wk, bk, wv, bv, wo, post_norm, gate, up, down;
+  Buf input_norm, bq, bk, bv, wo, post_norm, down;
+  // The q/k/v and the gate/up projections stacked on their output dimension, so that each
+  // triple or pair is one GEMM: at decode a lone 4096×4096 projection ran cuBLAS at half the
+  // copy bandwidth. qkv = [wq; wk; wv] T [q_dim + 2·kv_dim, hidden];
+  // gate_up = [gate; up] T [2·intermediate, hidden].
+  Buf qkv, gate_up;
 };
 
 // Activations for up to `rows` token rows, kept between calls (allocation is slow).
 struct Scratch {
   Buf x, xn, xb, q, k, v, att, gate, up;  // T
+  Buf qkv, gate_up;                        // T: the fused projections' outputs, before the split
   Buf lora_t;                              // T [rows, max_rank]: A·x of a prefill segment
   Buf lora_u;                              // fp32 [rows, max_rank]: BGMV's A·x
   Buf tokens, pos, kvrows, lora_rows;      // per-row tables
@@ -151,16 +157,11 @@ Buf* slot_buf(DeviceModel& m, const WeightLoad& w) {
   DevLayer& l = m.layers.at(w.layer);
   switch (w.slot) {
     case Slot::InputNorm: return &l.input_norm;
-    case Slot::Wq: return &l.wq;
     case Slot::Bq: return &l.bq;
-    case Slot::Wk: return &l.wk;
     case Slot::Bk: return &l.bk;
-    case Slot::Wv: return &l.wv;
     case Slot::Bv: return &l.bv;
     case Slot::Wo: return &l.wo;
     case Slot::PostNorm: return &l.post_norm;
-    case Slot::Gate: return &l.gate;
-    case Slot::Up: return &l.up;
     case Slot::Down: return &l.down;
     default: break;
   }
@@ -168,6 +169,30 @@ Buf* slot_buf(DeviceModel& m, const WeightLoad& w) {
 }
 
 int stored_kind(DType d) { return d == DType::F32 ? 0 : d == DType::F16 ? 1 : 2; }
+
+// Where a q/k/v or gate/up weight goes inside its layer's fused buffer (allocated on the
+// first of its parts): the part's first element; nullptr for every other slot.
+void* fused_slot(DeviceModel& m, const WeightLoad& w) {
+  const Config& c = m.c;
+  const size_t ds = cuda::dt_size(m.dt), H = static_cast<size_t>(c.hidden_size);
+  const size_t q = static_cast<size_t>(c.q_dim()), kv = static_cast<size_t>(c.kv_dim());
+  const size_t I = static_cast<size_t>(c.intermediate_size);
+  Buf* buf = nullptr;
+  size_t rows = 0, first = 0;  // the fused buffer's rows; the part's first row
+  switch (w.slot) {
+    case Slot::Wq: buf = &m.layers.at(w.layer).qkv, rows = q + 2 * kv, first = 0; break;
+    case Slot::Wk: buf = &m.layers.at(w.layer).qkv, rows = q + 2 * kv, first = q; break;
+    case Slot::Wv: buf = &m.layers.at(w.layer).qkv, rows = q + 2 * kv, first = q + kv; break;
+    case Slot::Gate: buf = &m.layers.at(w.layer).gate_up, rows = 2 * I, first = 0; break;
+    case Slot::Up: buf = &m.layers.at(w.layer).gate_up, rows = 2 * I, first = I; break;
+    default: return nullptr;
+  }
+  if (!buf->p) {
+    *buf = Buf(rows * H * ds, w.slot == Slot::Gate || w.slot == Slot::Up ? "gate/up weights" : "q/k/v weights");
+    m.bytes += buf->bytes;
+  }
+  return buf->as<char>() + first * H * ds;
+}
 
 }  // namespace
 
@@ -195,11 +220,15 @@ std::shared_ptr<DeviceModel> load_model(const Config& c, const std::vector<Weigh
     hooks.check_stop();
     const uint8_t* raw = reader.raw(*w.ref, w.shape);
     const int64_t n = numel(w.shape);
-    Buf dst(static_cast<size_t>(n) * ds, w.ref->name.c_str());
     cuda::h2d(staging.p, raw, w.ref->nbytes);
-    cuda::convert(m->dt, dst.p, staging.p, stored_kind(w.ref->dtype), n);
-    m->bytes += dst.bytes;
-    *slot_buf(*m, w) = std::move(dst);
+    if (void* part = w.layer >= 0 ? fused_slot(*m, w) : nullptr) {
+      cuda::convert(m->dt, part, staging.p, stored_kind(w.ref->dtype), n);
+    } else {
+      Buf dst(static_cast<size_t>(n) * ds, w.ref->name.c_str());
+      cuda::convert(m->dt, dst.p, staging.p, stored_kind(w.ref->dtype), n);
+      m->bytes += dst.bytes;
+      *slot_buf(*m, w) = std::move(dst);
+    }
     done += static_cast<double>(w.ref->nbytes);
     hooks.report(done, total);
   }
@@ -348,15 +377,10 @@ struct Pass {
 
 void* off(const Buf& b, size_t elems, DT dt) { return b.as<char>() + elems * cuda::dt_size(dt); }
 
-// y = x·Wᵀ (+ b), then each row's LoRA: BGMV over the whole batch, or per adapter segment.
-void linear(Pass& p, int layer, LoraTarget target, const Buf& y, const Buf& x, const Buf& w, const Buf& b) {
+// y += each row's LoRA on x for `target`: BGMV over the whole batch, or per adapter segment.
+void lora_add(Pass& p, int layer, LoraTarget target, const Buf& y, const Buf& x) {
   const DT dt = p.d.dt;
   const LinearDims dims = linear_dims(p.m.config, target);
-  static const char* const kGemmNames[kNumLoraTargets] = {"gemm q", "gemm k", "gemm v", "gemm o",
-                                                           "gemm gate", "gemm up", "gemm down"};
-  cuda::prof_mark(kGemmNames[static_cast<int>(target)]);
-  cuda::gemm(dt, y.p, x.p, w.p, p.n, dims.in, dims.out, 1.0f, 0.0f);
-  if (b.p) cuda::add_bias(dt, y.p, b.p, p.n, dims.out);
   if (p.max_rank == 0 || !p.has[layer * kNumLoraTargets + static_cast<int>(target)]) return;
   cuda::prof_mark("lora");
   const bool capture = target == LoraTarget::V;
@@ -412,6 +436,15 @@ void linear(Pass& p, int layer, LoraTarget target, const Buf& y, const Buf& x, c
   }
 }
 
+// y = x·Wᵀ (+ b), then the rows' LoRA.
+void linear(Pass& p, int layer, LoraTarget target, const Buf& y, const Buf& x, const Buf& w, const Buf& b) {
+  const LinearDims dims = linear_dims(p.m.config, target);
+  cuda::prof_mark(target == LoraTarget::O ? "gemm o" : "gemm down");
+  cuda::gemm(p.d.dt, y.p, x.p, w.p, p.n, dims.in, dims.out, 1.0f, 0.0f);
+  if (b.p) cuda::add_bias(p.d.dt, y.p, b.p, p.n, dims.out);
+  lora_add(p, layer, target, y, x);
+}
+
 bool graphs_enabled() {
   static const bool on = [] {
     const char* v = std::getenv("ADAPTERLENS_CUDA_GRAPH");
@@ -429,7 +462,7 @@ void run_graph(DeviceModel& d, const Scratch& s, int n, int max_rank, const std:
   std::vector<uintptr_t> key = {static_cast<uintptr_t>(n), static_cast<uintptr_t>(max_rank),
                                 static_cast<uintptr_t>(rows_out), static_cast<uintptr_t>(logits_from),
                                 static_cast<uintptr_t>(greedy), static_cast<uintptr_t>(attn_len)};
-  for (const Buf* b : {&s.x, &s.xn, &s.xb, &s.q, &s.k, &s.v, &s.att, &s.gate, &s.up, &s.lora_t, &s.lora_u, &s.tokens,
+  for (const Buf* b : {&s.x, &s.xn, &s.xb, &s.q, &s.k, &s.v, &s.att, &s.gate, &s.up, &s.qkv, &s.gate_up, &s.lora_t, &s.lora_u, &s.tokens,
                        &s.pos, &s.kvrows, &s.lora_rows, &s.logits, &s.greedy, &s.scores}) {
     key.push_back(reinterpret_cast<uintptr_t>(b->p));
   }
@@ -502,6 +535,8 @@ void forward(const Model& m, const int32_t* tokens, const Row* rows, int n, floa
   s.v.ensure(r * c.kv_dim() * ds, "activations");
   s.gate.ensure(r * c.intermediate_size * ds, "activations");
   s.up.ensure(r * c.intermediate_size * ds, "activations");
+  s.qkv.ensure(r * (c.q_dim() + 2 * c.kv_dim()) * ds, "activations");
+  s.gate_up.ensure(r * 2 * c.intermediate_size * ds, "activations");
   s.lora_t.ensure(r * std::max(max_rank, 1) * ds, "LoRA scratch");
   s.lora_u.ensure(r * std::max(max_rank, 1) * sizeof(float), "LoRA scratch");
   s.tokens.ensure(r * sizeof(int32_t), "token ids");
@@ -574,9 +609,15 @@ void forward(const Model& m, const int32_t* tokens, const Row* rows, int n, floa
       } else {
         cuda::add_rmsnorm(dt, s.xn.p, s.x.p, s.xb.p, w.input_norm.p, n, H, c.rms_norm_eps);
       }
-      linear(p, l, LoraTarget::Q, s.q, s.xn, w.wq, w.bq);
-      linear(p, l, LoraTarget::K, s.k, s.xn, w.wk, w.bk);
-      linear(p, l, LoraTarget::V, s.v, s.xn, w.wv, w.bv);
+      cuda::prof_mark("gemm q/k/v (fused)");
+      cuda::gemm(dt, s.qkv.p, s.xn.p, w.qkv.p, n, H, c.q_dim() + 2 * c.kv_dim(), 1.0f, 0.0f);
+      cuda::split_columns(dt, s.q.p, s.k.p, s.v.p, s.qkv.p, n, c.q_dim(), c.kv_dim(), c.kv_dim());
+      if (w.bq.p) cuda::add_bias(dt, s.q.p, w.bq.p, n, c.q_dim());
+      if (w.bk.p) cuda::add_bias(dt, s.k.p, w.bk.p, n, c.kv_dim());
+      if (w.bv.p) cuda::add_bias(dt, s.v.p, w.bv.p, n, c.kv_dim());
+      lora_add(p, l, LoraTarget::Q, s.q, s.xn);
+      lora_add(p, l, LoraTarget::K, s.k, s.xn);
+      lora_add(p, l, LoraTarget::V, s.v, s.xn);
       cuda::prof_mark("rope, store kv");
       cuda::rope(dt, s.q.p, s.k.p, s.pos.as<int>(), d.inv_freq.as<float>(), n, c.num_heads, c.num_kv_heads, c.head_dim);
       cuda::store_kv(dt, kvrows, l, s.k.p, s.v.p, n, c.num_kv_heads, c.head_dim);
@@ -598,8 +639,11 @@ void forward(const Model& m, const int32_t* tokens, const Row* rows, int n, floa
       // MLP block: x += down_proj(silu(gate_proj(h)) * up_proj(h)) on h = rmsnorm(x).
       cuda::prof_mark("rmsnorm (+ residual add)");
       cuda::add_rmsnorm(dt, s.xn.p, s.x.p, s.xb.p, w.post_norm.p, n, H, c.rms_norm_eps);
-      linear(p, l, LoraTarget::Gate, s.gate, s.xn, w.gate, Buf());
-      linear(p, l, LoraTarget::Up, s.up, s.xn, w.up, Buf());
+      cuda::prof_mark("gemm gate/up (fused)");
+      cuda::gemm(dt, s.gate_up.p, s.xn.p, w.gate_up.p, n, H, 2 * c.intermediate_size, 1.0f, 0.0f);
+      cuda::split_columns(dt, s.gate.p, s.up.p, nullptr, s.gate_up.p, n, c.intermediate_size, c.intermediate_size, 0);
+      lora_add(p, l, LoraTarget::Gate, s.gate, s.xn);
+      lora_add(p, l, LoraTarget::Up, s.up, s.xn);
       cuda::prof_mark("swiglu");
       cuda::swiglu(dt, s.gate.p, s.up.p, static_cast<int64_t>(n) * c.intermediate_size);
       linear(p, l, LoraTarget::Down, s.xb, s.gate, w.down, Buf());  // added by the next norm

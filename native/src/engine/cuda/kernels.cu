@@ -674,6 +674,24 @@ __global__ void __launch_bounds__(kBQ * 4) attention_prefill_k(T* out, const T* 
   }
 }
 
+// Columns [0, a), [a, a+b), [a+b, a+b+c) of each row of src [n, a+b+c] into three
+// row-major outputs (c may be 0): a fused projection's output split per projection.
+template <typename T>
+__global__ void split_columns_k(T* d0, T* d1, T* d2, const T* src, int n, int a, int b, int c) {
+  const int total = a + b + c;
+  const int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  if (i >= static_cast<int64_t>(n) * total) return;
+  const int64_t row = i / total;
+  const int col = static_cast<int>(i % total);
+  if (col < a) {
+    d0[row * a + col] = src[i];
+  } else if (col < a + b) {
+    d1[row * b + col - a] = src[i];
+  } else {
+    d2[row * c + col - a - b] = src[i];
+  }
+}
+
 template <typename T>
 __global__ void swiglu_k(T* gate, const T* up, int64_t count) {
   const int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
@@ -714,6 +732,7 @@ __global__ void __launch_bounds__(kShrinkWarps * 32)
   const T* xr = x + static_cast<int64_t>(t) * in;
   float s = 0.0f;
   if (in % VEC == 0) {
+#pragma unroll 4
     for (int i = lane * VEC; i < in; i += 32 * VEC) {
       const uint4 ra = *reinterpret_cast<const uint4*>(a + i), rx = *reinterpret_cast<const uint4*>(xr + i);
       const T* va = reinterpret_cast<const T*>(&ra);
@@ -746,6 +765,7 @@ __global__ void lora_expand_k(T* y, const float* u, const LoraRowDev* rows, int 
   const T* b = static_cast<const T*>(lr.b) + static_cast<int64_t>(o) * lr.rank;
   float s = 0.0f;
   if (lr.rank % VEC == 0) {
+#pragma unroll 4
     for (int r = 0; r < lr.rank; r += VEC) {
       const uint4 rb = *reinterpret_cast<const uint4*>(b + r);
       const T* vb = reinterpret_cast<const T*>(&rb);
@@ -1034,6 +1054,13 @@ bool attention_prefill(DT dt, void* out, const void* q, const void* k, const voi
   });
   if (ok) check("attention (prefill)");
   return ok;
+}
+
+void split_columns(DT dt, void* d0, void* d1, void* d2, const void* src, int n, int a, int b, int c) {
+  const int64_t count = static_cast<int64_t>(n) * (a + b + c);
+  if (count == 0) return;
+  AL_DISPATCH(dt, split_columns_k<T><<<blocks_for(count, kThreads), kThreads, 0, g_stream>>>(static_cast<T*>(d0), static_cast<T*>(d1), static_cast<T*>(d2), static_cast<const T*>(src), n, a, b, c));
+  check("split_columns");
 }
 
 void swiglu(DT dt, void* gate, const void* up, int64_t count) {

@@ -99,6 +99,9 @@ bool attention_prefill(DT dt, void* out, const void* q, const void* k, const voi
 // (doing nothing) for fp32 or a head_dim without an instance, so the caller falls back.
 bool attention_prefill_tc(DT dt, void* out, const void* q, const void* k, const void* v, int capacity, int pos0, int n,
                           int num_heads, int num_kv_heads, int head_dim);
+// src [n, a+b+c] → d0 [n, a], d1 [n, b], d2 [n, c] (c may be 0, d2 then unused): the
+// fused q/k/v and gate/up projections' outputs, split per projection.
+void split_columns(DT dt, void* d0, void* d1, void* d2, const void* src, int n, int a, int b, int c);
 // gate[i] = silu(gate[i]) · up[i].
 void swiglu(DT dt, void* gate, const void* up, int64_t count);
 void add(DT dt, void* x, const void* y, int64_t count);
