@@ -141,11 +141,6 @@ void test_dense(DT dt) {
   cuda::swiglu(dt, dg->p, du->p, g.size());
   report("swiglu", dt, rel_err(down(dt, *dg, g.size()), gr), tol(dt));
 
-  std::vector<float> ar = g;
-  cpu.add(ar.data(), u.data(), g.size());
-  auto da = up(dt, g);
-  cuda::add(dt, da->p, du->p, g.size());
-  report("add", dt, rel_err(down(dt, *da, g.size()), ar), tol(dt));
 
   const int vocab = 50, H = 24;
   auto table = rounded(dt, randn(size_t(vocab) * H));

@@ -702,12 +702,6 @@ __global__ void swiglu_k(T* gate, const T* up, int64_t count) {
 }
 
 template <typename T>
-__global__ void add_k(T* x, const T* y, int64_t count) {
-  const int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
-  if (i < count) x[i] = from_f<T>(__fadd_rn(to_f(x[i]), to_f(y[i])));
-}
-
-template <typename T>
 __global__ void embedding_k(T* x, const T* table, const int32_t* tokens, int n, int dim) {
   const int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
   if (i >= static_cast<int64_t>(n) * dim) return;
@@ -990,6 +984,21 @@ void store_kv(DT dt, const KvRowDev* rows, int layer, const void* k, const void*
 }
 
 namespace {
+// Calls f(std::integral_constant<int, HD>) for the head dims the attention kernels are
+// instantiated for; false (f not called) for any other.
+template <typename F>
+bool with_head_dim(int head_dim, F&& f) {
+  switch (head_dim) {
+    case 8: f(std::integral_constant<int, 8>{}); return true;
+    case 16: f(std::integral_constant<int, 16>{}); return true;
+    case 32: f(std::integral_constant<int, 32>{}); return true;
+    case 64: f(std::integral_constant<int, 64>{}); return true;
+    case 128: f(std::integral_constant<int, 128>{}); return true;
+    case 256: f(std::integral_constant<int, 256>{}); return true;
+    default: return false;
+  }
+}
+
 int decode_splits(int max_len) { return (max_len + kDecodeChunk - 1) / kDecodeChunk; }
 
 template <typename T, int HD>
@@ -1013,16 +1022,10 @@ void attention_rows(DT dt, void* out, const void* q, const KvRowDev* rows, int l
   if (n == 0) return;
   const float scale = 1.0f / sqrtf(static_cast<float>(head_dim));
   const int splits = decode_splits(max_len);
-  bool split = true;
-  AL_DISPATCH(dt, switch (head_dim) {
-    case 8: launch_decode<T, 8>(out, q, rows, layer, n, num_heads, num_kv_heads, splits, scratch, scale); break;
-    case 16: launch_decode<T, 16>(out, q, rows, layer, n, num_heads, num_kv_heads, splits, scratch, scale); break;
-    case 32: launch_decode<T, 32>(out, q, rows, layer, n, num_heads, num_kv_heads, splits, scratch, scale); break;
-    case 64: launch_decode<T, 64>(out, q, rows, layer, n, num_heads, num_kv_heads, splits, scratch, scale); break;
-    case 128: launch_decode<T, 128>(out, q, rows, layer, n, num_heads, num_kv_heads, splits, scratch, scale); break;
-    case 256: launch_decode<T, 256>(out, q, rows, layer, n, num_heads, num_kv_heads, splits, scratch, scale); break;
-    default: split = false;
-  });
+  bool split = false;
+  AL_DISPATCH(dt, split = with_head_dim(head_dim, [&](auto hd) {
+    launch_decode<T, decltype(hd)::value>(out, q, rows, layer, n, num_heads, num_kv_heads, splits, scratch, scale);
+  }));
   if (!split) {
     if (head_dim > 256) throw std::runtime_error("the CUDA attention supports head_dim up to 256");
     AL_DISPATCH(dt, attention_rows_generic_k<T><<<n * num_heads, 256, 0, g_stream>>>(static_cast<T*>(out), static_cast<const T*>(q), rows, layer, num_heads, num_kv_heads, head_dim, max_len, scratch, scale));
@@ -1042,16 +1045,10 @@ static void launch_prefill(void* out, const void* q, const void* k, const void* 
 bool attention_prefill(DT dt, void* out, const void* q, const void* k, const void* v, int capacity, int pos0, int n,
                        int num_heads, int num_kv_heads, int head_dim) {
   const float scale = 1.0f / sqrtf(static_cast<float>(head_dim));
-  bool ok = true;
-  AL_DISPATCH(dt, switch (head_dim) {
-    case 8: launch_prefill<T, 8>(out, q, k, v, capacity, pos0, n, num_heads, num_kv_heads, scale); break;
-    case 16: launch_prefill<T, 16>(out, q, k, v, capacity, pos0, n, num_heads, num_kv_heads, scale); break;
-    case 32: launch_prefill<T, 32>(out, q, k, v, capacity, pos0, n, num_heads, num_kv_heads, scale); break;
-    case 64: launch_prefill<T, 64>(out, q, k, v, capacity, pos0, n, num_heads, num_kv_heads, scale); break;
-    case 128: launch_prefill<T, 128>(out, q, k, v, capacity, pos0, n, num_heads, num_kv_heads, scale); break;
-    case 256: launch_prefill<T, 256>(out, q, k, v, capacity, pos0, n, num_heads, num_kv_heads, scale); break;
-    default: ok = false;
-  });
+  bool ok = false;
+  AL_DISPATCH(dt, ok = with_head_dim(head_dim, [&](auto hd) {
+    launch_prefill<T, decltype(hd)::value>(out, q, k, v, capacity, pos0, n, num_heads, num_kv_heads, scale);
+  }));
   if (ok) check("attention (prefill)");
   return ok;
 }
@@ -1067,12 +1064,6 @@ void swiglu(DT dt, void* gate, const void* up, int64_t count) {
   if (count == 0) return;
   AL_DISPATCH(dt, swiglu_k<T><<<blocks_for(count, kThreads), kThreads, 0, g_stream>>>(static_cast<T*>(gate), static_cast<const T*>(up), count));
   check("swiglu");
-}
-
-void add(DT dt, void* x, const void* y, int64_t count) {
-  if (count == 0) return;
-  AL_DISPATCH(dt, add_k<T><<<blocks_for(count, kThreads), kThreads, 0, g_stream>>>(static_cast<T*>(x), static_cast<const T*>(y), count));
-  check("add");
 }
 
 void embedding(DT dt, void* x, const void* table, const int32_t* tokens, int n, int dim) {

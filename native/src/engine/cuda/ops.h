@@ -1,6 +1,6 @@
 // The CUDA ops: every op of the forward pass, the batched LoRA, the strategies' kernels and
 // the metric reductions, as host functions over device pointers. Each has a CPU reference
-// (backend_cpu.cpp, kv_store.cpp, metrics.cpp) and tests/cuda/backend_ops.cpp compares them.
+// (backend_cpu.cpp, kv_store.cpp, metrics.cpp) and tests/cuda/backend_ops.cu compares them.
 // No CUDA types appear here so plain C++ can call them.
 //
 // Conventions: row-major; "T" buffers hold the compute dtype `dt` (fp32, bf16 or fp16);
@@ -104,7 +104,6 @@ bool attention_prefill_tc(DT dt, void* out, const void* q, const void* k, const 
 void split_columns(DT dt, void* d0, void* d1, void* d2, const void* src, int n, int a, int b, int c);
 // gate[i] = silu(gate[i]) · up[i].
 void swiglu(DT dt, void* gate, const void* up, int64_t count);
-void add(DT dt, void* x, const void* y, int64_t count);
 // tokens: device [n].
 void embedding(DT dt, void* x, const void* table, const int32_t* tokens, int n, int dim);
 
