@@ -92,9 +92,10 @@ void reset_peak() { cuda::reset_peak(); }
 
 struct DevLayer {
   Buf input_norm, bq, bk, bv, wo, post_norm, down;
-  // The q/k/v and the gate/up projections stacked on their output dimension, so that each
-  // triple or pair is one GEMM: at decode a lone 4096×4096 projection ran cuBLAS at half the
-  // copy bandwidth. qkv = [wq; wk; wv] T [q_dim + 2·kv_dim, hidden];
+  // The q/k/v and the gate/up projections stacked on their output dimension, so that a
+  // decode batch runs each triple or pair as one GEMM (a lone 4096×4096 projection ran cuBLAS
+  // at half the copy bandwidth); prefill runs one GEMM per part. qkv = [wq; wk; wv] T
+  // [q_dim + 2·kv_dim, hidden];
   // gate_up = [gate; up] T [2·intermediate, hidden].
   Buf qkv, gate_up;
 };
@@ -462,8 +463,8 @@ void run_graph(DeviceModel& d, const Scratch& s, int n, int max_rank, const std:
   std::vector<uintptr_t> key = {static_cast<uintptr_t>(n), static_cast<uintptr_t>(max_rank),
                                 static_cast<uintptr_t>(rows_out), static_cast<uintptr_t>(logits_from),
                                 static_cast<uintptr_t>(greedy), static_cast<uintptr_t>(attn_len)};
-  for (const Buf* b : {&s.x, &s.xn, &s.xb, &s.q, &s.k, &s.v, &s.att, &s.gate, &s.up, &s.qkv, &s.gate_up, &s.lora_t, &s.lora_u, &s.tokens,
-                       &s.pos, &s.kvrows, &s.lora_rows, &s.logits, &s.greedy, &s.scores}) {
+  for (const Buf* b : {&s.x, &s.xn, &s.xb, &s.q, &s.k, &s.v, &s.att, &s.gate, &s.up, &s.qkv, &s.gate_up, &s.lora_t,
+                       &s.lora_u, &s.tokens, &s.pos, &s.kvrows, &s.lora_rows, &s.logits, &s.greedy, &s.scores}) {
     key.push_back(reinterpret_cast<uintptr_t>(b->p));
   }
   key.insert(key.end(), has.begin(), has.end());
@@ -524,6 +525,10 @@ void forward(const Model& m, const int32_t* tokens, const Row* rows, int n, floa
     captures = captures || rows[i].capture_lora_v;
   }
   const int rows_out = (logits || greedy) && logits_from < n ? n - logits_from : 0;
+  // A few rows (decode): one GEMM per stacked weight, then a split (measured on an H200, 7B,
+  // 12 rows: q/k/v 1.56 → 1.15 ms per step). Many rows (prefill): one GEMM per part straight
+  // into its output (the stacked GEMMs plus the split were 15% slower there).
+  const bool fused = n <= kBgmvMaxRows;
 
   const size_t r = static_cast<size_t>(n);
   s.x.ensure(r * H * ds, "activations");
@@ -535,7 +540,7 @@ void forward(const Model& m, const int32_t* tokens, const Row* rows, int n, floa
   s.v.ensure(r * c.kv_dim() * ds, "activations");
   s.gate.ensure(r * c.intermediate_size * ds, "activations");
   s.up.ensure(r * c.intermediate_size * ds, "activations");
-  if (n <= kBgmvMaxRows) {  // the stacked projections' outputs (decode only: see `fused` below)
+  if (fused) {  // the stacked projections' outputs
     s.qkv.ensure(r * (c.q_dim() + 2 * c.kv_dim()) * ds, "activations");
     s.gate_up.ensure(r * 2 * c.intermediate_size * ds, "activations");
   }
@@ -595,10 +600,6 @@ void forward(const Model& m, const int32_t* tokens, const Row* rows, int n, floa
   if (graph) s.scores.ensure(cuda::attention_rows_scratch(n, c.num_heads, c.head_dim, attn_len), "attention partials");
 
   const auto* kvrows = s.kvrows.as<cuda::KvRowDev>();
-  // A few rows (decode): one GEMM per stacked weight, then a split (measured on an H200, 7B,
-  // 12 rows: q/k/v 1.56 → 1.15 ms per step). Many rows (prefill): one GEMM per part straight
-  // into its output (the stacked GEMMs plus the split were 15% slower there).
-  const bool fused = n <= kBgmvMaxRows;
   // Everything on the device, from the embedding to the argmax; `capturing`: no host checks.
   const auto enqueue = [&](bool capturing) {
     cuda::prof_mark("embedding");

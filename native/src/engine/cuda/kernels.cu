@@ -100,7 +100,8 @@ void start() {
   ckb(cublasSetMathMode(g_blas, static_cast<cublasMath_t>(CUBLAS_DEFAULT_MATH |
                                                          CUBLAS_MATH_DISALLOW_REDUCED_PRECISION_REDUCTION)),
       "cublasSetMathMode");
-  // A workspace of our own: cuBLAS then never allocates inside a captured decode graph.
+  // A workspace of our own (for the life of the handle, i.e. the process): cuBLAS then never
+  // allocates inside a captured decode graph.
   constexpr size_t kBlasWorkspace = size_t(32) << 20;
   void* ws = nullptr;
   ck(cudaMalloc(&ws, kBlasWorkspace), "cuBLAS workspace");
@@ -111,7 +112,8 @@ void* current_stream() { return g_stream; }
 
 // ---- profile (ADAPTERLENS_CUDA_PROFILE=1) ------------------------------------------------------
 // Events on the stream between named marks; the time from one mark to the next belongs to
-// the first. Off (one branch per mark) unless the variable is set when CUDA starts.
+// the first. Off (one branch per mark) unless the variable is set when the first mark is
+// made. A pass that throws (cancel) leaves its marks to the next report.
 
 namespace {
 struct ProfileMark {
