@@ -104,6 +104,8 @@ export interface NativeDecodeSequence {
 export interface NativeDecodeResult {
   /** Next token per sequence, in input order. */
   tokens: Int32Array;
+  /** The model's own probability of each chosen token (softmax of its logits at temperature 1), computed where the logits are. */
+  probs: Float32Array;
   /** [batch, vocab] logits of the fed tokens, when requested. */
   logits: Float32Array | null;
 }
@@ -120,7 +122,11 @@ export interface NativePrefillOptions {
   captureLoraV?: boolean;
 }
 
-/** A KV cache: per layer K (after RoPE) and V, each [numKvHeads, capacity, headDim] in fp32. */
+/**
+ * A KV cache: per layer K (after RoPE) and V, each [numKvHeads, capacity, headDim] in the
+ * compute dtype on the engine's device. A view (model.newView) reads its first positions from
+ * a shared cache through a store's correction without copying them; it holds only later ones.
+ */
 export interface NativeKvCache {
   readonly length: number;
   readonly capacity: number;
@@ -169,12 +175,14 @@ export interface NativeErrorSums {
   numLayers: number;
   numKvHeads: number;
   tokens: number;
+  /** Consecutive tokens summed into each entry of the *ByToken arrays (1: one entry per token). */
+  tokenBin: number;
   /** Per (layer, kv head), row-major [numLayers * numKvHeads]. */
   kDiffByHead: Float64Array;
   kNormByHead: Float64Array;
   vDiffByHead: Float64Array;
   vNormByHead: Float64Array;
-  /** Per (layer, token), row-major [numLayers * tokens]. */
+  /** Per (layer, token bin), row-major [numLayers * ceil(tokens / tokenBin)]. */
   kDiffByToken: Float64Array;
   kNormByToken: Float64Array;
   vDiffByToken: Float64Array;
@@ -187,9 +195,50 @@ export interface NativeAdapter {
   dispose(): void;
 }
 
+/** The shared part of a view: positions [0, length) of a plain cache, corrected by a store (or as they are). */
+export interface NativeViewPrefix {
+  cache: NativeKvCache;
+  store?: NativeKvStore | null;
+  length: number;
+}
+
+/** One sequence of a batch call: tokens fed at positions cache.length.. through its adapter. */
+export interface NativeBatchItem {
+  cache: NativeKvCache;
+  adapter: NativeAdapter | null;
+  tokens: Int32Array;
+}
+
+/**
+ * Teacher-forced scoring of one sequence: row j (token tokens[j]) predicts targets[j]; its
+ * distribution is compared with row j of item `reference` (the exact cache's sequence).
+ */
+export interface NativeScoreItem extends NativeBatchItem {
+  targets: Int32Array;
+  reference: number;
+}
+
+/** Per fed token: KL(p_reference ‖ p), whether both argmaxes agree, and −log p(target) of both. */
+export interface NativeScoreResult {
+  kl: Float64Array;
+  top1: Uint8Array;
+  nll: Float64Array;
+  nllReference: Float64Array;
+}
+
 export interface NativeModel {
   readonly bytes: number;
   newCache(capacity: number): NativeKvCache;
+  /**
+   * A sequence whose first prefix.length positions are those of prefix.cache (a plain cache,
+   * e.g. the document's base cache), read through prefix.store's correction and never copied;
+   * it holds its own K/V only for later positions, up to `capacity` in all.
+   */
+  newView(prefix: NativeViewPrefix, capacity: number): NativeKvCache;
+  /** Feeds every item's tokens (appending their K/V), all items' rows in shared passes of at most maxRows rows. */
+  prefillBatch(items: NativeBatchItem[], options: { maxRows: number }, onProgress: ProgressCallback | null, cancel: NativeCancelToken | null): Promise<void>;
+  /** Feeds every item's tokens like prefillBatch and scores each row against its reference row, on the device. */
+  score(items: NativeScoreItem[], cancel: NativeCancelToken | null): Promise<NativeScoreResult[]>;
   loadAdapter(spec: NativeAdapterSpec, onProgress: ProgressCallback | null, cancel: NativeCancelToken | null): Promise<NativeAdapter>;
   /** Runs tokens through the model at positions cache.length.., appending their K/V to the cache. */
   prefill(
@@ -202,8 +251,8 @@ export interface NativeModel {
   ): Promise<Float32Array | null>;
   /** Encodes one adapter's exact cache against the shared base cache (same tokens). */
   encodeStore(strategy: NativeStrategySpec, base: NativeKvCache, exact: NativeKvCache, adapter: NativeAdapter): Promise<NativeKvStore>;
-  /** Error sums of `rebuilt` against `exact` over their common length. */
-  compareCaches(rebuilt: NativeKvCache, exact: NativeKvCache): Promise<NativeErrorSums>;
+  /** Error sums of `rebuilt` (a cache or a view: base + store) against `exact` over their common length. */
+  compareCaches(rebuilt: NativeKvCache, exact: NativeKvCache, options?: { tokenBin?: number }): Promise<NativeErrorSums>;
   /**
    * seed-minikv's diagnostic per layer: ‖(I − B Bᐩ) ΔV‖² / ‖ΔV‖² with ΔV = V_exact − V_base;
    * NaN for layers whose v_proj the adapter does not adapt.
@@ -221,9 +270,16 @@ export interface NativeEngineInfo {
   threads: number;
   /** e.g. "x86_64 CPU, 2 threads" or the GPU's name. */
   device: string;
-  /** CUDA build: device memory in use by this process now, and the peak since start or resetDevicePeak(). */
-  deviceMemoryUsed?: number;
-  deviceMemoryPeak?: number;
+  /** Compute dtypes the engine runs ('fp32' on the CPU build; 'fp32', 'bf16', 'fp16' on CUDA). */
+  dtypes: ('fp32' | 'bf16' | 'fp16')[];
+  /** Tokens per prefill chunk this engine is fastest with (progress and cancel between chunks). */
+  prefillChunk: number;
+  /** Device memory this process holds now, its peak since start or resetDevicePeak(), and the device's total (0 on the CPU build). */
+  deviceMemoryUsed: number;
+  deviceMemoryPeak: number;
+  deviceMemoryTotal: number;
+  /** Bytes copied from the device to the host since start: results only (errors, scores, tokens), never a cache. */
+  deviceToHostBytes: number;
 }
 
 export interface NativeAddon {
@@ -235,6 +291,6 @@ export interface NativeAddon {
     onProgress: ProgressCallback | null,
     cancel: NativeCancelToken | null,
   ): Promise<NativeModel>;
-  /** CUDA build only: restart the peak device-memory count (benchmarks). */
-  resetDevicePeak?(): void;
+  /** Restart the peak device-memory count (benchmarks; a no-op on the CPU build). */
+  resetDevicePeak(): void;
 }

@@ -10,10 +10,7 @@
 #include "addon/model_wrap.h"
 #include "addon/store_wrap.h"
 #include "addon/workers.h"
-#include "engine/backend.h"
-#ifdef AL_CUDA
-#include "engine/gpu.h"
-#endif
+#include "engine/device.h"
 
 namespace al::addon {
 
@@ -27,31 +24,27 @@ Napi::Promise rejected(Napi::Env env, const Napi::Value& error) {
 
 namespace {
 
-#if defined(__x86_64__) || defined(_M_X64)
-constexpr const char* kArch = "x86_64";
-#elif defined(__aarch64__) || defined(_M_ARM64)
-constexpr const char* kArch = "arm64";
-#else
-constexpr const char* kArch = "unknown-arch";
-#endif
-
 Napi::Value Info(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  const Backend& be = cpu_backend();
-  const int threads = be.threads();
+  Device& dev = default_device();
   Napi::Object out = Napi::Object::New(env);
   out.Set("engineVersion", ADAPTERLENS_VERSION);
-  out.Set("threads", threads);
-#ifdef AL_CUDA
-  // Host threads still run the host parts (loading, the host-round-trip strategies).
-  out.Set("backend", "cuda");
-  out.Set("device", gpu::init().describe());
-  out.Set("deviceMemoryUsed", static_cast<double>(gpu::used_bytes()));
-  out.Set("deviceMemoryPeak", static_cast<double>(gpu::peak_used_bytes()));
-#else
-  out.Set("backend", be.name());
-  out.Set("device", std::string(kArch) + " CPU, " + std::to_string(threads) + (threads == 1 ? " thread" : " threads"));
-#endif
+  out.Set("backend", dev.name());
+  out.Set("device", dev.describe());
+  // Host threads still run the host parts (loading, the strategies' small eigenproblems).
+  out.Set("threads", cpu_device().threads());
+  Napi::Array dtypes = Napi::Array::New(env);
+  uint32_t i = 0;
+  for (DT dt : {DT::F32, DT::BF16, DT::F16}) {
+    if (dev.supports(dt)) dtypes.Set(i++, compute_type_name(dt));
+  }
+  out.Set("dtypes", dtypes);
+  out.Set("prefillChunk", dev.prefill_chunk());
+  const DeviceMemory mem = dev.memory();
+  out.Set("deviceMemoryUsed", static_cast<double>(mem.used));
+  out.Set("deviceMemoryPeak", static_cast<double>(mem.peak));
+  out.Set("deviceMemoryTotal", static_cast<double>(mem.total));
+  out.Set("deviceToHostBytes", static_cast<double>(mem.d2h_bytes));
   return out;
 }
 
@@ -67,20 +60,16 @@ Napi::Value LoadModel(const Napi::CallbackInfo& info) {
 
 }  // namespace
 
-#ifdef AL_CUDA
-// Benchmarks: forget the peak device memory seen so far.
+// Benchmarks: forget the peak device memory seen so far (a no-op on the CPU device).
 Napi::Value ResetDevicePeak(const Napi::CallbackInfo& info) {
-  gpu::reset_peak();
+  default_device().reset_peak();
   return info.Env().Undefined();
 }
-#endif
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
-#ifdef AL_CUDA
-  // Fail the require() itself when CUDA cannot start: the loader's probe reports the reason
-  // and falls back to the CPU build.
-  gpu::init();
-#endif
+  // Start the device now, so that a CUDA build fails the require() itself when CUDA cannot
+  // start: the loader's probe reports the reason and falls back to the CPU build.
+  default_device();
   auto* data = new AddonData();
   env.SetInstanceData(data);  // deleted by Node when the environment goes away
   data->model_class = Napi::Persistent(ModelWrap::Define(env));
@@ -93,9 +82,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("info", Napi::Function::New<Info>(env, "info"));
   exports.Set("CancelToken", cancel);
   exports.Set("loadModel", Napi::Function::New<LoadModel>(env, "loadModel"));
-#ifdef AL_CUDA
   exports.Set("resetDevicePeak", Napi::Function::New<ResetDevicePeak>(env, "resetDevicePeak"));
-#endif
   return exports;
 }
 

@@ -8,6 +8,7 @@
 #include "addon/cache_wrap.h"
 #include "addon/cancel_token.h"
 #include "addon/convert.h"
+#include "addon/store_wrap.h"
 #include "addon/workers.h"
 
 namespace al::addon {
@@ -17,6 +18,9 @@ Napi::Function ModelWrap::Define(Napi::Env env) {
                      {
                          InstanceAccessor<&ModelWrap::Bytes>("bytes"),
                          InstanceMethod<&ModelWrap::NewCache>("newCache"),
+                         InstanceMethod<&ModelWrap::NewView>("newView"),
+                         InstanceMethod<&ModelWrap::PrefillBatch>("prefillBatch"),
+                         InstanceMethod<&ModelWrap::Score>("score"),
                          InstanceMethod<&ModelWrap::LoadAdapter>("loadAdapter"),
                          InstanceMethod<&ModelWrap::Prefill>("prefill"),
                          InstanceMethod<&ModelWrap::Decode>("decode"),
@@ -69,6 +73,27 @@ Napi::Value ModelWrap::NewCache(const Napi::CallbackInfo& info) {
                                            " (" + std::to_string(static_cast<int64_t>(mib)) + " MiB)");
   }
   return CacheWrap::New(info.Env(), std::move(cache));
+}
+
+Napi::Value ModelWrap::NewView(const Napi::CallbackInfo& info) {
+  const Config& c = live()->config;
+  const Napi::Object prefix = to_object(info[0], "prefix");
+  std::shared_ptr<KvCache> cache = CacheWrap::from(prefix.Get("cache"), "prefix.cache");
+  check_cache_fits(*cache, c, "prefix.cache");
+  std::shared_ptr<const KvStore> store;
+  const Napi::Value sv = prefix.Get("store");
+  if (!sv.IsNull() && !sv.IsUndefined()) store = StoreWrap::from(sv, "prefix.store");
+  if (cache->is_view()) throw Napi::TypeError::New(info.Env(), "prefix.cache must be a plain cache (from newCache), not a view");
+  const int length = to_int(prefix.Get("length"), "prefix.length", 0, cache->length());
+  if (cache->written()) {
+    throw Napi::Error::New(info.Env(), "prefix.cache is being written by a running prefill or decode; await it first");
+  }
+  const int capacity = to_int(info[1], "capacity", std::max(length, 1), std::numeric_limits<int32_t>::max());
+  if (store && store->tokens < length) {
+    throw Napi::RangeError::New(info.Env(), "prefix.store holds " + std::to_string(store->tokens) +
+                                                " positions but prefix.length is " + std::to_string(length));
+  }
+  return CacheWrap::New(info.Env(), KvCache::view(std::move(cache), std::move(store), length, capacity));
 }
 
 Napi::Value ModelWrap::LoadAdapter(const Napi::CallbackInfo& info) {
@@ -212,6 +237,96 @@ Napi::Value ModelWrap::Decode(const Napi::CallbackInfo& info) {
 
 namespace {
 
+// One {cache, adapter, tokens} item of a batch call, checked: the cache fits the model and
+// has room, the tokens are in the vocabulary; no cache appears twice.
+BatchItem parse_batch_item(const Napi::Value& v, const Model& model, const std::string& what,
+                           std::vector<const KvCache*>& earlier) {
+  const Config& c = model.config;
+  const Napi::Object o = to_object(v, what);
+  std::shared_ptr<KvCache> cache = CacheWrap::from(o.Get("cache"), what + ".cache");
+  for (size_t j = 0; j < earlier.size(); ++j) {
+    if (earlier[j] == cache.get()) {
+      throw Napi::Error::New(v.Env(), what + ".cache is the same cache as item " + std::to_string(j) +
+                                          "; each sequence needs its own cache");
+    }
+  }
+  check_cache_fits(*cache, c, what + ".cache");
+  std::shared_ptr<Adapter> adapter = AdapterWrap::from_optional(o.Get("adapter"), what + ".adapter");
+  check_adapter_fits(adapter.get(), model, what + ".adapter");
+  const Napi::Value tv = o.Get("tokens");
+  if (!tv.IsTypedArray() || tv.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) {
+    throw Napi::TypeError::New(v.Env(), what + ".tokens must be an Int32Array");
+  }
+  Napi::Int32Array t = tv.As<Napi::Int32Array>();
+  std::vector<int32_t> ids(t.Data(), t.Data() + t.ElementLength());
+  for (size_t i = 0; i < ids.size(); ++i) check_token(ids[i], c.vocab_size, what + ".tokens[" + std::to_string(i) + "]");
+  const int start = cache->uniform_length();
+  check_capacity(*cache, start, static_cast<int>(ids.size()), what + ".cache");
+  earlier.push_back(cache.get());
+  return BatchItem{CacheLease(std::move(cache)), std::move(adapter), std::move(ids), start};
+}
+
+}  // namespace
+
+Napi::Value ModelWrap::PrefillBatch(const Napi::CallbackInfo& info) {
+  return promise_or_reject(info.Env(), [&] {
+    PrefillBatchRequest req;
+    req.model = live();
+    if (!info[0].IsArray()) throw Napi::TypeError::New(info.Env(), "items must be an array");
+    const Napi::Array items = info[0].As<Napi::Array>();
+    std::vector<const KvCache*> seen;
+    for (uint32_t i = 0; i < items.Length(); ++i) {
+      req.items.push_back(parse_batch_item(items.Get(i), *req.model, "items[" + std::to_string(i) + "]", seen));
+    }
+    const Napi::Object options = to_object(info[1], "options");
+    req.max_rows = to_int(options.Get("maxRows"), "options.maxRows", 1, 1 << 20);
+    Napi::Function on_progress = to_optional_function(info[2], "onProgress");
+    CancelFlag cancel = CancelToken::from(info[3], "cancel");
+    return start_prefill_batch(info.Env(), std::move(req), on_progress, std::move(cancel));
+  });
+}
+
+Napi::Value ModelWrap::Score(const Napi::CallbackInfo& info) {
+  return promise_or_reject(info.Env(), [&] {
+    ScoreRequest req;
+    req.model = live();
+    if (!info[0].IsArray()) throw Napi::TypeError::New(info.Env(), "items must be an array");
+    const Napi::Array items = info[0].As<Napi::Array>();
+    std::vector<const KvCache*> seen;  // for the duplicate-cache check
+    for (uint32_t i = 0; i < items.Length(); ++i) {
+      const std::string what = "items[" + std::to_string(i) + "]";
+      const Napi::Object o = to_object(items.Get(i), what);
+      BatchItem batch = parse_batch_item(o, *req.model, what, seen);
+      const Napi::Value tv = o.Get("targets");
+      if (!tv.IsTypedArray() || tv.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) {
+        throw Napi::TypeError::New(info.Env(), what + ".targets must be an Int32Array");
+      }
+      Napi::Int32Array t = tv.As<Napi::Int32Array>();
+      std::vector<int32_t> targets(t.Data(), t.Data() + t.ElementLength());
+      if (targets.size() != batch.tokens.size()) {
+        throw Napi::RangeError::New(info.Env(), what + ".targets must have one token per fed token");
+      }
+      for (size_t j = 0; j < targets.size(); ++j) {
+        check_token(targets[j], req.model->config.vocab_size, what + ".targets[" + std::to_string(j) + "]");
+      }
+      const int reference = to_int(o.Get("reference"), what + ".reference", 0, static_cast<int64_t>(items.Length()) - 1);
+      ScoreItem it{std::move(batch), std::move(targets), reference};
+      req.items.push_back(std::move(it));
+    }
+    for (size_t i = 0; i < req.items.size(); ++i) {
+      const ScoreItem& it = req.items[i];
+      if (req.items[it.reference].batch.tokens.size() != it.batch.tokens.size()) {
+        throw Napi::RangeError::New(info.Env(), "items[" + std::to_string(i) + "] and its reference items[" +
+                                                    std::to_string(it.reference) + "] must feed the same number of tokens");
+      }
+    }
+    CancelFlag cancel = CancelToken::from(info[1], "cancel");
+    return start_score(info.Env(), std::move(req), std::move(cancel));
+  });
+}
+
+namespace {
+
 // The common length of two caches of one document: both must hold exactly T positions.
 int same_length(const KvCache& base, const KvCache& exact, const char* op) {
   const int tb = base.uniform_length(), te = exact.uniform_length();
@@ -242,6 +357,7 @@ Napi::Value ModelWrap::EncodeStore(const Napi::CallbackInfo& info) {
     std::shared_ptr<Adapter> adapter = required_adapter(info[3], *model);
     check_cache_fits(*base, c, "base");
     check_cache_fits(*exact, c, "exact");
+    if (base->is_view() || exact->is_view()) throw Napi::TypeError::New(info.Env(), "encodeStore: base and exact must be plain caches");
     const int tokens = same_length(*base, *exact, "encodeStore");
     EncodeStoreRequest req{std::move(model), std::move(spec), CacheLease(std::move(base), CacheLease::Shared),
                            CacheLease(std::move(exact), CacheLease::Shared), std::move(adapter), tokens};
@@ -257,8 +373,14 @@ Napi::Value ModelWrap::CompareCaches(const Napi::CallbackInfo& info) {
     check_cache_fits(*rebuilt, c, "rebuilt");
     check_cache_fits(*exact, c, "exact");
     const int tokens = std::min(rebuilt->uniform_length(), exact->uniform_length());
+    int bin = 1;
+    if (info.Length() > 2 && !info[2].IsUndefined() && !info[2].IsNull()) {
+      const Napi::Value b = to_object(info[2], "options").Get("tokenBin");
+      if (!b.IsUndefined()) bin = to_int(b, "options.tokenBin", 1, std::numeric_limits<int32_t>::max());
+    }
+    if (exact->is_view()) throw Napi::TypeError::New(info.Env(), "exact must be a plain cache (the adapter's own), not a view");
     CompareRequest req{CacheLease(std::move(rebuilt), CacheLease::Shared), CacheLease(std::move(exact), CacheLease::Shared),
-                       tokens};
+                       tokens, bin};
     return start_compare_caches(info.Env(), std::move(req));
   });
 }
@@ -272,6 +394,7 @@ Napi::Value ModelWrap::OutsideSpan(const Napi::CallbackInfo& info) {
     std::shared_ptr<Adapter> adapter = required_adapter(info[2], *model);
     check_cache_fits(*base, c, "base");
     check_cache_fits(*exact, c, "exact");
+    if (base->is_view() || exact->is_view()) throw Napi::TypeError::New(info.Env(), "outsideSpan: base and exact must be plain caches");
     const int tokens = same_length(*base, *exact, "outsideSpan");
     OutsideSpanRequest req{CacheLease(std::move(base), CacheLease::Shared), CacheLease(std::move(exact), CacheLease::Shared),
                            std::move(adapter), tokens};

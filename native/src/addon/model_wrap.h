@@ -23,6 +23,9 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
 
   Napi::Value Bytes(const Napi::CallbackInfo& info);
   Napi::Value NewCache(const Napi::CallbackInfo& info);
+  Napi::Value NewView(const Napi::CallbackInfo& info);
+  Napi::Value PrefillBatch(const Napi::CallbackInfo& info);
+  Napi::Value Score(const Napi::CallbackInfo& info);
   Napi::Value LoadAdapter(const Napi::CallbackInfo& info);
   Napi::Value Prefill(const Napi::CallbackInfo& info);
   Napi::Value Decode(const Napi::CallbackInfo& info);

@@ -33,7 +33,7 @@ Napi::Object StoreWrap::New(Napi::Env env, const std::shared_ptr<Model>& model, 
   init.shape = std::make_shared<Model>();
   init.shape->id = model->id;
   init.shape->config = model->config;
-  init.shape->backend = model->backend;
+  init.shape->dev = model->dev;
   init.store = std::move(store);
   return addon_data(env).store_class.New({Napi::External<StoreInit>::New(env, &init)});
 }
@@ -55,6 +55,13 @@ void StoreWrap::release() {
   if (!store_) return;
   store_.reset();
   Napi::MemoryManagement::AdjustExternalMemory(Env(), -accounted_);
+}
+
+std::shared_ptr<const KvStore> StoreWrap::from(const Napi::Value& v, const std::string& what) {
+  if (!v.IsObject() || !v.As<Napi::Object>().InstanceOf(addon_data(v.Env()).store_class.Value())) {
+    throw Napi::TypeError::New(v.Env(), what + " must be a NativeKvStore (from model.encodeStore()) or null");
+  }
+  return Unwrap(v.As<Napi::Object>())->live();
 }
 
 const std::shared_ptr<const KvStore>& StoreWrap::live() const {

@@ -4,8 +4,8 @@
 #include <napi.h>
 
 #include <memory>
+#include <string>
 
-#include "engine/backend.h"
 #include "engine/kv_store.h"
 #include "engine/model.h"
 
@@ -15,6 +15,8 @@ class StoreWrap : public Napi::ObjectWrap<StoreWrap> {
  public:
   static Napi::Function Define(Napi::Env env);
   static Napi::Object New(Napi::Env env, const std::shared_ptr<Model>& model, std::shared_ptr<const KvStore> store);
+  // The store behind `v`, which must be a live NativeKvStore.
+  static std::shared_ptr<const KvStore> from(const Napi::Value& v, const std::string& what);
 
   explicit StoreWrap(const Napi::CallbackInfo& info);
   ~StoreWrap() override;
@@ -30,9 +32,9 @@ class StoreWrap : public Napi::ObjectWrap<StoreWrap> {
 
   // Shared with running decodes; the store in turn holds the adapter whose B_v it uses.
   std::shared_ptr<const KvStore> store_;
-  // Decoding needs the backend and the model's cache shape, not its weights: a store does
-  // not keep a disposed model's weights alive.
-  std::shared_ptr<Model> shape_;  // a weightless Model carrying config + backend
+  // Decoding needs the model's cache shape, not its weights: a store does not keep a
+  // disposed model's weights alive.
+  std::shared_ptr<Model> shape_;  // a weightless Model carrying id, config and device
   int64_t accounted_ = 0;
 };
 

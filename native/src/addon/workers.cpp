@@ -10,9 +10,6 @@
 #include "addon/model_wrap.h"
 #include "addon/store_wrap.h"
 #include "engine/metrics.h"
-#ifdef AL_CUDA
-#include "engine/gpu.h"
-#endif
 
 namespace al::addon {
 
@@ -161,7 +158,7 @@ class LoadModelJob final : public Job {
         tensors_(std::move(tensors)) {}
 
  private:
-  void Run(const JobHooks& hooks) override { model_ = load_model(config_, tensors_, hooks); }
+  void Run(const JobHooks& hooks) override { model_ = load_model(default_device(), config_, tensors_, hooks); }
   Napi::Value Result(Napi::Env env) override { return ModelWrap::New(env, std::move(model_)); }
 
   Config config_;
@@ -197,9 +194,6 @@ class PrefillJob final : public Job {
     const int n = static_cast<int>(req_.tokens.size());
     const int vocab = m.config.vocab_size;
     const int chunk = std::min(req_.chunk_size, n);
-    // A GPU model keeps its own device scratch; the host RunState is for the CPU engine.
-    std::unique_ptr<RunState> state;
-    if (!m.gpu) state = std::make_unique<RunState>(m.config, chunk, req_.adapter ? req_.adapter->max_rank : 0);
     if (req_.logits == LogitsMode::All) logits_.resize(static_cast<size_t>(n) * vocab);
     if (req_.logits == LogitsMode::Last) logits_.resize(vocab);
     std::vector<Row> rows(chunk);
@@ -209,16 +203,16 @@ class PrefillJob final : public Job {
       for (int i = 0; i < len; ++i) {
         rows[i] = {req_.cache.get(), req_.start + t0 + i, req_.adapter.get(), req_.capture_lora_v};
       }
-      float* out = nullptr;
-      int from = len;
+      ForwardOutputs out;
+      out.logits_from = len;
       if (req_.logits == LogitsMode::All) {
-        out = logits_.data() + static_cast<size_t>(t0) * vocab;
-        from = 0;
+        out.logits = logits_.data() + static_cast<size_t>(t0) * vocab;
+        out.logits_from = 0;
       } else if (req_.logits == LogitsMode::Last && t0 + len == n) {
-        out = logits_.data();
-        from = len - 1;
+        out.logits = logits_.data();
+        out.logits_from = len - 1;
       }
-      forward_any(m, state.get(), req_.tokens.data() + t0, rows.data(), len, out, from, nullptr, hooks);
+      forward(m, req_.tokens.data() + t0, rows.data(), len, out, hooks);
       hooks.report(t0 + len, n);
     }
   }
@@ -238,6 +232,64 @@ class PrefillJob final : public Job {
   std::vector<float> logits_;
 };
 
+// Rows of several sequences, item-major, in passes of at most `window · items` rows where a
+// pass holds the same window of positions of every item (so items stay in step and a pass
+// never needs rows another pass has not written yet).
+struct BatchRows {
+  std::vector<Row> rows;
+  std::vector<int32_t> tokens;
+  std::vector<int> item_of, index_of;  // the row's item and its index in the item's tokens
+};
+
+BatchRows batch_rows(const std::vector<BatchItem*>& items, int j0, int j1) {
+  BatchRows b;
+  for (size_t it = 0; it < items.size(); ++it) {
+    BatchItem& item = *items[it];
+    const int count = static_cast<int>(item.tokens.size());
+    for (int j = j0; j < std::min(j1, count); ++j) {
+      b.rows.push_back(Row{item.cache.get(), item.start + j, item.adapter.get(), false});
+      b.tokens.push_back(item.tokens[j]);
+      b.item_of.push_back(static_cast<int>(it));
+      b.index_of.push_back(j);
+    }
+  }
+  return b;
+}
+
+int longest_item(const std::vector<BatchItem*>& items) {
+  int longest = 0;
+  for (const BatchItem* it : items) longest = std::max(longest, static_cast<int>(it->tokens.size()));
+  return longest;
+}
+
+class PrefillBatchJob final : public Job {
+ public:
+  PrefillBatchJob(Napi::Env env, PrefillBatchRequest req, Napi::Function on_progress, CancelFlag cancel)
+      : Job(env, "prefillBatch", on_progress, std::move(cancel)), req_(std::move(req)) {}
+
+ private:
+  void Run(const JobHooks& hooks) override {
+    std::vector<BatchItem*> items;
+    for (BatchItem& it : req_.items) items.push_back(&it);
+    const int longest = longest_item(items);
+    const int window = std::max(1, req_.max_rows / std::max<int>(1, static_cast<int>(items.size())));
+    for (int j0 = 0; j0 < longest; j0 += window) {
+      BatchRows b = batch_rows(items, j0, j0 + window);
+      forward(*req_.model, b.tokens.data(), b.rows.data(), static_cast<int>(b.rows.size()), ForwardOutputs{}, hooks);
+      hooks.report(std::min(longest, j0 + window), longest);
+    }
+  }
+  Napi::Value Result(Napi::Env env) override {
+    for (BatchItem& it : req_.items) (*it.cache).set_length(it.start + static_cast<int>(it.tokens.size()));
+    return env.Undefined();
+  }
+  void Finish() override {
+    for (BatchItem& it : req_.items) it.cache.release();
+  }
+
+  PrefillBatchRequest req_;
+};
+
 class DecodeJob final : public Job {
  public:
   DecodeJob(Napi::Env env, DecodeRequest req) : Job(env, "decode", Napi::Function(), nullptr), req_(std::move(req)) {}
@@ -246,36 +298,26 @@ class DecodeJob final : public Job {
   void Run(const JobHooks& hooks) override {
     const Model& m = *req_.model;
     const int batch = static_cast<int>(req_.items.size());
-    const int vocab = m.config.vocab_size;
-    int max_rank = 0;
     std::vector<Row> rows(batch);
     std::vector<int32_t> tokens(batch);
+    std::vector<SampleRow> samples(batch);
     for (int i = 0; i < batch; ++i) {
       const DecodeItem& it = req_.items[i];
       rows[i] = {it.cache.get(), it.start, it.adapter.get()};
       tokens[i] = it.token;
-      if (it.adapter) max_rank = std::max(max_rank, it.adapter->max_rank);
+      // The counter is the token's position: a sequence's samples do not depend on the batch.
+      samples[i] = SampleRow{it.sampling.temperature, it.sampling.top_p, it.sampling.seed, static_cast<uint64_t>(it.start)};
     }
-    std::unique_ptr<RunState> state;
-    if (!m.gpu) state = std::make_unique<RunState>(m.config, batch, max_rank);
-    // Greedy rows take their argmax where the logits are (on the GPU for a GPU model); the
-    // logits come to the host only when asked for or when some row samples.
-    bool all_greedy = true;
-    for (const DecodeItem& it : req_.items) all_greedy = all_greedy && it.sampling.temperature == 0.0f;
-    const bool host_logits = !m.gpu || req_.want_logits || !all_greedy;
-    if (host_logits) logits_.resize(static_cast<size_t>(batch) * vocab);
     next_.resize(batch);
-    forward_any(m, state.get(), tokens.data(), rows.data(), batch, host_logits ? logits_.data() : nullptr, 0,
-                next_.data(), hooks);
-
-    std::vector<double> probs;
-    std::vector<int32_t> order;
-    for (int i = 0; i < batch; ++i) {
-      const DecodeItem& it = req_.items[i];
-      if (it.sampling.temperature == 0.0f) continue;  // next_[i] is already the argmax
-      next_[i] = sample_token(logits_.data() + static_cast<size_t>(i) * vocab, vocab, it.sampling,
-                              static_cast<uint64_t>(it.start), probs, order);
-    }
+    probs_.resize(batch);
+    if (req_.want_logits) logits_.resize(static_cast<size_t>(batch) * m.config.vocab_size);
+    ForwardOutputs out;
+    out.logits_from = 0;
+    out.sample = samples.data();
+    out.tokens = next_.data();
+    out.probs = probs_.data();
+    out.logits = req_.want_logits ? logits_.data() : nullptr;
+    forward(m, tokens.data(), rows.data(), batch, out, hooks);
   }
 
   Napi::Value Result(Napi::Env env) override {
@@ -284,6 +326,7 @@ class DecodeJob final : public Job {
     Napi::Int32Array tokens = Napi::Int32Array::New(env, next_.size());
     std::copy(next_.begin(), next_.end(), tokens.Data());
     out.Set("tokens", tokens);
+    out.Set("probs", to_float32_array(env, probs_));
     out.Set("logits", req_.want_logits ? to_float32_array(env, logits_) : env.Null());
     return out;
   }
@@ -293,8 +336,77 @@ class DecodeJob final : public Job {
   }
 
   DecodeRequest req_;
-  std::vector<float> logits_;
+  std::vector<float> logits_, probs_;
   std::vector<int32_t> next_;
+};
+
+class ScoreJob final : public Job {
+ public:
+  ScoreJob(Napi::Env env, ScoreRequest req, CancelFlag cancel)
+      : Job(env, "score", Napi::Function(), std::move(cancel)), req_(std::move(req)) {}
+
+ private:
+  void Run(const JobHooks& hooks) override {
+    const Model& m = *req_.model;
+    std::vector<BatchItem*> items;
+    for (ScoreItem& it : req_.items) items.push_back(&it.batch);
+    results_.resize(items.size());
+    for (size_t i = 0; i < items.size(); ++i) results_[i].resize(items[i]->tokens.size());
+    const int longest = longest_item(items);
+    // Logits stay on the device: bound the rows of a pass by what their fp32 logits take.
+    const size_t logit_rows = std::max<size_t>(1, (size_t(1) << 30) / (static_cast<size_t>(m.config.vocab_size) * 4));
+    const int max_rows = static_cast<int>(std::min<size_t>(logit_rows, 4096));
+    const int window = std::max(1, max_rows / std::max<int>(1, static_cast<int>(items.size())));
+    for (int j0 = 0; j0 < longest; j0 += window) {
+      BatchRows b = batch_rows(items, j0, j0 + window);
+      const int n = static_cast<int>(b.rows.size());
+      // Where each (item, index) row sits in this pass, for the reference rows.
+      std::vector<int> first(items.size(), -1);
+      for (int r = n - 1; r >= 0; --r) first[b.item_of[r]] = r;
+      std::vector<ScoreRow> score(n);
+      for (int r = 0; r < n; ++r) {
+        const ScoreItem& it = req_.items[b.item_of[r]];
+        const int ref_first = first[it.reference];
+        score[r] = ScoreRow{ref_first + (b.index_of[r] - j0), it.targets[b.index_of[r]]};
+      }
+      std::vector<ScoreOut> outs(n);
+      ForwardOutputs out;
+      out.logits_from = 0;
+      out.score = score.data();
+      out.scores = outs.data();
+      forward(m, b.tokens.data(), b.rows.data(), n, out, hooks);
+      for (int r = 0; r < n; ++r) results_[b.item_of[r]][b.index_of[r]] = outs[r];
+    }
+  }
+  Napi::Value Result(Napi::Env env) override {
+    for (ScoreItem& it : req_.items) (*it.batch.cache).set_length(it.batch.start + static_cast<int>(it.batch.tokens.size()));
+    Napi::Array arr = Napi::Array::New(env, results_.size());
+    for (size_t i = 0; i < results_.size(); ++i) {
+      const auto& r = results_[i];
+      Napi::Float64Array kl = Napi::Float64Array::New(env, r.size()), nll = Napi::Float64Array::New(env, r.size()),
+                         nll_ref = Napi::Float64Array::New(env, r.size());
+      Napi::Uint8Array top1 = Napi::Uint8Array::New(env, r.size());
+      for (size_t j = 0; j < r.size(); ++j) {
+        kl[j] = r[j].kl;
+        nll[j] = r[j].nll;
+        nll_ref[j] = r[j].nll_ref;
+        top1[j] = r[j].argmax == r[j].argmax_ref ? 1 : 0;
+      }
+      Napi::Object o = Napi::Object::New(env);
+      o.Set("kl", kl);
+      o.Set("top1", top1);
+      o.Set("nll", nll);
+      o.Set("nllReference", nll_ref);
+      arr.Set(static_cast<uint32_t>(i), o);
+    }
+    return arr;
+  }
+  void Finish() override {
+    for (ScoreItem& it : req_.items) it.batch.cache.release();
+  }
+
+  ScoreRequest req_;
+  std::vector<std::vector<ScoreOut>> results_;
 };
 
 class EncodeStoreJob final : public Job {
@@ -304,13 +416,7 @@ class EncodeStoreJob final : public Job {
 
  private:
   void Run(const JobHooks&) override {
-#ifdef AL_CUDA
-    if (req_.model->gpu) {
-      store_ = gpu::encode_store(*req_.model, req_.spec, *req_.base, *req_.exact, req_.adapter, req_.tokens);
-      return;
-    }
-#endif
-    store_ = encode_store(*req_.model->backend, req_.spec, *req_.base, *req_.exact, req_.adapter, req_.tokens);
+    store_ = encode_store(req_.spec, *req_.base, *req_.exact, req_.adapter, req_.tokens);
   }
   Napi::Value Result(Napi::Env env) override { return StoreWrap::New(env, req_.model, std::move(store_)); }
   void Finish() override {
@@ -330,18 +436,10 @@ class StoreDecodeJob final : public Job {
  private:
   void Run(const JobHooks&) override {
     const KvStore& s = *req_.store;
-#ifdef AL_CUDA
-    // The store's model handle carries no weights (a store may outlive its model), so the
-    // base cache says where the rebuilt one goes.
-    if ((*req_.base).on_device()) {
-      const Config& c = req_.model->config;
-      out_ = std::make_shared<KvCache>(s.num_layers, s.num_kv_heads, s.head_dim, req_.capacity,
-                                       gpu::new_kv(c.dtype, s.num_layers, s.num_kv_heads, s.head_dim, req_.capacity));
-      return gpu::decode_store(*req_.model, s, *req_.base, *out_);
-    }
-#endif
-    out_ = new_cache(*req_.model, req_.capacity);
-    decode_store(*req_.model->backend, s, *req_.base, *out_);
+    // The store's model handle carries no weights (a store may outlive its model): the
+    // rebuilt cache goes on the store's device.
+    out_ = std::make_shared<KvCache>(*s.dev, s.dt, s.num_layers, s.num_kv_heads, s.head_dim, req_.capacity);
+    decode_store(s, *req_.base, *out_);
   }
   Napi::Value Result(Napi::Env env) override { return CacheWrap::New(env, std::move(out_)); }
   void Finish() override { req_.base.release(); }
@@ -362,28 +460,21 @@ class CompareCachesJob final : public Job {
       : Job(env, "compareCaches", Napi::Function(), nullptr), req_(std::move(req)) {}
 
  private:
-  void Run(const JobHooks&) override {
-#ifdef AL_CUDA
-    if ((*req_.exact).on_device()) {
-      sums_ = gpu::compare_caches(*req_.rebuilt, *req_.exact, req_.tokens);
-      return;
-    }
-#endif
-    sums_ = compare_caches(*req_.rebuilt, *req_.exact, req_.tokens);
-  }
+  void Run(const JobHooks&) override { sums_ = compare_caches(*req_.rebuilt, *req_.exact, req_.tokens, req_.token_bin); }
   Napi::Value Result(Napi::Env env) override {
     Napi::Object o = Napi::Object::New(env);
     o.Set("numLayers", sums_.num_layers);
     o.Set("numKvHeads", sums_.num_kv_heads);
     o.Set("tokens", sums_.tokens);
+    o.Set("tokenBin", sums_.token_bin);
     o.Set("kDiffByHead", to_float64_array(env, sums_.k_diff_head));
     o.Set("kNormByHead", to_float64_array(env, sums_.k_norm_head));
     o.Set("vDiffByHead", to_float64_array(env, sums_.v_diff_head));
     o.Set("vNormByHead", to_float64_array(env, sums_.v_norm_head));
-    o.Set("kDiffByToken", to_float64_array(env, sums_.k_diff_token));
-    o.Set("kNormByToken", to_float64_array(env, sums_.k_norm_token));
-    o.Set("vDiffByToken", to_float64_array(env, sums_.v_diff_token));
-    o.Set("vNormByToken", to_float64_array(env, sums_.v_norm_token));
+    o.Set("kDiffByToken", to_float64_array(env, sums_.k_diff_bin));
+    o.Set("kNormByToken", to_float64_array(env, sums_.k_norm_bin));
+    o.Set("vDiffByToken", to_float64_array(env, sums_.v_diff_bin));
+    o.Set("vNormByToken", to_float64_array(env, sums_.v_norm_bin));
     return o;
   }
   void Finish() override {
@@ -401,15 +492,7 @@ class OutsideSpanJob final : public Job {
       : Job(env, "outsideSpan", Napi::Function(), nullptr), req_(std::move(req)) {}
 
  private:
-  void Run(const JobHooks&) override {
-#ifdef AL_CUDA
-    if ((*req_.exact).on_device()) {
-      out_ = gpu::outside_span(*req_.base, *req_.exact, *req_.adapter, req_.tokens);
-      return;
-    }
-#endif
-    out_ = outside_span(*req_.base, *req_.exact, *req_.adapter, req_.tokens);
-  }
+  void Run(const JobHooks&) override { out_ = outside_span(*req_.base, *req_.exact, *req_.adapter, req_.tokens); }
   Napi::Value Result(Napi::Env env) override { return to_float64_array(env, out_); }
   void Finish() override {
     req_.base.release();
@@ -444,8 +527,17 @@ Napi::Promise start_prefill(Napi::Env env, PrefillRequest request, Napi::Functio
   return start<PrefillJob>(env, std::move(request), on_progress, std::move(cancel));
 }
 
+Napi::Promise start_prefill_batch(Napi::Env env, PrefillBatchRequest request, Napi::Function on_progress,
+                                  CancelFlag cancel) {
+  return start<PrefillBatchJob>(env, std::move(request), on_progress, std::move(cancel));
+}
+
 Napi::Promise start_decode(Napi::Env env, DecodeRequest request) {
   return start<DecodeJob>(env, std::move(request));
+}
+
+Napi::Promise start_score(Napi::Env env, ScoreRequest request, CancelFlag cancel) {
+  return start<ScoreJob>(env, std::move(request), std::move(cancel));
 }
 
 Napi::Promise start_encode_store(Napi::Env env, EncodeStoreRequest request) {

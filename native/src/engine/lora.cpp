@@ -6,16 +6,15 @@
 
 #include "engine/linalg.h"
 #include "engine/model.h"
-#ifdef AL_CUDA
-#include "engine/gpu.h"
-#endif
 
 namespace al {
 
 namespace {
 constexpr const char* kTargetNames[kNumLoraTargets] = {"q_proj",    "k_proj",  "v_proj",   "o_proj",
                                                        "gate_proj", "up_proj", "down_proj"};
-}
+
+int stored_kind(DType d) { return d == DType::F32 ? 0 : d == DType::F16 ? 1 : 2; }
+}  // namespace
 
 const char* lora_target_name(LoraTarget t) { return kTargetNames[static_cast<int>(t)]; }
 
@@ -42,11 +41,15 @@ LinearDims linear_dims(const Config& c, LoraTarget t) {
 std::shared_ptr<Adapter> load_adapter(const Model& model, const std::vector<LoraModuleSpec>& modules,
                                       const JobHooks& hooks) {
   const Config& c = model.config;
+  Device& dev = *model.dev;
   static std::atomic<uint64_t> next_id{1};
   auto adapter = std::make_shared<Adapter>();
   adapter->id = next_id++;
   adapter->model_id = model.id;
+  adapter->dev = &dev;
+  adapter->dt = c.dtype;
   adapter->layers.resize(c.num_layers);
+  adapter->v.resize(c.num_layers);
 
   // Check the whole spec, shapes and files included, before reading any bytes.
   TensorReader reader;
@@ -68,23 +71,40 @@ std::shared_ptr<Adapter> load_adapter(const Model& model, const std::vector<Lora
     total += static_cast<double>(s.a.nbytes) + static_cast<double>(s.b.nbytes);
   }
 
+  const DT dt = c.dtype;
   double done = 0;
+  auto lock = dev.lock();
   for (const LoraModuleSpec& s : modules) {
     hooks.check_stop();
     const LinearDims d = linear_dims(c, s.target);
     LoraModule& m = *adapter->layers[s.layer][static_cast<int>(s.target)];
     m.rank = s.rank;
     m.scale = s.scale;
-    m.a = reader.read(s.a, {s.rank, d.in});
-    m.b = reader.read(s.b, {d.out, s.rank});
-    adapter->max_rank = std::max(adapter->max_rank, s.rank);
+    const int64_t na = static_cast<int64_t>(s.rank) * d.in, nb = static_cast<int64_t>(d.out) * s.rank;
+    m.a = Buffer(dev, na * dt_size(dt), "LoRA A");
+    m.b = Buffer(dev, nb * dt_size(dt), "LoRA B");
+    dev.load_values(dt, m.a.get(), reader.raw(s.a, {s.rank, d.in}), stored_kind(s.a.dtype), na);
+    dev.load_values(dt, m.b.get(), reader.raw(s.b, {d.out, s.rank}), stored_kind(s.b.dtype), nb);
     adapter->bytes += m.a.bytes() + m.b.bytes();
+    if (s.target == LoraTarget::V) {
+      // B_v in fp32 on both sides: pinv on the host, the strategies' basis on the device.
+      VProjection& vp = adapter->v[s.layer].emplace();
+      const Tensor b = reader.read(s.b, {d.out, s.rank});
+      vp.b_host = b.data;
+      if (dt == DT::F32) {
+        vp.basis = m.b.as<float>();
+      } else {
+        vp.b_f32 = Buffer(dev, b.bytes(), "B_v (fp32)");
+        dev.upload(vp.b_f32.get(), b.ptr(), b.bytes());
+        adapter->bytes += vp.b_f32.bytes();
+        vp.basis = vp.b_f32.as<float>();
+      }
+    }
+    adapter->max_rank = std::max(adapter->max_rank, s.rank);
     done += static_cast<double>(s.a.nbytes) + static_cast<double>(s.b.nbytes);
     hooks.report(done, total);
   }
-#ifdef AL_CUDA
-  if (model.gpu) adapter->gpu = gpu::upload_adapter(*model.gpu, *adapter);
-#endif
+  dev.sync("loading an adapter");
   return adapter;
 }
 
@@ -103,19 +123,18 @@ std::shared_ptr<const VPinv> Adapter::v_pinv(int layer) const {
   if (v_pinv_.empty()) v_pinv_.resize(layers.size());
   if (!v_pinv_[layer]) {
     auto p = std::make_shared<VPinv>();
+    const VProjection& vp = *v[layer];
     p->rank = m->rank;
-    p->out = static_cast<int>(m->b.shape[0]);
-    p->p = pinv_tall(m->b.ptr(), p->out, p->rank);
+    p->out = static_cast<int>(vp.b_host.size() / m->rank);
+    p->p = pinv_tall(vp.b_host.data(), p->out, p->rank);
+    const std::vector<float> f(p->p.begin(), p->p.end());
+    p->dev_f64 = Buffer(*dev, p->p.size() * sizeof(double), "pinv(B_v)");
+    p->dev_f32 = Buffer(*dev, f.size() * sizeof(float), "pinv(B_v)");
+    dev->upload(p->dev_f64.get(), p->p.data(), p->p.size() * sizeof(double));
+    dev->upload(p->dev_f32.get(), f.data(), f.size() * sizeof(float));
     v_pinv_[layer] = std::move(p);
   }
   return v_pinv_[layer];
-}
-
-void lora_apply(const Backend& be, const LoraModule& m, const float* x, float* y, int n, float* tmp) {
-  const int in = static_cast<int>(m.a.shape[1]);
-  const int out = static_cast<int>(m.b.shape[0]);
-  be.matmul(tmp, x, m.a.ptr(), nullptr, n, in, m.rank);        // tmp[n, r] = x A^T
-  be.matmul_add(y, tmp, m.b.ptr(), m.scale, n, m.rank, out);    // y += scale · tmp B^T (PEFT scales after B)
 }
 
 }  // namespace al

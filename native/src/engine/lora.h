@@ -9,24 +9,20 @@
 #include <string>
 #include <vector>
 
-#include "engine/backend.h"
 #include "engine/config.h"
+#include "engine/device.h"
 #include "engine/job.h"
-#include "engine/tensor.h"
 #include "engine/weights.h"
 
 namespace al {
 
 struct Model;
-namespace gpu {
-struct DeviceAdapter;
-}
 
 // The seven Linears of a Llama layer that PEFT can adapt.
 enum class LoraTarget { Q, K, V, O, Gate, Up, Down };
 constexpr int kNumLoraTargets = 7;
 
-const char* lora_target_name(LoraTarget t);               // "q_proj", ...
+const char* lora_target_name(LoraTarget t);  // "q_proj", ...
 std::optional<LoraTarget> lora_target_from_name(const std::string& name);
 
 // (in_features, out_features) of an adapted Linear.
@@ -38,25 +34,34 @@ LinearDims linear_dims(const Config& c, LoraTarget t);
 struct LoraModule {
   int rank = 0;
   float scale = 0.0f;  // alpha / r (or alpha / sqrt(r)), patterns already applied
-  Tensor a;            // [rank, in]   lora_A.weight
-  Tensor b;            // [out, rank]  lora_B.weight
+  Buffer a;            // T [rank, in]   lora_A.weight
+  Buffer b;            // T [out, rank]  lora_B.weight
 };
 
-// pinv(B_v) of one layer in double, [rank, out]: what seed-minikv and outsideSpan need.
+// What the shared-cache strategies need of one layer's v_proj LoRA, beyond its A and B.
+struct VProjection {
+  std::vector<float> b_host;    // fp32 [out, rank]: B_v on the host (pinv is computed from it)
+  Buffer b_f32;                 // an fp32 device copy, when the model computes in bf16/fp16
+  const float* basis = nullptr; // fp32 [out, rank] on the device: b_f32, or the module's own B in fp32
+};
+
+// pinv(B_v) of one layer, [rank, out]: in double on the host and on the device (outsideSpan)
+// and in fp32 on the device (seed-minikv's encode, as torch's fp32 pinv).
 struct VPinv {
   std::vector<double> p;  // [rank, out] row-major
   int rank = 0, out = 0;
+  Buffer dev_f64, dev_f32;
 };
 
 struct Adapter {
   uint64_t id = 0;        // unique per load; a LoRA-V capture remembers which adapter made it
   uint64_t model_id = 0;  // adapters are shaped for, and usable with, one model only
+  Device* dev = nullptr;
+  DT dt = DT::F32;
   std::vector<std::array<std::optional<LoraModule>, kNumLoraTargets>> layers;  // [num_layers][target]
+  std::vector<std::optional<VProjection>> v;                                    // [num_layers]
   int max_rank = 0;
-  size_t bytes = 0;
-  // CUDA build: A and B also on the device, in the model's dtype (the host fp32 copies stay:
-  // pinv(B_v) and the host-round-trip strategies read them).
-  std::shared_ptr<gpu::DeviceAdapter> gpu;
+  size_t bytes = 0;  // device bytes held
 
   const LoraModule* find(int layer, LoraTarget t) const {
     const auto& m = layers[layer][static_cast<int>(t)];
@@ -65,7 +70,8 @@ struct Adapter {
   // r_v per layer, 0 where v_proj is not adapted.
   std::vector<int> v_ranks() const;
   // pinv(B_v) of `layer` (which must adapt v_proj), computed on first use and kept: many
-  // stores and diagnostics of one adapter share it. Thread-safe.
+  // stores and diagnostics of one adapter share it. Thread-safe; uses the device (lock held
+  // by the caller).
   std::shared_ptr<const VPinv> v_pinv(int layer) const;
 
  private:
@@ -82,11 +88,9 @@ struct LoraModuleSpec {
   TensorRef a, b;
 };
 
-// Reads and checks every module against the model's shapes. Progress is in bytes.
+// Reads and checks every module against the model's shapes and loads it onto the model's
+// device in its dtype. Progress in bytes.
 std::shared_ptr<Adapter> load_adapter(const Model& model, const std::vector<LoraModuleSpec>& modules,
                                       const JobHooks& hooks);
-
-// y[n, out] += scale · B · (A · x[n, in]) for n rows; tmp holds n × rank floats.
-void lora_apply(const Backend& be, const LoraModule& m, const float* x, float* y, int n, float* tmp);
 
 }  // namespace al

@@ -1,102 +1,90 @@
 #include "engine/metrics.h"
 
-#include <cmath>
+#include <algorithm>
 #include <limits>
 
 namespace al {
 
-ErrorSums compare_caches(const KvCache& rebuilt, const KvCache& exact, int tokens) {
+namespace {
+// A cache layer's K/V addresses for positions [0, tokens): a plain cache's own storage as it
+// is, any other cache rebuilt into `k`/`v` scratch first.
+struct LayerView {
+  const void* k;
+  const void* v;
+  int capacity;
+};
+
+LayerView layer_view(const KvCache& c, int layer, int tokens, Buffer& k, Buffer& v, Buffer& scratch) {
+  if (!c.is_view()) return {c.own_k(layer), c.own_v(layer), c.own_capacity()};
+  const size_t bytes = static_cast<size_t>(c.num_kv_heads()) * std::max(tokens, 1) * c.head_dim() * dt_size(c.dtype());
+  k.ensure(c.device(), bytes, "a rebuilt layer");
+  v.ensure(c.device(), bytes, "a rebuilt layer");
+  materialize_layer(c, layer, tokens, k.get(), v.get(), tokens, scratch);
+  return {k.get(), v.get(), tokens};
+}
+}  // namespace
+
+ErrorSums compare_caches(const KvCache& rebuilt, const KvCache& exact, int tokens, int token_bin) {
+  Device& dev = exact.device();
+  const int L = exact.num_layers(), H = exact.num_kv_heads(), T = tokens;
+  const int bin = std::max(1, token_bin);
+  const int bins = (T + bin - 1) / bin;
   ErrorSums s;
-  const int L = exact.num_layers(), H = exact.num_kv_heads(), hd = exact.head_dim(), T = tokens;
   s.num_layers = L;
   s.num_kv_heads = H;
   s.tokens = T;
-  const size_t by_head = static_cast<size_t>(L) * H, by_token = static_cast<size_t>(L) * T;
-  for (auto* v : {&s.k_diff_head, &s.k_norm_head, &s.v_diff_head, &s.v_norm_head}) v->assign(by_head, 0.0);
-  for (auto* v : {&s.k_diff_token, &s.k_norm_token, &s.v_diff_token, &s.v_norm_token}) v->assign(by_token, 0.0);
+  s.token_bin = bin;
+  const size_t by_head = static_cast<size_t>(L) * H, by_bin = static_cast<size_t>(L) * bins;
+  for (auto* x : {&s.k_diff_head, &s.k_norm_head, &s.v_diff_head, &s.v_norm_head}) x->assign(by_head, 0.0);
+  for (auto* x : {&s.k_diff_bin, &s.k_norm_bin, &s.v_diff_bin, &s.v_norm_bin}) x->assign(by_bin, 0.0);
+  if (T == 0) return s;
 
-  // One (layer, head, token) row: its four sums.
-  auto row = [&](int l, int h, int t, double out[4]) {
-    const size_t r_off = (static_cast<size_t>(h) * rebuilt.capacity() + t) * hd;
-    const size_t e_off = (static_cast<size_t>(h) * exact.capacity() + t) * hd;
-    const float* rk = rebuilt.k(l) + r_off;
-    const float* ek = exact.k(l) + e_off;
-    const float* rv = rebuilt.v(l) + r_off;
-    const float* ev = exact.v(l) + e_off;
-    double kd = 0, kn = 0, vd = 0, vn = 0;
-    for (int i = 0; i < hd; ++i) {
-      const double dk = static_cast<double>(rk[i]) - ek[i], dv = static_cast<double>(rv[i]) - ev[i];
-      kd += dk * dk;
-      kn += static_cast<double>(ek[i]) * ek[i];
-      vd += dv * dv;
-      vn += static_cast<double>(ev[i]) * ev[i];
-    }
-    out[0] = kd, out[1] = kn, out[2] = vd, out[3] = vn;
-  };
-
-  // Two passes, each writing only its own cells: per (layer, head) over tokens, then per
-  // (layer, token) over heads. Cheap next to everything that produced the caches.
-#pragma omp parallel for schedule(static)
-  for (int64_t i = 0; i < static_cast<int64_t>(by_head); ++i) {
-    const int l = static_cast<int>(i / H), h = static_cast<int>(i % H);
-    double acc[4] = {0, 0, 0, 0}, r[4];
-    for (int t = 0; t < T; ++t) {
-      row(l, h, t, r);
-      for (int j = 0; j < 4; ++j) acc[j] += r[j];
-    }
-    s.k_diff_head[i] = acc[0], s.k_norm_head[i] = acc[1], s.v_diff_head[i] = acc[2], s.v_norm_head[i] = acc[3];
+  auto lock = dev.lock();
+  // Every layer's sums into one device buffer: [L][H][4] then [L][bins][4]; one download.
+  const size_t head_vals = by_head * 4, bin_vals = by_bin * 4;
+  Buffer sums(dev, (head_vals + bin_vals) * sizeof(double), "error sums");
+  Buffer rk, rv, ek, ev, scratch;
+  for (int l = 0; l < L; ++l) {
+    const LayerView r = layer_view(rebuilt, l, T, rk, rv, scratch);
+    const LayerView e = layer_view(exact, l, T, ek, ev, scratch);
+    dev.error_sums(exact.dtype(), sums.as<double>() + static_cast<size_t>(l) * H * 4,
+                   sums.as<double>() + head_vals + static_cast<size_t>(l) * bins * 4, r.k, r.v, r.capacity, e.k, e.v,
+                   e.capacity, H, exact.head_dim(), T, bin);
   }
-#pragma omp parallel for schedule(static)
-  for (int64_t i = 0; i < static_cast<int64_t>(by_token); ++i) {
-    const int l = static_cast<int>(i / T), t = static_cast<int>(i % T);
-    double acc[4] = {0, 0, 0, 0}, r[4];
-    for (int h = 0; h < H; ++h) {
-      row(l, h, t, r);
-      for (int j = 0; j < 4; ++j) acc[j] += r[j];
-    }
-    s.k_diff_token[i] = acc[0], s.k_norm_token[i] = acc[1], s.v_diff_token[i] = acc[2], s.v_norm_token[i] = acc[3];
+  std::vector<double> h(head_vals + bin_vals);
+  dev.download(h.data(), sums.get(), h.size() * sizeof(double));
+  for (size_t i = 0; i < by_head; ++i) {
+    s.k_diff_head[i] = h[i * 4 + 0], s.k_norm_head[i] = h[i * 4 + 1];
+    s.v_diff_head[i] = h[i * 4 + 2], s.v_norm_head[i] = h[i * 4 + 3];
+  }
+  for (size_t i = 0; i < by_bin; ++i) {
+    const double* b = h.data() + head_vals + i * 4;
+    s.k_diff_bin[i] = b[0], s.k_norm_bin[i] = b[1], s.v_diff_bin[i] = b[2], s.v_norm_bin[i] = b[3];
   }
   return s;
 }
 
 std::vector<double> outside_span(const KvCache& base, const KvCache& exact, const Adapter& adapter, int tokens) {
-  const int L = exact.num_layers(), H = exact.num_kv_heads(), hd = exact.head_dim(), D = H * hd;
+  Device& dev = exact.device();
+  const int L = exact.num_layers();
   std::vector<double> out(L, std::numeric_limits<double>::quiet_NaN());
+  auto lock = dev.lock();
+  Buffer sums(dev, static_cast<size_t>(L) * 2 * sizeof(double), "outsideSpan sums");
+  dev.memset0(sums.get(), sums.bytes());
+  std::vector<bool> adapted(L, false);
   for (int l = 0; l < L; ++l) {
     const LoraModule* m = adapter.find(l, LoraTarget::V);
     if (!m) continue;
-    const int r = m->rank;
-    const std::shared_ptr<const VPinv> pinv = adapter.v_pinv(l);
-    const double* P = pinv->p.data();  // [r, D]
-    const float* B = m->b.ptr();       // [D, r]
-    double outside = 0.0, total = 0.0;
-#pragma omp parallel reduction(+ : outside, total)
-    {
-      std::vector<double> dv(D), c(r);
-#pragma omp for schedule(static)
-      for (int t = 0; t < tokens; ++t) {
-        // ΔV's column t, subtracted in fp32 as the cache holds it.
-        for (int h = 0; h < H; ++h) {
-          const float* e = exact.v(l) + (static_cast<size_t>(h) * exact.capacity() + t) * hd;
-          const float* b = base.v(l) + (static_cast<size_t>(h) * base.capacity() + t) * hd;
-          for (int i = 0; i < hd; ++i) dv[static_cast<size_t>(h) * hd + i] = static_cast<double>(e[i] - b[i]);
-        }
-        // Residual of the projection onto span(B): dv − B·(Bᐩ·dv).
-        for (int j = 0; j < r; ++j) {
-          double s = 0.0;
-          for (int o = 0; o < D; ++o) s += P[static_cast<size_t>(j) * D + o] * dv[o];
-          c[j] = s;
-        }
-        for (int o = 0; o < D; ++o) {
-          double proj = 0.0;
-          for (int j = 0; j < r; ++j) proj += static_cast<double>(B[static_cast<size_t>(o) * r + j]) * c[j];
-          const double res = dv[o] - proj;
-          outside += res * res;
-          total += dv[o] * dv[o];
-        }
-      }
-    }
-    out[l] = outside / total;
+    adapted[l] = true;
+    std::shared_ptr<const VPinv> pinv = adapter.v_pinv(l);
+    dev.outside_span_sums(exact.dtype(), sums.as<double>() + 2 * l, exact.own_v(l), exact.own_capacity(),
+                          base.own_v(l), base.own_capacity(), pinv->dev_f64.as<double>(),
+                          adapter.v[l]->basis, m->rank, exact.num_kv_heads(), exact.head_dim(), tokens);
+  }
+  std::vector<double> h(static_cast<size_t>(L) * 2, 0.0);
+  dev.download(h.data(), sums.get(), h.size() * sizeof(double));
+  for (int l = 0; l < L; ++l) {
+    if (adapted[l]) out[l] = h[2 * l] / h[2 * l + 1];
   }
   return out;
 }

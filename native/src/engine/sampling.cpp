@@ -29,7 +29,7 @@ double counter_uniform(uint64_t seed, uint64_t counter) {
 }
 
 int32_t sample_token(const float* logits, int vocab, const SamplingParams& p, uint64_t counter,
-                     std::vector<double>& probs, std::vector<int32_t>& order) {
+                     std::vector<double>& probs) {
   if (p.temperature == 0.0f) return argmax(logits, vocab);
 
   probs.resize(vocab);
@@ -41,37 +41,50 @@ int32_t sample_token(const float* logits, int vocab, const SamplingParams& p, ui
   }
   for (double& q : probs) q /= sum;
 
-  const double u = counter_uniform(p.seed, counter);
-  if (p.top_p >= 1.0f) {
-    // No nucleus: walk the distribution in id order.
-    double target = u, cum = 0.0;
-    for (int i = 0; i < vocab; ++i) {
-      cum += probs[i];
-      if (target < cum) return i;
+  // The nucleus as a threshold: every token above `cut`, plus the first `ties` tokens (in id
+  // order) equal to it. top_p = 1 keeps everything (cut below every probability).
+  double cut = -1.0;
+  int ties = 0;
+  double kept = 1.0;
+  if (p.top_p < 1.0f) {
+    std::vector<double> sorted(probs);
+    std::sort(sorted.begin(), sorted.end(), [](double a, double b) { return a > b; });
+    double mass = 0.0;
+    int k = 0;
+    while (k < vocab) {
+      mass += sorted[k++];
+      if (mass >= p.top_p) break;
     }
-    return vocab - 1;  // u within rounding of 1
+    cut = sorted[k - 1];
+    double above = 0.0;
+    int n_above = 0;
+    for (int i = 0; i < k; ++i) {
+      if (sorted[i] > cut) above += sorted[i], ++n_above;
+    }
+    ties = k - n_above;
+    kept = above + ties * cut;
   }
 
-  // Nucleus: most probable first (ties: lower id first), keep the smallest prefix
-  // whose mass reaches top_p, renormalize by sampling within that mass.
-  order.resize(vocab);
-  for (int i = 0; i < vocab; ++i) order[i] = i;
-  std::sort(order.begin(), order.end(), [&](int32_t a, int32_t b) {
-    return probs[a] > probs[b] || (probs[a] == probs[b] && a < b);
-  });
-  double kept = 0.0;
-  int n_kept = 0;
-  while (n_kept < vocab) {
-    kept += probs[order[n_kept++]];
-    if (kept >= p.top_p) break;
-  }
-  const double target = u * kept;
+  const double target = counter_uniform(p.seed, counter) * kept;
   double cum = 0.0;
-  for (int i = 0; i < n_kept; ++i) {
-    cum += probs[order[i]];
-    if (target < cum) return order[i];
+  int last = 0, seen_ties = 0;
+  for (int i = 0; i < vocab; ++i) {
+    bool in = probs[i] > cut;
+    if (!in && probs[i] == cut && seen_ties < ties) in = true, ++seen_ties;
+    if (!in) continue;
+    cum += probs[i];
+    last = i;
+    if (target < cum) return i;
   }
-  return order[n_kept - 1];
+  return last;  // target within rounding of the nucleus's mass
+}
+
+double token_probability(const float* logits, int vocab, int32_t token) {
+  float mx = logits[0];
+  for (int i = 1; i < vocab; ++i) mx = std::max(mx, logits[i]);
+  double sum = 0.0;
+  for (int i = 0; i < vocab; ++i) sum += std::exp(static_cast<double>(logits[i]) - mx);
+  return std::exp(static_cast<double>(logits[token]) - mx) / sum;
 }
 
 }  // namespace al

@@ -1,4 +1,5 @@
-// Next-token choice from one row of logits.
+// Next-token choice from one row of logits: the CPU reference of the devices' argmax_rows
+// and sample_rows ops.
 #pragma once
 
 #include <cstdint>
@@ -19,10 +20,17 @@ int32_t argmax(const float* x, int n);
 // exactly and does not depend on which other sequences share the batch.
 double counter_uniform(uint64_t seed, uint64_t counter);
 
-// Greedy when temperature is 0; otherwise softmax(logits / temperature), restricted to
-// the smallest most-probable prefix with mass >= top_p, sampled with
-// counter_uniform(seed, counter). probs and order are scratch, reused between calls.
+// Greedy when temperature is 0; otherwise p = softmax(logits / temperature) (in double),
+// restricted to the nucleus: the smallest most-probable set (ties: lower id first) whose mass
+// reaches top_p (every token when top_p is 1). The token is the one where the cumulative
+// mass, walked in id order over the nucleus, first exceeds counter_uniform(seed, counter) ·
+// (the nucleus's mass). Walking in id order rather than in probability order gives the same
+// distribution and lets a GPU find the token with a prefix sum instead of a sort.
+// probs is scratch, reused between calls.
 int32_t sample_token(const float* logits, int vocab, const SamplingParams& p, uint64_t counter,
-                     std::vector<double>& probs, std::vector<int32_t>& order);
+                     std::vector<double>& probs);
+
+// softmax(logits)[token] at temperature 1, in double: the model's own probability of a token.
+double token_probability(const float* logits, int vocab, int32_t token);
 
 }  // namespace al

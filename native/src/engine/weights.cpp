@@ -125,16 +125,10 @@ const uint8_t* TensorReader::raw(const TensorRef& ref, const Shape& expected) {
   return map(ref.file).data + ref.offset;
 }
 
-Tensor TensorReader::read(const TensorRef& ref, const Shape& expected) {
-  check(ref, expected);
-  const MappedFile& f = map(ref.file);
-  Tensor t(ref.shape);
-  const uint8_t* src = f.data + ref.offset;
-  float* dst = t.ptr();
-  const int64_t n = numel(ref.shape);
+void convert_to_f32(const uint8_t* src, DType dtype, int64_t n, float* dst) {
   // Offsets need not be aligned (safetensors packs F16 tensors back to back), so every
   // element is read through memcpy, which compiles to an unaligned load.
-  switch (ref.dtype) {
+  switch (dtype) {
     case DType::F32:
       if (n > 0) std::memcpy(dst, src, static_cast<size_t>(n) * 4);
       break;
@@ -155,6 +149,13 @@ Tensor TensorReader::read(const TensorRef& ref, const Shape& expected) {
       }
       break;
   }
+}
+
+Tensor TensorReader::read(const TensorRef& ref, const Shape& expected) {
+  check(ref, expected);
+  const MappedFile& f = map(ref.file);
+  Tensor t(ref.shape);
+  convert_to_f32(f.data + ref.offset, ref.dtype, numel(ref.shape), t.ptr());
   return t;
 }
 

@@ -16,6 +16,9 @@ enum class DType { F32, F16, BF16 };
 size_t dtype_size(DType dtype);
 const char* dtype_name(DType dtype);
 
+// n stored values of `dtype` at `src` (any alignment) to fp32.
+void convert_to_f32(const uint8_t* src, DType dtype, int64_t n, float* dst);
+
 // Where one stored tensor lives.
 struct TensorRef {
   std::string name;    // HF name, used in every error message

@@ -1,0 +1,149 @@
+#include "engine/attention_plan.h"
+
+#include <algorithm>
+#include <map>
+#include <utility>
+
+#include "engine/kv_store.h"
+
+namespace al {
+
+void AttnPlanner::build(const Model& m, const Row* rows, int n, bool by_capacity, size_t max_partial_floats) {
+  const Config& c = m.config;
+  const int L = c.num_layers, heads = c.num_heads, hd = c.head_dim;
+  n_rows_ = n;
+  layers_.assign(L, Layer{});
+  int max_rv = 0;
+
+  for (int l = 0; l < L; ++l) {
+    Layer& ly = layers_[l];
+    std::map<std::pair<const void*, int>, int> span_of;  // (K address, first position) → span
+    struct Tmp {
+      int row, span, end, corr;
+    };
+    std::vector<Tmp> tmp;
+    auto span_for = [&](const void* k, const void* v, int capacity, int begin, int extent) {
+      auto [it, fresh] = span_of.emplace(std::make_pair(k, begin), static_cast<int>(ly.spans.size()));
+      if (fresh) {
+        ly.spans.push_back(AttnSpan{k, v, capacity, begin, extent, 1});
+      } else {
+        AttnSpan& s = ly.spans[it->second];
+        s.extent = std::max(s.extent, extent);
+      }
+      return it->second;
+    };
+    for (int i = 0; i < n; ++i) {
+      const KvCache& cache = *rows[i].cache;
+      const int end = rows[i].pos + 1;
+      if (cache.is_view() && cache.prefix_length() > 0) {
+        // The document: the prefix cache's positions (or hybrid's own exact layer), read by
+        // every row derived from it, each through its own correction.
+        const int P = cache.prefix_length();
+        const KvStore* st = cache.store();
+        int span, corr = -1;
+        if (st && st->layers[l].exact) {
+          const LayerStore& ls = st->layers[l];
+          span = span_for(ls.k.get(), ls.v.get(), st->tokens, 0, P);
+        } else {
+          const KvCache& p = *cache.prefix();
+          span = span_for(p.own_k(l), p.own_v(l), p.own_capacity(), 0, P);
+          if (st) {
+            const AttnCorrection cc = store_correction(*st, l);
+            if (!correction_empty(cc)) {
+              corr = static_cast<int>(ly.corrs.size());
+              ly.corrs.push_back(cc);
+              max_rv = std::max(max_rv, cc.rv);
+            }
+          }
+        }
+        tmp.push_back({i, span, P, corr});
+      }
+      // The row's own positions (a plain cache: all of them), causal.
+      const int begin = cache.own_begin();
+      const int extent = by_capacity ? cache.own_capacity() : end - begin;
+      const int span = span_for(cache.own_k(l), cache.own_v(l), cache.own_capacity(), begin, extent);
+      tmp.push_back({i, span, end, -1});
+    }
+    // Parts grouped by span (the cascade kernel's unit), rows' parts indexed separately.
+    std::stable_sort(tmp.begin(), tmp.end(), [](const Tmp& a, const Tmp& b) { return a.span < b.span; });
+    ly.parts.resize(tmp.size());
+    ly.span_parts.assign(ly.spans.size() + 1, 0);
+    for (size_t p = 0; p < tmp.size(); ++p) {
+      ly.parts[p] = AttnPart{tmp[p].row, tmp[p].span, tmp[p].end, tmp[p].corr, 0};
+      ly.span_parts[tmp[p].span + 1]++;
+    }
+    for (size_t s = 0; s < ly.spans.size(); ++s) ly.span_parts[s + 1] += ly.span_parts[s];
+    ly.row_parts_begin.assign(n + 1, 0);
+    for (const AttnPart& p : ly.parts) ly.row_parts_begin[p.row + 1]++;
+    for (int r = 0; r < n; ++r) ly.row_parts_begin[r + 1] += ly.row_parts_begin[r];
+    ly.row_parts.assign(ly.parts.size(), 0);
+    std::vector<int> fill(ly.row_parts_begin.begin(), ly.row_parts_begin.end() - 1);
+    for (size_t p = 0; p < ly.parts.size(); ++p) ly.row_parts[fill[ly.parts[p].row]++] = static_cast<int>(p);
+  }
+
+  // Chunking: the device's chunk, grown until the partial states fit the budget.
+  stride_ = 2 + hd + max_rv;
+  int longest = 1;
+  for (const Layer& ly : layers_)
+    for (const AttnSpan& s : ly.spans) longest = std::max(longest, s.extent);
+  chunk_ = std::max(1, std::min(m.dev->attention_chunk(), longest));
+  for (;;) {
+    size_t worst = 0;
+    for (Layer& ly : layers_) {
+      for (AttnSpan& s : ly.spans) s.chunks = std::max(1, (s.extent + chunk_ - 1) / chunk_);
+      size_t off = 0;
+      for (AttnPart& p : ly.parts) {
+        p.out = static_cast<int64_t>(off);
+        off += static_cast<size_t>(heads) * ly.spans[p.span].chunks * stride_;
+      }
+      worst = std::max(worst, off);
+    }
+    partial_floats_ = worst;
+    if (worst <= max_partial_floats || chunk_ >= longest) break;
+    chunk_ = std::min(longest, chunk_ * 2);
+  }
+}
+
+void AttnPlanner::add_to(TableUpload& up) {
+  for (Layer& ly : layers_) {
+    ly.off_spans = up.add(ly.spans);
+    ly.off_parts = up.add(ly.parts);
+    ly.off_corrs = up.add(ly.corrs);
+    ly.off_span_parts = up.add(ly.span_parts);
+    ly.off_row_parts = up.add(ly.row_parts);
+    ly.off_row_begin = up.add(ly.row_parts_begin);
+  }
+}
+
+AttnPlan AttnPlanner::plan(const TableUpload& up, int layer, float* partials) const {
+  const Layer& ly = layers_[layer];
+  AttnPlan p;
+  p.spans = up.table<AttnSpan>(ly.off_spans, static_cast<int>(ly.spans.size()));
+  p.parts = up.table<AttnPart>(ly.off_parts, static_cast<int>(ly.parts.size()));
+  p.corrs = up.table<AttnCorrection>(ly.off_corrs, static_cast<int>(ly.corrs.size()));
+  p.span_parts = up.table<int>(ly.off_span_parts, static_cast<int>(ly.span_parts.size()));
+  p.row_parts = up.table<int>(ly.off_row_parts, static_cast<int>(ly.row_parts.size()));
+  p.row_parts_begin = up.table<int>(ly.off_row_begin, static_cast<int>(ly.row_parts_begin.size()));
+  p.chunk = chunk_;
+  p.stride = stride_;
+  p.partials = partials;
+  return p;
+}
+
+void AttnPlanner::shape_key(std::vector<uint64_t>& key) const {
+  key.push_back(static_cast<uint64_t>(chunk_));
+  key.push_back(static_cast<uint64_t>(stride_));
+  key.push_back(partial_floats_);
+  for (const Layer& ly : layers_) {
+    key.push_back(ly.spans.size());
+    key.push_back(ly.parts.size());
+    key.push_back(ly.corrs.size());
+    int max_chunks = 0;
+    for (const AttnSpan& s : ly.spans) max_chunks = std::max(max_chunks, s.chunks);
+    key.push_back(static_cast<uint64_t>(max_chunks));
+    key.push_back(ly.off_spans);
+    key.push_back(ly.off_row_begin);
+  }
+}
+
+}  // namespace al
