@@ -15,10 +15,13 @@
 //     delta-int4  T · L · 2 · H · (⌈D/2⌉ + 4)
 //     lowrank:k   L · 2 · k · (T + H·D) · 4
 //     hybrid:n    seed-minikv + min(n, L) layers of exact K/V (T · 2 · H · D · b each)
-//   rebuilt caches for generation: A · S sequences, each a full cache of C tokens
+//   sequence caches: A · S sequences, each holding only its own positions (prompt and new
+//                   tokens, P + G + 1): its document positions are read from the shared
+//                   base cache (or its adapter's exact cache) through its store, never copied
 //   decode scratch: batch A·S; logits batch · V · 4, activations
-//                   batch · b · (2·hidden + (heads + 2·H)·D + heads·C + 2·intermediate)
-//   scoring logits: A · S sequences · (prompt + maxNew) · V · 4
+//                   batch · b · (3·hidden + (2·heads + 2·H)·D + 2·intermediate),
+//                   attention partial states batch · heads · 2 · (D + 2 + 64) · 4 per chunk
+//   scoring logits: A · S sequences · G scored positions · V · 4 (on the device, at most 1 GiB)
 // Weights and adapter weights are reported but are outside the cache budget; every
 // other item is in it (the runner's RunScope owns the transients under the same budget).
 // The sum is a conservative peak: everything is counted as live at once.
@@ -58,7 +61,7 @@ export type MemoryItemId =
   | 'base-cache'
   | 'exact-caches'
   | `store:${StrategyId}`
-  | 'generation-caches'
+  | 'sequence-caches'
   | 'decode-scratch'
   | 'scoring-logits';
 
@@ -170,17 +173,18 @@ export function estimateMemory(input: MemoryEstimateInput): MemoryEstimate {
     const bytes = input.adapters.reduce((sum, a) => sum + storeBytes(s, model, a, T, b), 0);
     add(`store:${id}`, plural(A, `${id} store`), bytes);
   }
-  add('generation-caches', `${plural(sequences, 'rebuilt cache')} for generation`, sequences * kvCacheBytes(model, C, b));
+  add('sequence-caches', `${plural(sequences, 'sequence cache')} (prompt and new tokens)`, sequences * kvCacheBytes(model, P + G + 1, b));
   const logits = sequences * model.vocabSize * FP32;
   const activations =
     sequences *
     b *
-    (2 * model.hiddenSize +
-      (model.numHeads + 2 * model.numKvHeads) * model.headDim +
-      model.numHeads * C +
-      2 * model.intermediateSize);
-  add('decode-scratch', 'decode scratch', logits + activations);
-  add('scoring-logits', `scoring logits (${plural(sequences, 'sequence')})`, sequences * (P + G) * model.vocabSize * FP32);
+    (3 * model.hiddenSize + (2 * model.numHeads + 2 * model.numKvHeads) * model.headDim + 2 * model.intermediateSize);
+  // Each row reads at most two parts (its document and its own positions), split into chunks
+  // of ~256 keys on the GPU; the partial states are bounded by the engine (256 MiB).
+  const chunks = Math.max(1, Math.ceil(C / 256));
+  const partials = Math.min(256 * 2 ** 20, sequences * model.numHeads * 2 * chunks * (model.headDim + 2 + 64) * FP32);
+  add('decode-scratch', 'decode scratch', logits + activations + partials);
+  add('scoring-logits', `scoring logits (${plural(sequences, 'sequence')})`, Math.min(2 ** 30, sequences * G * model.vocabSize * FP32));
 
   const total = items.reduce((s, i) => s + i.bytes, 0);
   const cacheBytes = items.filter((i) => i.inCacheBudget).reduce((s, i) => s + i.bytes, 0);

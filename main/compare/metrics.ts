@@ -1,6 +1,6 @@
 // The metrics of DESIGN.md ("Metrics"), formed from what the engine returns:
 // relative errors from squared-error sums, teacher-forced scores from logits.
-import type { NativeErrorSums } from '../engine/native-types.js';
+import type { NativeErrorSums, NativeScoreResult } from '../engine/native-types.js';
 import type { ErrorGrid, LayerErrors, Scores, TokenErrorGrid } from '../../shared/report.js';
 
 /** sqrt(diff / norm), 0 when both are 0 (an all-zero exact tensor rebuilt exactly). */
@@ -47,11 +47,15 @@ export function headGrid(s: NativeErrorSums): ErrorGrid {
 /**
  * Layer × token-range relative errors, at most `maxColumns` columns: a long document is
  * binned into consecutive ranges (errors summed per range, so each cell is the exact
- * relative error of its range, not an average of ratios).
+ * relative error of its range, not an average of ratios). The engine may already have
+ * summed `s.tokenBin` consecutive tokens per entry; ranges are then whole multiples of that.
  */
 export function tokenGrid(s: NativeErrorSums, maxColumns = 256): TokenErrorGrid {
-  const binSize = Math.max(1, Math.ceil(s.tokens / maxColumns));
-  const columns = Math.ceil(s.tokens / binSize);
+  const entryTokens = Math.max(1, s.tokenBin ?? 1);
+  const entries = Math.ceil(s.tokens / entryTokens);
+  const perColumn = Math.max(1, Math.ceil(Math.ceil(s.tokens / maxColumns) / entryTokens));
+  const binSize = perColumn * entryTokens;
+  const columns = Math.ceil(entries / perColumn);
   const k: number[][] = [];
   const v: number[][] = [];
   for (let l = 0; l < s.numLayers; l++) {
@@ -59,8 +63,8 @@ export function tokenGrid(s: NativeErrorSums, maxColumns = 256): TokenErrorGrid 
     const vr: number[] = [];
     for (let c = 0; c < columns; c++) {
       let kd = 0, kn = 0, vd = 0, vn = 0;
-      for (let t = c * binSize; t < Math.min(s.tokens, (c + 1) * binSize); t++) {
-        const i = l * s.tokens + t;
+      for (let e = c * perColumn; e < Math.min(entries, (c + 1) * perColumn); e++) {
+        const i = l * entries + e;
         kd += s.kDiffByToken[i]!;
         kn += s.kNormByToken[i]!;
         vd += s.vDiffByToken[i]!;
@@ -73,6 +77,25 @@ export function tokenGrid(s: NativeErrorSums, maxColumns = 256): TokenErrorGrid 
     v.push(vr);
   }
   return { binSize, k, v };
+}
+
+/** The token bin the engine should sum into so that tokenGrid gets at most `maxColumns` columns. */
+export function tokenBinFor(tokens: number, maxColumns = 256): number {
+  return Math.max(1, Math.ceil(tokens / maxColumns));
+}
+
+/** Scores from the engine's per-position teacher-forced results (KL, argmax agreement, NLLs). */
+export function scoresFromEngine(r: NativeScoreResult): Scores {
+  const n = r.kl.length;
+  const kl = Array.from(r.kl, (x) => Math.max(0, x));
+  const top1 = Array.from(r.top1);
+  let nll = 0, nllRef = 0;
+  for (let i = 0; i < n; i++) {
+    nll += r.nll[i]!;
+    nllRef += r.nllReference[i]!;
+  }
+  const mean = (xs: number[]): number => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : 0);
+  return { kl, top1, meanKl: mean(kl), top1Agreement: mean(top1), perplexityRatio: n ? Math.exp((nll - nllRef) / n) : 1 };
 }
 
 /** log-softmax of one row, in double precision. */
@@ -94,7 +117,8 @@ function argmax(row: ArrayLike<number>): number {
 }
 
 /**
- * Teacher-forced scores of a strategy against exact over the same continuation.
+ * Teacher-forced scores of a strategy against exact over the same continuation, from host
+ * logits: the reference the engine's on-device scoring (scoresFromEngine) is tested against.
  * `exactLogits` and `strategyLogits` are [positions, vocab]; row i predicts
  * `continuation[i]`.
  */

@@ -1,9 +1,12 @@
-// The comparison runner: one CompareRequest → one adapterlens.report/1 Report.
+// The comparison runner: one CompareRequest → one adapterlens.report/1 Report. It is the
+// code behind `adapterlens compare`, the app and the benchmark.
 //
 //   base prefill once (cached) → per adapter: exact prefill (cached) → per strategy:
-//   encode a store (cached), rebuild a full cache, measure it against exact →
-//   one batched generation over every (adapter, strategy) → teacher-forced scoring of
-//   each strategy on exact's continuation.
+//   encode a store (cached) and measure base + store against exact (on the device, one
+//   layer rebuilt at a time) → one batched generation over every (adapter, strategy): each
+//   sequence is a view that reads the document from the shared base cache (or its
+//   adapter's exact cache) through its store, never a rebuilt copy → teacher-forced scoring
+//   of every strategy on exact's continuation, in one batch, on the device.
 //
 // Everything the run allocates is either a cache-manager lease or a transient owned by
 // the run's scope; scope.close() in `finally` frees both, so a cancel at any point
@@ -14,12 +17,12 @@ import { CacheManager, cacheKey, type RunScope } from '../cache/cache-manager.js
 import { checkContext, checkFits, estimateMemory, kvCacheBytes } from '../cache/memory-estimate.js';
 import { cancelTokenFor, throwIfAborted } from '../engine/cancel.js';
 import { generate, type GenerationRequest } from '../engine/generate.js';
-import type { NativeErrorSums, NativeKvCache, NativeKvStore, NativeStrategySpec } from '../engine/native-types.js';
+import type { NativeErrorSums, NativeKvCache, NativeKvStore, NativeScoreItem, NativeStrategySpec } from '../engine/native-types.js';
 import { projectRoot } from '../paths.js';
 import type { CompareProgress, CompareRequest, CompareStage, TokenEvent } from '../../shared/compare.js';
 import { REPORT_SCHEMA, type AdapterResult, type Generation, type LayerErrors, type Report, type Scores, type StrategyResult } from '../../shared/report.js';
 import { parseStrategy, strategyId, type StrategyId } from '../../shared/strategies.js';
-import { firstDivergence, headGrid, layerErrors, teacherForcedScores, tokenGrid } from './metrics.js';
+import { firstDivergence, headGrid, layerErrors, scoresFromEngine, tokenBinFor, tokenGrid } from './metrics.js';
 import type { EngineSession, LoadedAdapter, LoadedModel } from './session.js';
 
 export interface RunHooks {
@@ -28,7 +31,8 @@ export interface RunHooks {
   onToken?: (t: TokenEvent) => void;
 }
 
-const PREFILL_CHUNK = 128;
+// Rows per pass of multi-sequence prefills (prompt feed); scoring passes are sized by the engine.
+const BATCH_ROWS = 1024;
 
 /** A request that cannot run (bad input, too long, too big): raised before anything is allocated. */
 export class CompareInputError extends Error {
@@ -53,7 +57,7 @@ interface Cell {
   errors: NativeErrorSums | null;
   outsideSpan: Float64Array | null;
   exactLayers?: number[];
-  /** The rebuilt document cache this cell generates from (transient). */
+  /** The view this cell generates from: the shared document cache + its store, own positions after it (transient). */
   cache: NativeKvCache | null;
   tokens: number[];
   probs: number[];
@@ -154,6 +158,9 @@ export async function runComparison(
     const modelHash = model.dtype === 'fp32' ? model.digest.combined : `${model.digest.combined}@${model.dtype}`;
     // One token for the run's own native calls (one abort listener, not one per call).
     const runCancel = cancelTokenFor(addon, signal);
+    // Prefill chunks the engine's device is fastest with (thousands of tokens on a GPU); progress
+    // and cancel are checked between them.
+    const prefillChunk = addon.info().prefillChunk;
 
     // ---- base prefill (once per document, cached across runs) -----------------------
     progress('base-prefill', 0, T);
@@ -161,7 +168,7 @@ export async function runComparison(
       await scope.acquire(cacheKey({ kind: 'base-cache', modelHash, tokens: documentTokens }), 'base-cache', 'base cache', async (sig) => {
         const cache = model.native.newCache(T);
         try {
-          await model.native.prefill(cache, Int32Array.from(documentTokens), null, { chunkSize: PREFILL_CHUNK, logits: 'none' },
+          await model.native.prefill(cache, Int32Array.from(documentTokens), null, { chunkSize: prefillChunk, logits: 'none' },
             (d, t) => progress('base-prefill', d, t), cancelTokenFor(addon, sig));
         } catch (e) {
           cache.dispose();
@@ -184,7 +191,7 @@ export async function runComparison(
           const cache = model.native.newCache(T);
           try {
             await model.native.prefill(cache, Int32Array.from(documentTokens), a.native,
-              { chunkSize: PREFILL_CHUNK, logits: 'none', captureLoraV: true },
+              { chunkSize: prefillChunk, logits: 'none', captureLoraV: true },
               (d) => progress('adapter-prefill', i * T + d, adapters.length * T, names[i]), cancelTokenFor(addon, sig));
           } catch (e) {
             cache.dispose();
@@ -210,17 +217,24 @@ export async function runComparison(
       );
       return lease.value;
     };
+    const tokenBin = tokenBinFor(T);
+    // Base + store over the whole document, measured against exact without a rebuilt cache
+    // (the engine rebuilds one layer at a time into scratch and reduces on the device).
+    const measure = async (store: NativeKvStore | null, ai: number): Promise<NativeErrorSums> => {
+      const view = scope.own(model.native.newView({ cache: store ? base : exact[ai]!, store, length: T }, T));
+      try {
+        return await model.native.compareCaches(view, exact[ai]!, { tokenBin });
+      } finally {
+        scope.free(view);
+      }
+    };
     const cells: Cell[] = [];
     const total = adapters.length * strategies.length;
     for (const [ai, a] of adapters.entries()) {
       // seed-minikv's own per-layer errors choose hybrid's exact layers.
       let seedErrors: NativeErrorSums | null = null;
       const seedErrorsFor = async (): Promise<NativeErrorSums> => {
-        if (seedErrors) return seedErrors;
-        const store = await storeFor(ai, { kind: 'seed-minikv' }, 'seed-minikv');
-        const rebuilt = scope.own(await store.decode(base, T));
-        seedErrors = await model.native.compareCaches(rebuilt, exact[ai]!);
-        scope.free(rebuilt);
+        seedErrors ??= await measure(await storeFor(ai, { kind: 'seed-minikv' }, 'seed-minikv'), ai);
         return seedErrors;
       };
       for (const s of strategies) {
@@ -228,9 +242,9 @@ export async function runComparison(
         progress('encode', cells.length, total, `${names[ai]} · ${s}`);
         const parsed = parseStrategy(s);
         const cell: Cell = { adapter: ai, strategy: s, parsed, bytes: 0, errors: null, outsideSpan: null, cache: null, tokens: [], probs: [], scores: null };
+        let store: NativeKvStore | null = null;
         if (parsed.kind === 'exact') {
           cell.bytes = kvCacheBytes(cfg, T, bytesPerValue);
-          cell.cache = scope.own(exact[ai]!.fork(capacity));
         } else {
           let spec: NativeStrategySpec;
           if (parsed.kind === 'hybrid') {
@@ -248,14 +262,16 @@ export async function runComparison(
           } else {
             spec = { kind: parsed.kind };
           }
-          const store = await storeFor(ai, spec, parsed.kind === 'hybrid' ? `${s}@${cell.exactLayers!.join(',')}` : s);
+          store = await storeFor(ai, spec, parsed.kind === 'hybrid' ? `${s}@${cell.exactLayers!.join(',')}` : s);
           cell.bytes = store.bytes;
-          cell.cache = scope.own(await store.decode(base, capacity));
           if (parsed.kind === 'seed-minikv') cell.outsideSpan = await model.native.outsideSpan(base, exact[ai]!, a.native);
         }
         progress('measure', cells.length, total, `${names[ai]} · ${s}`);
-        cell.errors = await model.native.compareCaches(cell.cache, exact[ai]!);
-        if (leadLength < T) cell.cache.truncate(leadLength);
+        cell.errors = await measure(store, ai);
+        if (parsed.kind === 'seed-minikv') seedErrors = cell.errors;
+        // The sequence this cell generates from: the document read in place (exact's own
+        // cache, or the shared base cache through the store), room for prompt and new tokens.
+        cell.cache = scope.own(model.native.newView({ cache: store ? base : exact[ai]!, store, length: leadLength }, capacity));
         cells.push(cell);
       }
     }
@@ -277,7 +293,8 @@ export async function runComparison(
     let generated = 0;
     await generate(model.native, requests, {
       signal,
-      chunkSize: PREFILL_CHUNK,
+      cancel: runCancel,
+      maxRows: BATCH_ROWS,
       onToken: (seq, token, step, prob) => {
         const c = cells[seq]!;
         c.tokens.push(token);
@@ -289,29 +306,37 @@ export async function runComparison(
       },
     });
 
-    // ---- teacher-forced scoring on exact's continuation ---------------------------------
+    // ---- teacher-forced scoring on exact's continuation, every cell in one batch -------------
+    // Each cell's view goes back to its prompt (minus its last token), then is fed
+    // [last prompt token, exact's continuation minus its last token]: row j predicts
+    // continuation[j], scored against the exact cell's row j on the device.
     progress('score', 0, cells.length);
-    for (const [ai] of adapters.entries()) {
-      const adapterCells = cells.filter((c) => c.adapter === ai);
-      const continuation = adapterCells.find((c) => c.strategy === 'exact')!.tokens;
-      let exactLogits: Float32Array | null = null;
-      for (const c of adapterCells) {
-        throwIfAborted(signal);
-        const logits = await scoreLogits(c, continuation);
-        if (c.strategy === 'exact') exactLogits = logits;
-        c.scores = teacherForcedScores(exactLogits!, logits, continuation, cfg.vocabSize);
-        progress('score', cells.indexOf(c) + 1, cells.length);
+    const exactCell = (ai: number): number => cells.findIndex((c) => c.adapter === ai && c.strategy === 'exact');
+    const items: NativeScoreItem[] = [];
+    const scored: Cell[] = [];
+    for (const c of cells) {
+      const continuation = cells[exactCell(c.adapter)]!.tokens;
+      if (continuation.length === 0) {
+        c.scores = { kl: [], top1: [], meanKl: 0, top1Agreement: 0, perplexityRatio: 1 };
+        continue;
       }
+      c.cache!.truncate(leadLength + feed.length - 1);
+      scored.push(c);
     }
-    async function scoreLogits(c: Cell, continuation: number[]): Promise<Float32Array> {
-      if (continuation.length === 0) return new Float32Array(0);
-      const cache = c.cache!;
-      cache.truncate(leadLength);
-      const tokens = [...feed, ...continuation.slice(0, -1)];
-      const all = await model.native.prefill(cache, Int32Array.from(tokens), adapters[c.adapter]!.native,
-        { chunkSize: PREFILL_CHUNK, logits: 'all' }, null, runCancel);
-      const v = cfg.vocabSize;
-      return all!.slice((feed.length - 1) * v, (feed.length - 1 + continuation.length) * v);
+    for (const c of scored) {
+      const continuation = cells[exactCell(c.adapter)]!.tokens;
+      items.push({
+        cache: c.cache!,
+        adapter: adapters[c.adapter]!.native,
+        tokens: Int32Array.from([feed[feed.length - 1]!, ...continuation.slice(0, -1)]),
+        targets: Int32Array.from(continuation),
+        reference: scored.indexOf(cells[exactCell(c.adapter)]!),
+      });
+    }
+    if (items.length > 0) {
+      throwIfAborted(signal);
+      const results = await model.native.score(items, runCancel);
+      for (const [i, c] of scored.entries()) c.scores = scoresFromEngine(results[i]!);
     }
     progress('score', cells.length, cells.length);
     timings.push({ stage: currentStage, ms: performance.now() - stageStart });

@@ -87,7 +87,7 @@ describe('metrics', () => {
 
   it('token grid bins sums, not ratios', () => {
     const sums = {
-      numLayers: 1, numKvHeads: 1, tokens: 3,
+      numLayers: 1, numKvHeads: 1, tokens: 3, tokenBin: 1,
       kDiffByHead: new Float64Array(1), kNormByHead: new Float64Array(1), vDiffByHead: new Float64Array(1), vNormByHead: new Float64Array(1),
       kDiffByToken: Float64Array.from([1, 0, 4]), kNormByToken: Float64Array.from([1, 3, 4]),
       vDiffByToken: Float64Array.from([0, 0, 0]), vNormByToken: Float64Array.from([1, 1, 1]),

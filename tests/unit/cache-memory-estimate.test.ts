@@ -75,16 +75,18 @@ describe('estimateMemory', () => {
       'exact-caches': 2560,
       'store:seed-minikv': 80 + 320,
       'store:delta-int8': 2 * 640,
-      // 2 adapters × 3 strategies = 6 sequences of 15 tokens: 6 · 15·2·2·2·4·4
-      'generation-caches': 6 * 1920,
-      // logits 6·10·4 = 240; activations 6·4·(2·8 + (2+2·2)·4 + 2·15 + 2·16) = 6·4·102 = 2448
-      'decode-scratch': 240 + 2448,
-      // 6 sequences · (3+2) positions · 10 vocab · 4
-      'scoring-logits': 1200,
+      // 2 adapters × 3 strategies = 6 sequences, each holding only its own 3 + 2 + 1 = 6
+      // positions (the document is read from the shared caches): 6 · 6·2·2·2·4·4
+      'sequence-caches': 6 * 768,
+      // logits 6·10·4 = 240; activations 6·4·(3·8 + (2·2 + 2·2)·4 + 2·16) = 6·4·88 = 2112;
+      // attention partials 6 rows · 2 heads · 2 parts · 1 chunk · (4 + 2 + 64) · 4 = 6720
+      'decode-scratch': 240 + 2112 + 6720,
+      // 6 sequences · 2 scored positions · 10 vocab · 4
+      'scoring-logits': 480,
     });
-    assert.equal(e.cacheBytes, 1280 + 2560 + 400 + 1280 + 11520 + 2688 + 1200);
-    assert.equal(e.cacheBytes, 20928);
-    assert.equal(e.total, 20928 + 54_000);
+    assert.equal(e.cacheBytes, 1280 + 2560 + 400 + 1280 + 4608 + 9072 + 480);
+    assert.equal(e.cacheBytes, 19680);
+    assert.equal(e.total, 19680 + 54_000);
     assert.deepEqual(
       e.breakdown.filter((i) => !i.inCacheBudget).map((i) => i.id),
       ['weights', 'adapter-weights'],
@@ -100,7 +102,7 @@ describe('estimateMemory', () => {
     assert.equal(by['store:hybrid:1'], 720);
     assert.equal(by['store:lragent'], 80);
     assert.equal(by['store:delta-int4'], 480);
-    assert.equal(by['generation-caches'], 6 * 1920); // 1 adapter × 6 strategies (exact added)
+    assert.equal(by['sequence-caches'], 6 * 768); // 1 adapter × 6 strategies (exact added)
     const half = estimateMemory({ ...input, bytesPerValue: 2 });
     const byHalf = Object.fromEntries(half.breakdown.map((i) => [i.id, i.bytes]));
     assert.equal(byHalf['base-cache'], 640);
@@ -126,7 +128,7 @@ describe('checkFits / checkContext', () => {
   });
 
   it('returns null when the cache items fit (weights are not counted)', () => {
-    assert.equal(e.cacheBytes, 1280 + 2560 + 400 + 1280 + 8 * 1920 + (8 * 40 + 8 * 4 * 102) + 8 * 200);
+    assert.equal(e.cacheBytes, 1280 + 2560 + 400 + 1280 + 8 * 768 + (8 * 40 + 8 * 4 * 88 + 8 * 2 * 2 * 70 * 4) + 8 * 80);
     assert.equal(checkFits(e, e.cacheBytes), null);
     assert.notEqual(checkFits(e, e.cacheBytes - 1), null);
   });
@@ -134,9 +136,9 @@ describe('checkFits / checkContext', () => {
   it('names the total, each non-zero item and the budget', () => {
     assert.equal(
       checkFits(e, 8 * 1024),
-      'This comparison needs about 25.5 KiB (base cache 1.3 KiB, 2 exact caches 2.5 KiB, 2 seed-minikv stores 400 B, ' +
-        '2 delta-int8 stores 1.3 KiB, 8 rebuilt caches for generation 15.0 KiB, decode scratch 3.5 KiB, ' +
-        'scoring logits (8 sequences) 1.6 KiB) but the cache budget is 8.0 KiB: ' +
+      'This comparison needs about 23.8 KiB (base cache 1.3 KiB, 2 exact caches 2.5 KiB, 2 seed-minikv stores 400 B, ' +
+        '2 delta-int8 stores 1.3 KiB, 8 sequence caches (prompt and new tokens) 6.0 KiB, decode scratch 11.8 KiB, ' +
+        'scoring logits (8 sequences) 640 B) but the cache budget is 8.0 KiB: ' +
         'shorten the document, use fewer adapters or strategies, or raise the budget.',
     );
   });

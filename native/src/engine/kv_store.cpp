@@ -198,14 +198,23 @@ void decode_store_layer(const KvStore& store, const KvCache& base, int layer, in
   dev.copy_positions(dt, dv, dst_capacity, base.own_v(layer), base.own_capacity(), d.heads, d.hd, tokens);
   if (ls.dk) add_term(dev, dt, dk, dst_capacity, *ls.dk, d, scratch);
   if (ls.dv) add_term(dev, dt, dv, dst_capacity, *ls.dv, d, scratch);
-  if (ls.qk) {
-    dev.add_quantized(dt, dk, dst_capacity, dk, dst_capacity, ls.qk->q.as<uint8_t>(), ls.qk->scale.as<float>(),
-                      d.heads, d.hd, tokens, ls.qk->bits);
-  }
-  if (ls.qv) {
-    dev.add_quantized(dt, dv, dst_capacity, dv, dst_capacity, ls.qv->q.as<uint8_t>(), ls.qv->scale.as<float>(),
-                      d.heads, d.hd, tokens, ls.qv->bits);
-  }
+  // The quantized rows are [heads, store.tokens, row_bytes]: one call per head when only a
+  // prefix of the store's positions is rebuilt.
+  auto add_q = [&](void* dst, const QuantizedDelta& q) {
+    if (tokens == store.tokens) {
+      dev.add_quantized(dt, dst, dst_capacity, dst, dst_capacity, q.q.as<uint8_t>(), q.scale.as<float>(), d.heads, d.hd,
+                        tokens, q.bits);
+      return;
+    }
+    for (int h = 0; h < d.heads; ++h) {
+      void* dh = static_cast<char*>(dst) + static_cast<size_t>(h) * dst_capacity * d.hd * dt_size(dt);
+      dev.add_quantized(dt, dh, dst_capacity, dh, dst_capacity,
+                        q.q.as<uint8_t>() + static_cast<size_t>(h) * store.tokens * q.row_bytes,
+                        q.scale.as<float>() + static_cast<size_t>(h) * store.tokens, 1, d.hd, tokens, q.bits);
+    }
+  };
+  if (ls.qk) add_q(dk, *ls.qk);
+  if (ls.qv) add_q(dv, *ls.qv);
 }
 
 void decode_store(const KvStore& store, const KvCache& base, KvCache& out) {
