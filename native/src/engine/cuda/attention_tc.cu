@@ -1,4 +1,5 @@
-// Prefill attention on tensor cores (ops.h: attention_prefill_tc), FlashAttention-2 style:
+// Prefill attention on tensor cores (the CUDA device's attention_prefill for bf16/fp16; CPU
+// reference: attention_prefill in device_cpu.cpp), FlashAttention-2 style:
 // bf16/fp16 products with fp32 accumulation through mma.sync m16n8k16 (sm_80+), operands
 // from shared memory through ldmatrix, tiles staged with cp.async. fp32 stays on the CUDA-core
 // kernel (attention_prefill in kernels.cu), whose semantics this one shares.
@@ -20,7 +21,7 @@
 #include <cstdint>
 #include <type_traits>
 
-#include "engine/cuda/ops.h"
+#include "engine/cuda/common.cuh"
 
 namespace al::cuda {
 
@@ -313,9 +314,9 @@ __global__ void __launch_bounds__(kTcThreads) attention_prefill_tc_k(T* __restri
 
 template <typename T, int HD>
 void launch_prefill_tc(void* out, const void* q, const void* k, const void* v, int capacity, int pos0, int n,
-                       int num_heads, int num_kv_heads) {
+                       int num_heads, int num_kv_heads, cudaStream_t s) {
   constexpr size_t smem = TcTile<HD>::smem_bytes;
-  static bool attr_set = false;  // callers hold gpu_mutex()
+  static bool attr_set = false;  // callers hold the device lock
   if (!attr_set) {
     cudaFuncSetAttribute(attention_prefill_tc_k<T, HD>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                          static_cast<int>(smem));
@@ -324,7 +325,7 @@ void launch_prefill_tc(void* out, const void* q, const void* k, const void* v, i
   }
   const float scale_log2 = 1.4426950408889634f / sqrtf(static_cast<float>(HD));  // log2(e) / sqrt(head_dim)
   dim3 grid(num_heads, (n + kTcBQ - 1) / kTcBQ);
-  attention_prefill_tc_k<T, HD><<<grid, kTcThreads, smem, static_cast<cudaStream_t>(current_stream())>>>(
+  attention_prefill_tc_k<T, HD><<<grid, kTcThreads, smem, s>>>(
       static_cast<T*>(out), static_cast<const T*>(q), static_cast<const T*>(k), static_cast<const T*>(v), capacity,
       pos0, n, num_heads, num_kv_heads, scale_log2);
 }
@@ -334,18 +335,18 @@ bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) ==
 }  // namespace
 
 bool attention_prefill_tc(DT dt, void* out, const void* q, const void* k, const void* v, int capacity, int pos0,
-                          int n, int num_heads, int num_kv_heads, int head_dim) {
+                          int n, int num_heads, int num_kv_heads, int head_dim, cudaStream_t s) {
   if (dt == DT::F32 || (head_dim != 64 && head_dim != 128)) return false;
   // 16-byte cp.async / vector stores: every row start is a multiple of head_dim elements from
   // the base pointers, so aligned bases suffice.
   if (!aligned16(out) || !aligned16(q) || !aligned16(k) || !aligned16(v)) return false;
   if (n <= 0) return true;
   if (dt == DT::BF16) {
-    if (head_dim == 64) launch_prefill_tc<__nv_bfloat16, 64>(out, q, k, v, capacity, pos0, n, num_heads, num_kv_heads);
-    else launch_prefill_tc<__nv_bfloat16, 128>(out, q, k, v, capacity, pos0, n, num_heads, num_kv_heads);
+    if (head_dim == 64) launch_prefill_tc<__nv_bfloat16, 64>(out, q, k, v, capacity, pos0, n, num_heads, num_kv_heads, s);
+    else launch_prefill_tc<__nv_bfloat16, 128>(out, q, k, v, capacity, pos0, n, num_heads, num_kv_heads, s);
   } else {
-    if (head_dim == 64) launch_prefill_tc<__half, 64>(out, q, k, v, capacity, pos0, n, num_heads, num_kv_heads);
-    else launch_prefill_tc<__half, 128>(out, q, k, v, capacity, pos0, n, num_heads, num_kv_heads);
+    if (head_dim == 64) launch_prefill_tc<__half, 64>(out, q, k, v, capacity, pos0, n, num_heads, num_kv_heads, s);
+    else launch_prefill_tc<__half, 128>(out, q, k, v, capacity, pos0, n, num_heads, num_kv_heads, s);
   }
   check("attention (prefill, tensor cores)");
   return true;

@@ -1,0 +1,158 @@
+// The lora op: every row's adapter on a group of Linears that share their input (q/k/v, or
+// gate/up). CPU reference: lora in device_cpu.cpp.
+//
+// Decode batches (a few rows, each its own adapter) run as batched gather matrix-vector
+// products (Punica's BGMV): one "shrink" kernel computes u = A·x for every row and every
+// Linear of the group at once (reading x once), and writes s·u to the row's LoRA-V capture
+// when it has one; one "expand" kernel adds s·B·u to every output. Longer batches (prefill
+// chunks: one adapter over many rows) run as two cuBLAS GEMMs per run of rows that share an
+// adapter, the capture copied out by a small kernel.
+#include <algorithm>
+#include <vector>
+
+#include "engine/cuda/common.cuh"
+
+namespace al::cuda {
+
+void gemm(cublasHandle_t h, DT dt, void* y, const void* x, const void* w, int n, int in, int out, float alpha,
+          float beta, cudaStream_t s);
+
+namespace {
+
+constexpr int kBgmvMaxRows = 64;
+constexpr int kShrinkWarps = 8;
+constexpr int kMaxTargets = 3;
+
+struct Group {
+  const LoraRow* rows[kMaxTargets];  // device tables [n]
+  void* y[kMaxTargets];
+  int out[kMaxTargets];
+};
+
+// u[target][t, r] = A_t[r, :] · x_t. Block (8 ranks, row, target), a warp per rank: lanes
+// stride the dot with 16-byte loads when rows allow it, scalar loads otherwise.
+template <typename T>
+__global__ void __launch_bounds__(kShrinkWarps * 32)
+    shrink_k(float* u, const T* x, Group g, int n, int in, int max_rank) {
+  constexpr int VEC = 16 / sizeof(T);
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int r = blockIdx.x * kShrinkWarps + warp, t = blockIdx.y, target = blockIdx.z;
+  const LoraRow lr = g.rows[target][t];
+  if (!lr.a || r >= lr.rank) return;  // uniform over the warp
+  const T* a = static_cast<const T*>(lr.a) + static_cast<int64_t>(r) * in;
+  const T* xr = x + static_cast<int64_t>(t) * in;
+  float s = 0.0f;
+  if (in % VEC == 0) {
+#pragma unroll 4
+    for (int i = lane * VEC; i < in; i += 32 * VEC) {
+      const uint4 ra = *reinterpret_cast<const uint4*>(a + i), rx = *reinterpret_cast<const uint4*>(xr + i);
+      const T* va = reinterpret_cast<const T*>(&ra);
+      const T* vx = reinterpret_cast<const T*>(&rx);
+#pragma unroll
+      for (int e = 0; e < VEC; ++e) s += to_f(va[e]) * to_f(vx[e]);
+    }
+  } else {
+    for (int i = lane; i < in; i += 32) s += to_f(a[i]) * to_f(xr[i]);
+  }
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
+  if (lane == 0) {
+    u[(static_cast<int64_t>(target) * n + t) * max_rank + r] = s;
+    if (lr.capture) lr.capture[r] = lr.scale * s;
+  }
+}
+
+// y_t += scale · Σ_r B[o, r] u[r] (PEFT scales after B): block (256 outputs, row, target),
+// the row's u staged in shared memory, B's row read with 16-byte loads when aligned.
+template <typename T>
+__global__ void expand_k(const float* u, Group g, int n, int max_rank) {
+  constexpr int VEC = 16 / sizeof(T);
+  extern __shared__ float us[];  // [max_rank]
+  const int t = blockIdx.y, target = blockIdx.z;
+  const int o = blockIdx.x * blockDim.x + threadIdx.x;
+  const LoraRow lr = g.rows[target][t];
+  if (!lr.a) return;  // uniform over the block
+  const int out = g.out[target];
+  if (static_cast<int>(blockIdx.x * blockDim.x) >= out) return;  // uniform: this target is narrower
+  for (int r = threadIdx.x; r < lr.rank; r += blockDim.x) us[r] = u[(static_cast<int64_t>(target) * n + t) * max_rank + r];
+  __syncthreads();
+  if (o >= out) return;
+  const T* b = static_cast<const T*>(lr.b) + static_cast<int64_t>(o) * lr.rank;
+  float s = 0.0f;
+  if (lr.rank % VEC == 0) {
+#pragma unroll 4
+    for (int r = 0; r < lr.rank; r += VEC) {
+      const uint4 rb = *reinterpret_cast<const uint4*>(b + r);
+      const T* vb = reinterpret_cast<const T*>(&rb);
+#pragma unroll
+      for (int e = 0; e < VEC; ++e) s += to_f(vb[e]) * us[r + e];
+    }
+  } else {
+    for (int r = 0; r < lr.rank; ++r) s += to_f(b[r]) * us[r];
+  }
+  T* yo = static_cast<T*>(g.y[target]) + static_cast<int64_t>(t) * out + o;
+  *yo = from_f<T>(__fadd_rn(to_f(*yo), __fmul_rn(lr.scale, s)));
+}
+
+// capture rows [i0, i0 + len) of a GEMM segment: capture[r] = scale · tmp[row, r] (T → fp32).
+template <typename T>
+__global__ void capture_k(const LoraRow* rows, int i0, int len, const T* tmp, int rank) {
+  const int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  if (i >= static_cast<int64_t>(len) * rank) return;
+  const int row = static_cast<int>(i / rank), r = static_cast<int>(i % rank);
+  const LoraRow lr = rows[i0 + row];
+  if (lr.capture) lr.capture[r] = lr.scale * to_f(tmp[i]);
+}
+
+}  // namespace
+
+void lora(cublasHandle_t h, DT dt, const void* x, int n, int in, const LoraOutput* targets, int count, int max_rank,
+          float* scratch, cudaStream_t s) {
+  if (n == 0 || count == 0 || max_rank == 0) return;
+  if (count > kMaxTargets) throw std::logic_error("lora: at most 3 Linears share an input");
+  if (n <= kBgmvMaxRows) {
+    Group g{};
+    int widest = 0;
+    for (int i = 0; i < count; ++i) {
+      g.rows[i] = targets[i].rows.dev;
+      g.y[i] = targets[i].y;
+      g.out[i] = targets[i].out;
+      widest = std::max(widest, targets[i].out);
+    }
+    const dim3 sg((max_rank + kShrinkWarps - 1) / kShrinkWarps, n, count);
+    AL_DISPATCH(dt, shrink_k<T><<<sg, kShrinkWarps * 32, 0, s>>>(scratch, static_cast<const T*>(x), g, n, in, max_rank));
+    check("lora (shrink)");
+    const dim3 eg((widest + 255) / 256, n, count);
+    AL_DISPATCH(dt, expand_k<T><<<eg, 256, static_cast<size_t>(max_rank) * sizeof(float), s>>>(scratch, g, n, max_rank));
+    check("lora (expand)");
+    return;
+  }
+  // Runs of rows through the same adapter: two GEMMs each (tmp in T, in the scratch).
+  const size_t ds = dt_size(dt);
+  for (int ti = 0; ti < count; ++ti) {
+    const LoraOutput& tg = targets[ti];
+    void* tmp = scratch;  // T [len, rank] fits: fp32 [n, max_rank] is at least as large
+    for (int i = 0; i < n;) {
+      const LoraRow& r = tg.rows[i];
+      int j = i + 1;
+      while (j < n && tg.rows[j].a == r.a && tg.rows[j].b == r.b && tg.rows[j].scale == r.scale) ++j;
+      if (r.a) {
+        const int len = j - i;
+        gemm(h, dt, tmp, static_cast<const char*>(x) + static_cast<size_t>(i) * in * ds, r.a, len, in, r.rank, 1.0f,
+             0.0f, s);
+        bool any_capture = false;
+        for (int q = i; q < j; ++q) any_capture = any_capture || tg.rows[q].capture;
+        if (any_capture) {
+          const int64_t c = static_cast<int64_t>(len) * r.rank;
+          AL_DISPATCH(dt, capture_k<T><<<blocks_for(c, kThreads), kThreads, 0, s>>>(tg.rows.dev, i, len, static_cast<const T*>(tmp), r.rank));
+          check("lora (capture)");
+        }
+        gemm(h, dt, static_cast<char*>(tg.y) + static_cast<size_t>(i) * tg.out * ds, tmp, r.b, len, r.rank, tg.out,
+             r.scale, 1.0f, s);
+      }
+      i = j;
+    }
+  }
+}
+
+}  // namespace al::cuda

@@ -1,0 +1,136 @@
+// The strategies' kernels on one layer of [heads, capacity, head_dim] caches, positions
+// [0, T): delta_rows, add_rows, copy_positions, quantize_delta, add_quantized. CPU references:
+// the ops of the same names in device_cpu.cpp.
+#include "engine/cuda/common.cuh"
+
+namespace al::cuda {
+
+namespace {
+
+template <typename T>
+__global__ void delta_rows_k(float* rows, const T* exact, int exact_cap, const T* base, int base_cap, int heads, int hd,
+                             int T_) {
+  const int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  const int D = heads * hd;
+  if (i >= static_cast<int64_t>(T_) * D) return;
+  const int t = static_cast<int>(i / D), c = static_cast<int>(i % D), h = c / hd, d = c % hd;
+  rows[i] = __fsub_rn(to_f(exact[(static_cast<int64_t>(h) * exact_cap + t) * hd + d]),
+                      to_f(base[(static_cast<int64_t>(h) * base_cap + t) * hd + d]));
+}
+
+template <typename T>
+__global__ void add_rows_k(T* out, int out_cap, const T* base, int base_cap, const float* rows, int heads, int hd,
+                           int T_) {
+  const int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  const int D = heads * hd;
+  if (i >= static_cast<int64_t>(T_) * D) return;
+  const int t = static_cast<int>(i / D), c = static_cast<int>(i % D), h = c / hd, d = c % hd;
+  out[(static_cast<int64_t>(h) * out_cap + t) * hd + d] =
+      from_f<T>(__fadd_rn(to_f(base[(static_cast<int64_t>(h) * base_cap + t) * hd + d]), rows[i]));
+}
+
+template <typename T>
+__global__ void copy_positions_k(T* dst, int dst_cap, const T* src, int src_cap, int heads, int hd, int T_) {
+  const int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  if (i >= static_cast<int64_t>(heads) * T_ * hd) return;
+  const int h = static_cast<int>(i / (static_cast<int64_t>(T_) * hd));
+  const int64_t rest = i % (static_cast<int64_t>(T_) * hd);
+  dst[static_cast<int64_t>(h) * dst_cap * hd + rest] = src[static_cast<int64_t>(h) * src_cap * hd + rest];
+}
+
+// One thread per (head, token) row, as the CPU reference loops.
+template <typename T>
+__global__ void quantize_k(uint8_t* q, float* scale_out, const T* exact, int exact_cap, const T* base, int base_cap,
+                           int heads, int hd, int T_, int bits) {
+  const int64_t row = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  if (row >= static_cast<int64_t>(heads) * T_) return;
+  const int h = static_cast<int>(row / T_), t = static_cast<int>(row % T_);
+  const T* e = exact + (static_cast<int64_t>(h) * exact_cap + t) * hd;
+  const T* b = base + (static_cast<int64_t>(h) * base_cap + t) * hd;
+  const int qmax = bits == 8 ? 127 : 7;
+  const int row_bytes = bits == 8 ? hd : (hd + 1) / 2;
+  float amax = 0.0f;
+  for (int i = 0; i < hd; ++i) amax = fmaxf(amax, fabsf(__fsub_rn(to_f(e[i]), to_f(b[i]))));
+  const float scale = amax / static_cast<float>(qmax);
+  scale_out[row] = scale;
+  uint8_t* o = q + row * row_bytes;
+  int prev = 0;
+  for (int i = 0; i < hd; ++i) {
+    const float r = scale > 0.0f ? rintf(__fsub_rn(to_f(e[i]), to_f(b[i])) / scale) : 0.0f;
+    const int v = static_cast<int>(fminf(fmaxf(r, static_cast<float>(-qmax)), static_cast<float>(qmax)));
+    if (bits == 8) {
+      o[i] = static_cast<uint8_t>(static_cast<int8_t>(v));
+    } else if (i % 2 == 0) {
+      prev = v & 0xF;
+      if (i + 1 == hd) o[i / 2] = static_cast<uint8_t>(prev);
+    } else {
+      o[i / 2] = static_cast<uint8_t>(prev | ((v & 0xF) << 4));
+    }
+  }
+}
+
+template <typename T>
+__global__ void add_quantized_k(T* out, int out_cap, const T* base, int base_cap, const uint8_t* q, const float* scale,
+                                int heads, int hd, int T_, int bits) {
+  const int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  if (i >= static_cast<int64_t>(heads) * T_ * hd) return;
+  const int64_t row = i / hd;
+  const int d = static_cast<int>(i % hd);
+  const int h = static_cast<int>(row / T_), t = static_cast<int>(row % T_);
+  const int row_bytes = bits == 8 ? hd : (hd + 1) / 2;
+  const uint8_t* in = q + row * row_bytes;
+  int v;
+  if (bits == 8) {
+    v = static_cast<int8_t>(in[d]);
+  } else {
+    const int nib = (in[d / 2] >> ((d & 1) * 4)) & 0xF;
+    v = (nib ^ 8) - 8;
+  }
+  const int64_t oi = (static_cast<int64_t>(h) * out_cap + t) * hd + d;
+  const int64_t bi = (static_cast<int64_t>(h) * base_cap + t) * hd + d;
+  out[oi] = from_f<T>(__fadd_rn(to_f(base[bi]), __fmul_rn(static_cast<float>(v), scale[row])));
+}
+
+}  // namespace
+
+void delta_rows(DT dt, float* rows, const void* exact, int exact_cap, const void* base, int base_cap, int heads, int hd,
+                int T_, cudaStream_t s) {
+  const int64_t c = static_cast<int64_t>(T_) * heads * hd;
+  if (c == 0) return;
+  AL_DISPATCH(dt, delta_rows_k<T><<<blocks_for(c, kThreads), kThreads, 0, s>>>(rows, static_cast<const T*>(exact), exact_cap, static_cast<const T*>(base), base_cap, heads, hd, T_));
+  check("delta_rows");
+}
+
+void add_rows(DT dt, void* out, int out_cap, const void* base, int base_cap, const float* rows, int heads, int hd, int T_,
+              cudaStream_t s) {
+  const int64_t c = static_cast<int64_t>(T_) * heads * hd;
+  if (c == 0) return;
+  AL_DISPATCH(dt, add_rows_k<T><<<blocks_for(c, kThreads), kThreads, 0, s>>>(static_cast<T*>(out), out_cap, static_cast<const T*>(base), base_cap, rows, heads, hd, T_));
+  check("add_rows");
+}
+
+void copy_positions(DT dt, void* dst, int dst_cap, const void* src, int src_cap, int heads, int hd, int T_,
+                    cudaStream_t s) {
+  const int64_t c = static_cast<int64_t>(T_) * heads * hd;
+  if (c == 0 || dst == src) return;
+  AL_DISPATCH(dt, copy_positions_k<T><<<blocks_for(c, kThreads), kThreads, 0, s>>>(static_cast<T*>(dst), dst_cap, static_cast<const T*>(src), src_cap, heads, hd, T_));
+  check("copy_positions");
+}
+
+void quantize_delta(DT dt, uint8_t* q, float* scale, const void* exact, int exact_cap, const void* base, int base_cap,
+                    int heads, int hd, int T_, int bits, cudaStream_t s) {
+  const int64_t rows = static_cast<int64_t>(heads) * T_;
+  if (rows == 0) return;
+  AL_DISPATCH(dt, quantize_k<T><<<blocks_for(rows, 128), 128, 0, s>>>(q, scale, static_cast<const T*>(exact), exact_cap, static_cast<const T*>(base), base_cap, heads, hd, T_, bits));
+  check("quantize_delta");
+}
+
+void add_quantized(DT dt, void* out, int out_cap, const void* base, int base_cap, const uint8_t* q, const float* scale,
+                   int heads, int hd, int T_, int bits, cudaStream_t s) {
+  const int64_t c = static_cast<int64_t>(heads) * T_ * hd;
+  if (c == 0) return;
+  AL_DISPATCH(dt, add_quantized_k<T><<<blocks_for(c, kThreads), kThreads, 0, s>>>(static_cast<T*>(out), out_cap, static_cast<const T*>(base), base_cap, q, scale, heads, hd, T_, bits));
+  check("add_quantized");
+}
+
+}  // namespace al::cuda
