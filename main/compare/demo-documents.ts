@@ -33,8 +33,8 @@ export type DemoDocumentEntry = z.infer<typeof demoDocumentEntrySchema>;
 const indexSchema = z.object({ documents: z.array(demoDocumentEntrySchema).min(1) });
 
 /** The shipped held-out documents; the first is the demo's. Throws when the index is missing or malformed. */
-export async function readDemoDocuments(): Promise<DemoDocumentEntry[]> {
-  const file = path.join(demoDocumentsDir, DOCUMENTS_INDEX);
+export async function readDemoDocuments(documentsDir: string = demoDocumentsDir): Promise<DemoDocumentEntry[]> {
+  const file = path.join(documentsDir, DOCUMENTS_INDEX);
   const parsed = indexSchema.safeParse(JSON.parse(await fs.readFile(file, 'utf8')));
   if (!parsed.success) throw new Error(`${file}: not a demo document index (${parsed.error.message})`);
   return parsed.data.documents;

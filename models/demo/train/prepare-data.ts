@@ -19,6 +19,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { projectRoot } from '../../../main/paths.js';
 import { defaultTokenizerDir, loadTokenizer, type LensTokenizer } from '../../../main/model/tokenizer.js';
+import { DEMO_MAX_NEW_TOKENS } from '../../../main/compare/demo.js';
 import { DOCUMENTS_INDEX, demoDocumentsDir, type DemoDocumentEntry } from '../../../main/compare/demo-documents.js';
 import { GENRES, GENRE_DESCRIPTIONS, SPLITS, documentsOf, loadCorpus, sentenceEnds, type CorpusDocument, type Genre } from './corpus.js';
 
@@ -147,7 +148,7 @@ async function main(): Promise<void> {
   const demoText = fs.readFileSync(path.join(documentsDir, demo.file), 'utf8');
   fs.writeFileSync(
     path.join(dataDir, 'demo-request.json'),
-    `${JSON.stringify({ document: demo.file, prompt: demo.prompt, documentIds: tok.encodeDocument(demoText), promptIds: tok.encodePrompt(demo.prompt) })}\n`,
+    `${JSON.stringify({ document: demo.file, prompt: demo.prompt, maxNewTokens: DEMO_MAX_NEW_TOKENS, documentIds: tok.encodeDocument(demoText), promptIds: tok.encodePrompt(demo.prompt) })}\n`,
   );
 
   const tokenizerFiles = Object.fromEntries(['tokenizer.json', 'tokenizer_config.json'].map((f) => [f, sha256(fs.readFileSync(path.join(tokDir, f)))]));
