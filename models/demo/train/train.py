@@ -208,14 +208,22 @@ def dir_files(root):
 
 # ---------------------------------------------------------------------------------------------
 
+def new_base(cfg, device):
+    """A freshly initialised base (fp32 master weights), lm_head tied to the embedding."""
+    from transformers import AutoModelForCausalLM
+    model = AutoModelForCausalLM.from_config(cfg)
+    model.tie_weights()
+    model = model.float().to(device)
+    if model.get_output_embeddings().weight.data_ptr() != model.get_input_embeddings().weight.data_ptr():
+        fail("lm_head is not tied to embed_tokens although tie_word_embeddings=True")
+    return model
+
+
 def train_base(streams, device, base_dir, tokenizer_dir, budget_s):
-    from transformers import AutoModelForCausalLM, LlamaConfig
+    from transformers import LlamaConfig
     cfg = LlamaConfig(**BASE_CONFIG)
     seed_everything(SEED)
-    model = AutoModelForCausalLM.from_config(cfg).float().to(device)
-    tied = model.get_output_embeddings().weight.data_ptr() == model.get_input_embeddings().weight.data_ptr()
-    if not tied:
-        fail("lm_head is not tied to embed_tokens although tie_word_embeddings=True")
+    model = new_base(cfg, device)
     params = sum(p.numel() for p in model.parameters())
     log(f"base: {params:,} parameters ({params / 1e6:.2f} M), config {json.dumps(BASE_CONFIG)}")
     train_stream = torch.cat([streams[(g, "train")] for g in GENRES])
@@ -235,7 +243,7 @@ def train_base(streams, device, base_dir, tokenizer_dir, budget_s):
             log(f"base: {e}; starting again with lr {lr / 2:g}")
             lr /= 2
             seed_everything(SEED)
-            model = AutoModelForCausalLM.from_config(cfg).float().to(device)
+            model = new_base(cfg, device)
             named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
             windows = loop.RandomWindows(train_stream, BLOCK, BASE_BATCH, seed=SEED, device=device)
     else:

@@ -27,6 +27,9 @@ class TinyLM(torch.nn.Module):
         self.lm_head.weight = self.embed.weight  # tied
         self.hidden_hook = None  # the LoRA stand-in adds its delta here
 
+    def tie_weights(self):
+        self.lm_head.weight = self.embed.weight
+
     def get_input_embeddings(self):
         return self.embed
 
