@@ -43,8 +43,10 @@ export interface AppInfo {
     /** report.export can render 'pdf' here. */
     pdf: boolean;
   };
-  /** Null when the fixtures are not shipped (packaged app without tests/). */
+  /** The embedded demo (models/demo); null when its files are not in this copy. */
   demo: DemoInputs | null;
+  /** Why there is no demo (which file is missing and how to get it); null when there is one. */
+  demoUnavailable: string | null;
   /** Where finished runs are saved. */
   historyDir: string;
   /** Cache budget of this session's cache manager. */

@@ -42,7 +42,8 @@ export function parseStrategy(id: string): ParsedStrategy {
     return { kind: 'hybrid', exactLayers: n };
   }
   throw new Error(
-    `unknown strategy "${id}": expected one of ${SIMPLE.join(', ')}, lowrank:<k> or hybrid:<n>`,
+    `unknown strategy "${id}": expected one of ${SIMPLE.join(', ')}, lowrank:<k> or hybrid:<n>` +
+      (s === ALL_STRATEGIES_WORD ? ' ("all" is a word of a strategy list, not a strategy)' : ''),
   );
 }
 
@@ -53,9 +54,39 @@ export function strategyId(s: ParsedStrategy): StrategyId {
   return s.kind;
 }
 
-/** Parses a comma list, de-duplicates, and puts `exact` first (every comparison needs it). */
+/** The parameter `lowrank` takes when a list asks for every strategy (`all`). */
+export const DEFAULT_LOWRANK_RANK = 8;
+/** The parameter `hybrid` takes when a list asks for every strategy (`all`). */
+export const DEFAULT_HYBRID_LAYERS = 2;
+
+/**
+ * Every strategy once, the parameterised ones with their default parameter: what
+ * `--strategies all` selects, what the demo compares, what a UI offers as "all".
+ */
+export const ALL_STRATEGIES: readonly StrategyId[] = [
+  'exact',
+  'base',
+  'seed-minikv',
+  'lragent',
+  'delta-int8',
+  'delta-int4',
+  `lowrank:${DEFAULT_LOWRANK_RANK}`,
+  `hybrid:${DEFAULT_HYBRID_LAYERS}`,
+];
+
+/** The word in a strategy list that stands for ALL_STRATEGIES. */
+export const ALL_STRATEGIES_WORD = 'all';
+
+/**
+ * Parses a comma list, de-duplicates, and puts `exact` first (every comparison needs it).
+ * `all` stands for ALL_STRATEGIES and may be combined with others ("all,lowrank:16").
+ */
 export function parseStrategyList(list: string): StrategyId[] {
-  const ids = list.split(',').map((x) => x.trim()).filter(Boolean).map((x) => strategyId(parseStrategy(x)));
+  const ids = list
+    .split(',')
+    .map((x) => x.trim())
+    .filter(Boolean)
+    .flatMap((x) => (x === ALL_STRATEGIES_WORD ? [...ALL_STRATEGIES] : [strategyId(parseStrategy(x))]));
   const unique = [...new Set<StrategyId>(['exact', ...ids])];
   return unique;
 }

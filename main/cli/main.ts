@@ -1,5 +1,5 @@
-// `adapterlens` command line: compare (the main job), demo (compare on the embedded
-// tiny model). Progress goes to stderr, the summary table to stdout, the report to --json
+// `adapterlens` command line: compare (the main job), demo (compare the embedded demo
+// model's three adapters, models/demo). Progress goes to stderr, the summary table to stdout, the report to --json
 // (and --html/--md/--csv/--pdf). Subcommands with their own options (serve, report,
 // verify) live in their own files and are dispatched from SUBCOMMANDS.
 import fs from 'node:fs';
@@ -10,7 +10,7 @@ import { isCancelled } from '../engine/cancel.js';
 import { isLoadError } from '../model/errors.js';
 import { CompareInputError, runComparison } from '../compare/runner.js';
 import { EngineSession } from '../compare/session.js';
-import { demoRequest } from '../compare/demo.js';
+import { DemoUnavailableError, demoRequest } from '../compare/demo.js';
 import { serveCommand } from './serve.js';
 import { REPORT_USAGE, reportCommand } from './report-command.js';
 import { REPORT_OUTPUT_OPTIONS, REPORT_OUTPUT_USAGE, writeReportOutputs } from './report-outputs.js';
@@ -18,7 +18,7 @@ import { VERIFY_USAGE, verifyCommand } from './verify-command.js';
 import { DEFAULT_SETTINGS, STAGE_LABELS, type AdapterChoice, type CompareProgress, type CompareRequest } from '../../shared/compare.js';
 import { formatBytes } from '../../shared/format.js';
 import type { Report } from '../../shared/report.js';
-import { parseStrategyList } from '../../shared/strategies.js';
+import { ALL_STRATEGIES, parseStrategyList } from '../../shared/strategies.js';
 import { formatSummaryTable } from './summary.js';
 
 const USAGE = `Usage:
@@ -28,12 +28,14 @@ const USAGE = `Usage:
                       [--dtype fp32|bf16|fp16] [--device auto|cpu|cuda]
                       [--tokenizer DIR] [--budget-gib G] [--no-stop-at-eos] [--json OUT.json]
                       ${REPORT_OUTPUT_USAGE}
-  adapterlens demo [--json OUT.json] ${REPORT_OUTPUT_USAGE}
-                      compare two adapters on the embedded tiny model
+  adapterlens demo [--device auto|cpu|cuda] [--json OUT.json] ${REPORT_OUTPUT_USAGE}
+                      compare the three adapters of the embedded demo model (models/demo)
+                      on its held-out document with every strategy
 ${REPORT_USAGE}
 ${VERIFY_USAGE}
   adapterlens serve [--port N] [--host 127.0.0.1] [--data-dir DIR]   the app in a browser (serve --help)
-Strategies: exact, base, seed-minikv, lragent, delta-int8, delta-int4, lowrank:<k>, hybrid:<n>`;
+Strategies: exact, base, seed-minikv, lragent, delta-int8, delta-int4, lowrank:<k>, hybrid:<n>;
+            all = ${ALL_STRATEGIES.join(',')}`;
 
 class UsageError extends Error {}
 
@@ -180,7 +182,10 @@ export async function main(argv: string[]): Promise<number> {
       return command || values.help ? 0 : 2;
     }
     if (command === 'compare') return await compare(requestFrom(values), values);
-    if (command === 'demo') return await compare({ ...demoRequest(), ...(values.device ? { device: oneOf('device', values.device, ['auto', 'cpu', 'cuda'] as const, 'auto') } : {}) }, values);
+    if (command === 'demo') {
+      const device = values.device ? { device: oneOf('device', values.device, ['auto', 'cpu', 'cuda'] as const, 'auto') } : {};
+      return await compare({ ...(await demoRequest()), ...device }, values);
+    }
     throw new UsageError(`unknown command "${command}"`);
   } catch (e) {
     if (e instanceof UsageError || (e instanceof TypeError && (e as { code?: string }).code?.startsWith('ERR_PARSE_ARGS'))) {
@@ -191,7 +196,7 @@ export async function main(argv: string[]): Promise<number> {
       process.stderr.write('adapterlens: cancelled; nothing was written.\n');
       return 130;
     }
-    if (e instanceof CompareInputError || isLoadError(e)) {
+    if (e instanceof CompareInputError || e instanceof DemoUnavailableError || isLoadError(e)) {
       process.stderr.write(`adapterlens: ${(e as Error).message}\n`);
       return 1;
     }

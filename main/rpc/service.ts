@@ -11,7 +11,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { CacheManager } from '../cache/cache-manager.js';
-import { demoAvailable, demoRequest } from '../compare/demo.js';
+import { demoRequest, demoStatus } from '../compare/demo.js';
 import { runComparison } from '../compare/runner.js';
 import { EngineSession } from '../compare/session.js';
 import type { BackendChoice } from '../engine/native-loader.js';
@@ -169,7 +169,7 @@ export class AppService {
   private makeHandlers(): Handlers {
     const platform = this.options.platform ?? {};
     return {
-      'app.info': async () => this.appInfo(),
+      'app.info': () => this.appInfo(),
       'model.inspect': ({ dir }) => inspectModel(dir),
       'adapter.inspect': ({ modelDir, dir }) => inspectAdapter(modelDir, dir),
       'text.count': async ({ modelDir, tokenizerDir, documentText, promptText }) =>
@@ -211,10 +211,11 @@ export class AppService {
     };
   }
 
-  private appInfo(): AppInfo {
+  private async appInfo(): Promise<AppInfo> {
     const session = this.engine();
     const info = session.engine.addon.info();
-    const demo = demoAvailable() ? demoInputs(demoRequest()) : null;
+    const demoState = await demoStatus();
+    const demo = demoState.available ? demoInputs(await demoRequest()) : null;
     return {
       version: readVersion(),
       engineVersion: info.engineVersion,
@@ -228,6 +229,7 @@ export class AppService {
       transport: this.options.transport,
       capabilities: { nativeDialogs: Boolean(this.options.platform?.pickFolders), pdf: canExport('pdf', this.options.platform?.printPdf) },
       demo,
+      demoUnavailable: demoState.available ? null : demoState.reason,
       historyDir: this.history.dir,
       cacheBudgetBytes: this.cache.budgetBytes,
     };

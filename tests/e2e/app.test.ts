@@ -19,7 +19,7 @@ const shots = path.join(projectRoot, 'test-results', 'e2e');
 const modelDir = path.join(projectRoot, 'tests', 'fixtures', 'models', 'llama-gqa-bf16');
 const adapterDirs = ['qv-r8', 'all-linear-rslora'].map((a) => path.join(projectRoot, 'tests', 'fixtures', 'adapters', 'llama-gqa-bf16', a));
 const adapterNames = ['qv-r8', 'all-linear-rslora'];
-const documentText = fs.readFileSync(path.join(projectRoot, 'main', 'cli', 'demo-document.txt'), 'utf8');
+const documentText = fs.readFileSync(path.join(projectRoot, 'tests', 'fixtures', 'documents', 'hku-intro.txt'), 'utf8');
 const CHOSEN: StrategyId[] = ['base', 'seed-minikv', 'delta-int8'];
 const skip = fs.existsSync(CHROMIUM) ? false : `${CHROMIUM} is missing (apt-get install chromium)`;
 if (skip) console.log(`# e2e skipped: ${skip}`);

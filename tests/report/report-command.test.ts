@@ -13,6 +13,7 @@ import { parseReport, ReportFormatError } from '../../main/report/read-report.js
 import { renderCsv } from '../../main/report/render-csv.js';
 import { renderHtml } from '../../main/report/render-html.js';
 import { renderMarkdown } from '../../main/report/render-markdown.js';
+import { ALL_STRATEGIES } from '../../shared/strategies.js';
 import { FIXTURE_REPORT, fixtureReport } from './fixture-report.js';
 
 const run = promisify(execFile);
@@ -48,17 +49,28 @@ describe('reading a report file', () => {
   });
 });
 
-describe('adapterlens demo with report outputs', () => {
-  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'adapterlens-demo-outputs-'));
+describe('adapterlens compare with report outputs', () => {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'adapterlens-compare-outputs-'));
   after(() => fs.rmSync(tmp, { recursive: true, force: true }));
+  const fixtures = path.join(projectRoot, 'tests', 'fixtures');
 
   it('writes every text format, each identical to rendering the JSON it wrote (the JSON alone suffices)', async () => {
-    const f = (ext: string): string => path.join(tmp, `demo.${ext}`);
-    await run(process.execPath, [cli, 'demo', '--json', f('json'), '--html', f('html'), '--md', f('md'), '--csv', f('csv')]);
+    const f = (ext: string): string => path.join(tmp, `run.${ext}`);
+    await run(process.execPath, [
+      cli, 'compare',
+      '--model', path.join(fixtures, 'models', 'llama-gqa-bf16'),
+      '--adapter', path.join(fixtures, 'adapters', 'llama-gqa-bf16', 'qv-r8'),
+      '--adapter', path.join(fixtures, 'adapters', 'llama-gqa-bf16', 'all-linear-rslora'),
+      '--document', path.join(fixtures, 'documents', 'hku-intro.txt'),
+      '--prompt', ' According to the above introduction of HKU,',
+      '--strategies', 'all', '--max-new-tokens', '16',
+      '--json', f('json'), '--html', f('html'), '--md', f('md'), '--csv', f('csv'),
+    ]);
     const report = parseReport(JSON.parse(fs.readFileSync(f('json'), 'utf8')));
     assert.equal(fs.readFileSync(f('html'), 'utf8'), renderHtml(report));
     assert.equal(fs.readFileSync(f('md'), 'utf8'), renderMarkdown(report));
     assert.equal(fs.readFileSync(f('csv'), 'utf8'), renderCsv(report));
+    assert.deepEqual(report.settings.strategies, [...ALL_STRATEGIES], '--strategies all is every strategy with its default parameters');
   });
 });
 

@@ -117,7 +117,7 @@ describe('adapterlens verify on a fresh fixture run', () => {
   before(async () => {
     fs.cpSync(original, copy, { recursive: true });
     const doc = path.join(tmp, 'doc.txt');
-    fs.writeFileSync(doc, fs.readFileSync(path.join(projectRoot, 'main', 'cli', 'demo-document.txt'), 'utf8').slice(0, 600));
+    fs.writeFileSync(doc, fs.readFileSync(path.join(projectRoot, 'tests', 'fixtures', 'documents', 'hku-intro.txt'), 'utf8').slice(0, 600));
     await run(process.execPath, [
       cli, 'compare',
       '--model', path.join(fixtures, 'models', 'llama-gqa-bf16'),
