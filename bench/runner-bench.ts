@@ -34,7 +34,7 @@ const tokenizerDir = path.join(repoRoot, 'tests', 'fixtures', 'models', 'llama-g
 
 /** English text of about `tokens` tokens: the demo document repeated, cut to length. */
 async function documentOf(tokens: number): Promise<string> {
-  const source = fs.readFileSync(path.join(repoRoot, 'main', 'cli', 'demo-document.txt'), 'utf8').trim();
+  const source = fs.readFileSync(path.join(repoRoot, 'tests', 'fixtures', 'documents', 'hku-intro.txt'), 'utf8').trim();
   const tok = await loadTokenizer(tokenizerDir);
   const per = tok.encodeDocument(source).length;
   let text = Array.from({ length: Math.ceil(tokens / per) + 1 }, () => source).join('\n\n');
