@@ -26,8 +26,10 @@ mkdir -p "$WORK"
 STAGES=${STAGES:-build,check,bench,ladder}
 has() { [[ ",$STAGES," == *",$1,"* ]]; }
 status=0
-step() { echo; echo "== $* ($(date +%T))"; }
 finish() { tar czf "$OUT/results.tar.gz" -C "$R" . 2>/dev/null; }
+# Each step first packs what the last ones wrote, so a call stopped at its time limit still
+# brings its logs back.
+step() { finish; echo; echo "== $* ($(date +%T))"; }
 trap finish EXIT
 
 tar xJf .device-kit/node.tar.xz -C /tmp && export PATH=/tmp/node/bin:$PATH
