@@ -56,6 +56,7 @@ if has check; then
   step "backend consistency (every device op, CUDA against the CPU device)"
   timeout 240 ./native/build/adapterlens_backend_ops > "$R/backend_ops.log" 2>&1 || status=1
   grep -E "FAIL|error|passed|FAILED" "$R/backend_ops.log" | head -60
+  ./native/build/adapterlens_backend_ops --bench 2>&1 | tee "$R/gemm-bench.log"
   step "parity and equivalence on the CUDA build (fp32 HF fixtures, strategies, batched decode, shared-cache decode, no cache copied back, bf16)"
   timeout 400 env ADAPTERLENS_TEST_DEVICE=cuda node --import tsx --test --test-reporter=spec \
     tests/parity/engine-parity.test.ts tests/parity/strategies-parity.test.ts tests/parity/decode-batch.test.ts \

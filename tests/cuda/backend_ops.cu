@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "engine/attention_plan.h"
+#include "engine/cuda/common.cuh"
 #include "engine/device.h"
 #include "engine/kv_cache.h"
 #include "engine/linalg.h"
@@ -193,6 +194,15 @@ void dense_cases() {
       Pair y(dt, randn(size_t(c.n) * c.out));
       cpu.gemm(DT::F32, y.c.get(), x.c.get(), w.c.get(), c.n, c.in, c.out, c.alpha, c.beta);
       gpu->gemm(dt, y.g.get(), x.g.get(), w.g.get(), c.n, c.in, c.out, c.alpha, c.beta);
+      return rel_err(y.gpu_values(), y.cpu_rounded());
+    });
+  }
+  for (int cfg = 0; cfg < cuda::kSkinnyConfigs; ++cfg) {
+    add("gemm", "12×4096×520, skinny tiling " + std::to_string(cfg), {DT::BF16, DT::F16}, [cfg](DT dt) {
+      Pair x(dt, randn(12 * 4096)), w(dt, randn(520 * 4096, 1.0f / 64)), y(dt, randn(12 * 520));
+      cpu.gemm(DT::F32, y.c.get(), x.c.get(), w.c.get(), 12, 4096, 520, 0.5f, 1.0f);
+      cuda::skinny_gemm(dt, y.g.get(), x.g.get(), w.g.get(), 12, 4096, 520, 0.5f, 1.0f, nullptr, cfg);
+      cudaDeviceSynchronize();  // the default stream, not the device's
       return rel_err(y.gpu_values(), y.cpu_rounded());
     });
   }
@@ -674,9 +684,64 @@ void strategy_cases() {
   }, 1e-10, 1e-10, 1e-10);
 }
 
+// --bench: the decode step's products (12 rows, Llama-2-7B / Llama-3-8B shapes) through the
+// skinny kernel and through cuBLAS, as weight bytes read per second.
+void bench_gemms() {
+  cudaStream_t s;
+  cudaStreamCreate(&s);
+  cublasHandle_t h;
+  cublasCreate(&h);
+  cublasSetStream(h, s);
+  struct S { const char* what; int in, out; };
+  std::printf("gemm, 12 rows, bf16 (weights GB/s: skinny configs 0..3 | cuBLAS)\n");
+  for (const S c : {S{"q/k/v 7B", 4096, 12288}, S{"o 7B", 4096, 4096}, S{"gate/up 7B", 4096, 22016}, S{"down 7B", 11008, 4096},
+                    S{"q/k/v 8B", 4096, 6144}, S{"gate/up 8B", 4096, 28672}, S{"down 8B", 14336, 4096}}) {
+    const int n = 12;
+    void *x, *w, *y;
+    cudaMalloc(&x, size_t(n) * c.in * 2);
+    cudaMalloc(&w, size_t(c.out) * c.in * 2);
+    cudaMalloc(&y, size_t(n) * c.out * 2);
+    cudaMemset(x, 0, size_t(n) * c.in * 2);
+    cudaMemset(w, 0, size_t(c.out) * c.in * 2);
+    double gbs[cuda::kSkinnyConfigs + 1];
+    for (int way = 0; way <= cuda::kSkinnyConfigs; ++way) {
+      auto run = [&] {
+        if (way < cuda::kSkinnyConfigs) cuda::skinny_gemm(DT::BF16, y, x, w, n, c.in, c.out, 1.0f, 0.0f, s, way);
+        else cuda::cublas_gemm(h, DT::BF16, y, x, w, n, c.in, c.out, 1.0f, 0.0f);
+      };
+      for (int i = 0; i < 5; ++i) run();
+      cudaEvent_t a, b;
+      cudaEventCreate(&a);
+      cudaEventCreate(&b);
+      cudaEventRecord(a, s);
+      const int reps = 50;
+      for (int i = 0; i < reps; ++i) run();
+      cudaEventRecord(b, s);
+      cudaEventSynchronize(b);
+      float ms = 0;
+      cudaEventElapsedTime(&ms, a, b);
+      gbs[way] = double(c.out) * c.in * 2 * reps / (ms * 1e-3) / 1e9;
+    }
+    std::printf("  %-12s %6d × %-6d  %6.0f %6.0f %6.0f %6.0f | %6.0f\n", c.what, c.in, c.out, gbs[0], gbs[1], gbs[2], gbs[3], gbs[4]);
+    cudaFree(x);
+    cudaFree(w);
+    cudaFree(y);
+  }
+}
+
 }  // namespace
 
-int main() {
+int main(int argc, char** argv) {
+  if (argc > 1 && std::string(argv[1]) == "--bench") {
+    try {
+      gpu = &cuda_device();
+      bench_gemms();
+    } catch (const std::exception& e) {
+      std::printf("bench: error: %s\n", e.what());
+      return 2;
+    }
+    return 0;
+  }
   try {
     gpu = &cuda_device();
     std::printf("backend consistency: every device op, CUDA (%s) against the CPU device\n", gpu->describe().c_str());

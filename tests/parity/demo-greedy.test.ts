@@ -1,7 +1,10 @@
 // Greedy generation of the trained demo model (models/demo) against transformers + PEFT on
 // the same document and prompt (models/demo/train/hf-reference.json, written by the training
-// script on the GPU machine). Trained weights have real margins, so the tokens must be
-// identical: fp32 on the CPU build (CI), fp32 and bf16 with ADAPTERLENS_TEST_DEVICE=cuda.
+// script on the GPU machine): identical tokens in fp32, on the CPU build (CI) and with
+// ADAPTERLENS_TEST_DEVICE=cuda. In bf16 (CUDA) identical up to the first step where HF's own
+// top-1/top-2 margin is below 0.25: this 14.5M model has near ties (HF's bf16 logits tie
+// exactly at step 16 of the base), where two bf16 implementations may rightly part (the
+// rule of tests/parity/bf16-parity.test.ts).
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -21,8 +24,9 @@ interface Reference {
   maxNewTokens: number;
   promptIds: number[];
   documentTokens: number;
-  rows: Record<string, { tokens: number[]; minMargin: number | null; text?: string }>;
+  rows: Record<string, { tokens: number[]; minMargin: number | null; margins: number[]; text?: string }>;
 }
+const BF16_MARGIN = 0.25;
 
 const present = fs.existsSync(path.join(demo, 'base', 'model.safetensors')) && fs.existsSync(refFile);
 
@@ -55,8 +59,11 @@ describe('demo model: greedy tokens equal transformers + PEFT', { skip: !present
           }
           const want = ref.rows[`${name}/${dtype}`]!;
           const first = tokens.findIndex((t, i) => t !== want.tokens[i]);
-          report.push(`${name}: ${first < 0 ? 'identical' : `first difference at ${first}`} (HF min margin ${want.minMargin?.toFixed(3)})`);
-          assert.deepEqual(tokens, want.tokens, `${name} (${dtype}): tokens differ from HF from index ${first}`);
+          // fp32: every step; bf16: up to HF's first near tie.
+          const tie = want.margins.findIndex((m) => m < BF16_MARGIN);
+          const upTo = dtype === 'fp32' || tie < 0 ? want.tokens.length : tie;
+          report.push(`${name}: ${first < 0 ? 'identical' : `first difference at ${first}`} (HF min margin ${want.minMargin?.toFixed(3)}${dtype === 'bf16' ? `, compared through step ${upTo - 1}` : ''})`);
+          assert.deepEqual(tokens.slice(0, upTo), want.tokens.slice(0, upTo), `${name} (${dtype}): tokens differ from HF from index ${first}`);
           cache.dispose();
           adapter?.dispose();
         }

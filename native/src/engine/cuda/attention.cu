@@ -6,13 +6,12 @@
 // attention_parts runs in two kernels per layer:
 //  1. parts_k — block (kv head, key chunk, span). A span is one stretch of K/V (a document's
 //     base cache, an exact cache, a row's own positions); every query of every part that reads
-//     the span — the span's rows times the kv head's query heads — is processed by the block's
-//     warps over the chunk's keys, so rows derived from one base cache read its K/V from memory
-//     once per step (L1/L2 serve the other warps). Each query keeps an online softmax (running
-//     max m, sum l), the unnormalized P·V and, for a low-rank ΔV correction, P·cv (r values);
-//     quantized ΔK/ΔV and low-rank ΔK enter the scores and values per key. Lanes split the head
-//     dimension; a warp takes 4 keys at a time (all loads first). When a span has fewer queries
-//     than warps, warps split its keys further and merge in shared memory.
+//     the span — the span's rows times the kv head's query heads — is processed against the
+//     chunk's keys, which pass through shared memory in 32-key tiles loaded once by the block,
+//     so rows derived from one base cache read its K/V once per step. Each query keeps an
+//     online softmax (running max m, sum l), the unnormalized P·V and, for a low-rank ΔV
+//     correction, P·cv (r values); quantized ΔK/ΔV and low-rank ΔK enter the scores and values
+//     per key.
 //  2. merge_k — block (query head, row): the log-sum-exp merge of every partial state of the
 //     row (each part, each chunk), then out += bv_h · (P·cv) / L for low-rank ΔV parts.
 #include <algorithm>
@@ -102,10 +101,16 @@ __global__ void __launch_bounds__(kBQ * 4) flash_prefill_k(T* out, const T* q, c
 
 // ---- attention_parts ------------------------------------------------------------------------
 
-constexpr int kPartWarps = 4;
-constexpr int kPartUnroll = 4;
-constexpr int kMaxRvLanes = 4;  // low-rank ΔV corrections of rank up to 128
-constexpr int kMaxRkLanes = 4;  // low-rank ΔK likewise
+constexpr int kPartWarps = 8;
+constexpr int kTileKeys = 32;    // keys per shared-memory tile: one per lane
+constexpr int kWarpQueries = 4;  // queries a warp carries through the tiles at once
+constexpr int kRoundQueries = kPartWarps * kWarpQueries;
+constexpr int kMaxRv = 128;      // low-rank ΔV corrections of rank up to 128
+constexpr int kMaxRk = 128;      // low-rank ΔK likewise
+constexpr int kRvLanes = kMaxRv / 32;
+
+// The correction of a part that has none (all null) in device memory.
+__device__ const AttnCorrection kNoCorrection{};
 
 struct PlanArgs {
   const AttnSpan* spans;
@@ -119,246 +124,260 @@ struct PlanArgs {
   float* partials;
 };
 
-// EPL consecutive values at p as fp32 (zeros when !on); vector loads when `vec` (the lane's
-// EPL values are all inside the row), otherwise the first `valid` values, zeros after.
-template <typename T, int EPL>
-__device__ __forceinline__ void load_part(float (&out)[EPL], const T* p, bool on, bool vec, int valid = EPL) {
-  if (!on) {
-#pragma unroll
-    for (int e = 0; e < EPL; ++e) out[e] = 0.0f;
-    return;
-  }
-  if constexpr (sizeof(T) * EPL == 16 || sizeof(T) * EPL == 8 || sizeof(T) * EPL == 4) {
-    if (vec) {
-      using V = std::conditional_t<sizeof(T) * EPL == 16, uint4, std::conditional_t<sizeof(T) * EPL == 8, uint2, uint32_t>>;
-      const V raw = *reinterpret_cast<const V*>(p);
-      const T* v = reinterpret_cast<const T*>(&raw);
-#pragma unroll
-      for (int e = 0; e < EPL; ++e) out[e] = to_f(v[e]);
-      return;
-    }
-  }
-#pragma unroll
-  for (int e = 0; e < EPL; ++e) out[e] = e < valid ? to_f(p[e]) : 0.0f;
-}
-
-// A quantized row's values at dims d0..d0+EPL (int8, or int4 two per byte, low nibble first).
-template <int EPL>
-__device__ __forceinline__ void load_quant(float (&out)[EPL], const uint8_t* row, int d0, int bits, int hd) {
-#pragma unroll
-  for (int e = 0; e < EPL; ++e) {
-    const int d = d0 + e;
-    if (d >= hd) {
-      out[e] = 0.0f;
-      continue;
-    }
-    int v;
-    if (bits == 8) {
-      v = static_cast<int8_t>(row[d]);
-    } else {
-      const int nib = (row[d / 2] >> ((d & 1) * 4)) & 0xF;
-      v = (nib ^ 8) - 8;
-    }
-    out[e] = static_cast<float>(v);
-  }
-}
-
 __device__ __forceinline__ float warp_sum(float v) {
 #pragma unroll
   for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
   return v;
 }
-
-// One query's softmax state over keys [k_lo, k_hi) taken `step` keys apart in groups of
-// kPartUnroll (this warp's slice), lanes over head dims.
-template <typename T, int EPL>
-struct QueryState {
-  float m, l;
-  float acc[EPL];
-  float accc[kMaxRvLanes];
-};
-
-template <typename T, int EPL>
-__device__ void run_query(QueryState<T, EPL>& st, const T* qrow, const AttnSpan& span, const AttnCorrection* cp, int g,
-                          int hd, int k_lo, int k_hi, int first_group, int group_step, float scale) {
-  const int lane = threadIdx.x % 32;
-  const int d0 = lane * EPL;
-  const bool lane_on = d0 < hd;
-  const bool vec = hd % EPL == 0;
-  const int valid = min(EPL, hd - d0);
-  AttnCorrection cc;  // the row's correction in registers (none: all null)
-  if (cp) cc = *cp;
-  const AttnCorrection* c = cp ? &cc : nullptr;
-  float qv[EPL];
-  load_part<T, EPL>(qv, qrow + d0, lane_on, vec, valid);
+__device__ __forceinline__ float warp_max(float v) {
 #pragma unroll
-  for (int e = 0; e < EPL; ++e) st.acc[e] = 0.0f;
-#pragma unroll
-  for (int i = 0; i < kMaxRvLanes; ++i) st.accc[i] = 0.0f;
-  st.m = -INFINITY;
-  st.l = 0.0f;
-
-  // Low-rank ΔK: q·(bk_g ck_j) = (bk_gᵀ q)·ck_j; lane r % 32 keeps (bk_gᵀ q)[r].
-  float qk_low[kMaxRkLanes] = {0.0f, 0.0f, 0.0f, 0.0f};
-  const int rk = c && c->ck ? c->rk : 0;
-  for (int r = 0; r < rk; ++r) {
-    float part = 0.0f;
-#pragma unroll
-    for (int e = 0; e < EPL; ++e) {
-      if (lane_on && d0 + e < hd) part += qv[e] * c->bk[(static_cast<int64_t>(g) * hd + d0 + e) * rk + r];
-    }
-    part = warp_sum(part);
-    if (lane == r % 32) qk_low[r / 32] = part;
-  }
-  const int rv = c && c->cv ? c->rv : 0;
-  const bool quant = c && c->qk;
-  const int row_bytes = quant ? (c->bits == 8 ? hd : (hd + 1) / 2) : 0;
-  const T* kh = static_cast<const T*>(span.k) + static_cast<int64_t>(g) * span.capacity * hd;
-  const T* vh = static_cast<const T*>(span.v) + static_cast<int64_t>(g) * span.capacity * hd;
-
-  for (int jb = k_lo + first_group * kPartUnroll; jb < k_hi; jb += group_step * kPartUnroll) {
-    float kr[kPartUnroll][EPL], vr[kPartUnroll][EPL];
-#pragma unroll
-    for (int u = 0; u < kPartUnroll; ++u) {
-      const bool in = lane_on && jb + u < k_hi;
-      const int64_t slot = jb + u - span.begin;
-      load_part<T, EPL>(kr[u], kh + slot * hd + d0, in, vec, valid);
-      load_part<T, EPL>(vr[u], vh + slot * hd + d0, in, vec, valid);
-    }
-#pragma unroll
-    for (int u = 0; u < kPartUnroll; ++u) {
-      const int key = jb + u;
-      if (key >= k_hi) break;  // uniform over the warp
-      float s = 0.0f;
-#pragma unroll
-      for (int e = 0; e < EPL; ++e) s += qv[e] * kr[u][e];
-      float qscale = 0.0f;
-      if (quant) {
-        float dq[EPL];
-        load_quant<EPL>(dq, c->qk + (static_cast<int64_t>(g) * c->tokens + key) * row_bytes, d0, c->bits, hd);
-        float qd = 0.0f;
-#pragma unroll
-        for (int e = 0; e < EPL; ++e) qd += qv[e] * dq[e];
-        s += c->sk[static_cast<int64_t>(g) * c->tokens + key] * qd;
-        qscale = c->sv[static_cast<int64_t>(g) * c->tokens + key];
-      }
-      if (rk) {
-#pragma unroll
-        for (int i = 0; i < kMaxRkLanes; ++i) {
-          const int r = lane + 32 * i;
-          if (r < rk) s += qk_low[i] * c->ck[static_cast<int64_t>(key) * rk + r];
-        }
-      }
-      s = warp_sum(s) * scale;
-      const float mn = fmaxf(st.m, s);
-      const float corr = expf(st.m - mn);  // 0 on the first key (m = -inf)
-      const float p = expf(s - mn);
-      st.l = st.l * corr + p;
-      if (quant) {
-        float dq[EPL];
-        load_quant<EPL>(dq, c->qv + (static_cast<int64_t>(g) * c->tokens + key) * row_bytes, d0, c->bits, hd);
-#pragma unroll
-        for (int e = 0; e < EPL; ++e) st.acc[e] = st.acc[e] * corr + p * (vr[u][e] + qscale * dq[e]);
-      } else {
-#pragma unroll
-        for (int e = 0; e < EPL; ++e) st.acc[e] = st.acc[e] * corr + p * vr[u][e];
-      }
-      if (rv) {
-#pragma unroll
-        for (int i = 0; i < kMaxRvLanes; ++i) {
-          const int r = lane + 32 * i;
-          st.accc[i] = st.accc[i] * corr + (r < rv ? p * c->cv[static_cast<int64_t>(key) * rv + r] : 0.0f);
-        }
-      }
-      st.m = mn;
-    }
-  }
+  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+  return v;
 }
 
-template <typename T, int EPL>
-__device__ void write_state(float* out, const QueryState<T, EPL>& st, int hd, int rv) {
-  const int lane = threadIdx.x % 32;
-  if (lane == 0) {
-    out[0] = st.m;
-    out[1] = st.l;
-  }
-#pragma unroll
-  for (int e = 0; e < EPL; ++e) {
-    const int d = lane * EPL + e;
-    if (d < hd) out[2 + d] = st.acc[e];
-  }
-#pragma unroll
-  for (int i = 0; i < kMaxRvLanes; ++i) {
-    const int r = lane + 32 * i;
-    if (r < rv) out[2 + hd + r] = st.accc[i];
-  }
+__device__ __forceinline__ int quant_at(const uint8_t* row, int d, int bits) {
+  if (bits == 8) return static_cast<int8_t>(row[d]);
+  const int nib = (row[d >> 1] >> ((d & 1) * 4)) & 0xF;
+  return (nib ^ 8) - 8;
 }
 
+// q · (a quantized row), 16 bytes at a time where the row allows it.
+__device__ __forceinline__ float quant_dot(const float* qs, const uint8_t* row, int hd, int bits) {
+  float dot = 0.0f;
+  const bool vec = (reinterpret_cast<uintptr_t>(row) & 15u) == 0 && hd % (bits == 8 ? 16 : 32) == 0;
+  if (vec && bits == 8) {
+    for (int d = 0; d < hd; d += 16) {
+      const uint4 w = *reinterpret_cast<const uint4*>(row + d);
+      const int8_t* b = reinterpret_cast<const int8_t*>(&w);
+#pragma unroll
+      for (int i = 0; i < 16; ++i) dot += qs[d + i] * static_cast<float>(b[i]);
+    }
+  } else if (vec) {
+    for (int d = 0; d < hd; d += 32) {
+      const uint4 w = *reinterpret_cast<const uint4*>(row + d / 2);
+      const uint8_t* b = reinterpret_cast<const uint8_t*>(&w);
+#pragma unroll
+      for (int i = 0; i < 16; ++i) {
+        dot += qs[d + 2 * i] * static_cast<float>(((b[i] & 0xF) ^ 8) - 8);
+        dot += qs[d + 2 * i + 1] * static_cast<float>(((b[i] >> 4) ^ 8) - 8);
+      }
+    }
+  } else {
+    for (int d = 0; d < hd; ++d) dot += qs[d] * static_cast<float>(quant_at(row, d, bits));
+  }
+  return dot;
+}
+
+// Shared memory of parts_k: the K and V tile (fp32, K rows padded by one so that lanes reading
+// different keys hit different banks), each round's queries and their low-rank ΔK projections.
+size_t parts_smem(int hd) {
+  return sizeof(float) * (static_cast<size_t>(kTileKeys) * (hd + 1) + static_cast<size_t>(kTileKeys) * hd +
+                          static_cast<size_t>(kRoundQueries) * hd + static_cast<size_t>(kRoundQueries) * kMaxRk);
+}
+
+// Block (kv head, key chunk, span). The chunk's keys pass through shared memory in tiles of 32,
+// loaded once by the whole block for every query of every part reading the span (its rows ×
+// the kv head's query heads), in rounds of 32 queries, 4 per warp. Per tile and query: lane j
+// scores key j (q·k_base + its row's ΔK correction), the warp updates the online softmax, and
+// lanes, now over head dims, accumulate P·V (+ the row's quantized ΔV) and P·cv (low-rank ΔV).
+// Each query's partial state for the chunk goes to the plan's partials; merge_k joins them.
 template <typename T, int EPL>
-__global__ void __launch_bounds__(kPartWarps * 32)
+__global__ void __launch_bounds__(kPartWarps * 32, 2)
     parts_k(const T* q, PlanArgs plan, int heads, int kv_heads, int hd, float scale) {
-  constexpr int kStashMax = 2 + 256 + 32 * kMaxRvLanes;
-  __shared__ float stash[kPartWarps][kStashMax];
+  extern __shared__ float sm[];
+  const int ks = hd + 1;
+  float* Ks = sm;
+  float* Vs = Ks + kTileKeys * ks;
+  float* Qs = Vs + kTileKeys * hd;
+  float* Lk = Qs + kRoundQueries * hd;
   const int g = blockIdx.x, c = blockIdx.y, sp = blockIdx.z;
   const AttnSpan span = plan.spans[sp];
   if (c >= span.chunks) return;  // uniform over the block
-  const int warp = threadIdx.x / 32;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int group = heads / kv_heads;
   const int p0 = plan.span_parts[sp], np = plan.span_parts[sp + 1] - p0;
   const int queries = np * group;
-  const int slices = queries >= kPartWarps ? 1 : kPartWarps / queries;
-  const int items = queries * slices;
   const int k_lo = span.begin + c * plan.chunk;
-  const int k_chunk_hi = min(span.begin + span.extent, k_lo + plan.chunk);
+  int k_hi = min(span.begin + span.extent, k_lo + plan.chunk);
+  {
+    int longest = span.begin;  // the furthest any part reads
+    for (int i = 0; i < np; ++i) longest = max(longest, plan.parts[p0 + i].end);
+    k_hi = min(k_hi, longest);
+  }
+  const T* kh = static_cast<const T*>(span.k) + static_cast<int64_t>(g) * span.capacity * hd;
+  const T* vh = static_cast<const T*>(span.v) + static_cast<int64_t>(g) * span.capacity * hd;
+  constexpr int VEC = 16 / sizeof(T);
+  const bool vec = hd % VEC == 0;
 
-  auto item_state = [&](int item, QueryState<T, EPL>& st, const AttnPart*& part, int& h) {
-    const int qi = item / slices, sl = item % slices;
-    part = &plan.parts[p0 + qi / group];
-    h = g * group + qi % group;
-    const AttnCorrection* corr = part->corr >= 0 ? &plan.corrs[part->corr] : nullptr;
-    run_query<T, EPL>(st, q + (static_cast<int64_t>(part->row) * heads + h) * hd, span, corr, g, hd, k_lo,
-                      min(k_chunk_hi, part->end), sl, slices, scale);
-  };
-  auto out_of = [&](const AttnPart& part, int h) {
-    return plan.partials + part.out + (static_cast<int64_t>(h) * span.chunks + c) * plan.stride;
-  };
-  auto rv_of = [&](const AttnPart& part) { return part.corr >= 0 && plan.corrs[part.corr].cv ? plan.corrs[part.corr].rv : 0; };
-
-  if (slices == 1) {
-    for (int item = warp; item < items; item += kPartWarps) {
-      QueryState<T, EPL> st;
-      const AttnPart* part;
-      int h;
-      item_state(item, st, part, h);
-      write_state<T, EPL>(out_of(*part, h), st, hd, rv_of(*part));
+  for (int round = 0; round < queries; round += kRoundQueries) {
+    // This warp's queries of the round: round + warp + 8·r.
+    const AttnPart* part[kWarpQueries];
+    const AttnCorrection* corr[kWarpQueries];  // read through L1 when used: copies would not fit the registers
+    bool on[kWarpQueries];
+    int head[kWarpQueries], end[kWarpQueries];
+    float m[kWarpQueries], l[kWarpQueries], acc[kWarpQueries][EPL], accc[kWarpQueries][kRvLanes];
+#pragma unroll
+    for (int r = 0; r < kWarpQueries; ++r) {
+      const int qi = round + warp + kPartWarps * r;
+      on[r] = qi < queries;
+      part[r] = on[r] ? &plan.parts[p0 + qi / group] : nullptr;
+      head[r] = g * group + (on[r] ? qi % group : 0);
+      end[r] = on[r] ? min(k_hi, part[r]->end) : k_lo;
+      corr[r] = on[r] && part[r]->corr >= 0 ? &plan.corrs[part[r]->corr] : &kNoCorrection;
+      m[r] = -INFINITY;
+      l[r] = 0.0f;
+#pragma unroll
+      for (int e = 0; e < EPL; ++e) acc[r][e] = 0.0f;
+#pragma unroll
+      for (int i = 0; i < kRvLanes; ++i) accc[r][i] = 0.0f;
+      // The query into shared memory; its low-rank ΔK projection (bk_gᵀ q, r values) too.
+      const int slot = warp + kPartWarps * r;
+      float* qs = Qs + slot * hd;
+      if (on[r]) {
+        const T* qrow = q + (static_cast<int64_t>(part[r]->row) * heads + head[r]) * hd;
+        for (int d = lane; d < hd; d += 32) qs[d] = to_f(qrow[d]);
+        __syncwarp();
+        if (corr[r]->ck) {
+          const int rk = corr[r]->rk;
+          const float* bk = corr[r]->bk;
+          for (int rr = lane; rr < rk; rr += 32) {
+            float dot = 0.0f;
+            for (int d = 0; d < hd; ++d) dot += qs[d] * bk[(static_cast<int64_t>(g) * hd + d) * rk + rr];
+            Lk[slot * kMaxRk + rr] = dot;
+          }
+        }
+      }
     }
-    return;
-  }
-  // Few queries: each warp takes one slice of one query's keys; the slices merge here.
-  const AttnPart* part = nullptr;
-  int h = 0;
-  if (warp < items) {
-    QueryState<T, EPL> st;
-    item_state(warp, st, part, h);
-    write_state<T, EPL>(stash[warp], st, hd, rv_of(*part));
-  }
-  __syncthreads();
-  if (warp >= items || warp % slices != 0) return;
-  const int lane = threadIdx.x % 32;
-  const int rv = rv_of(*part);
-  float mx = -INFINITY;
-  for (int s = 0; s < slices; ++s) mx = stash[warp + s][1] > 0.0f ? fmaxf(mx, stash[warp + s][0]) : mx;
-  float* out = out_of(*part, h);
-  float l = 0.0f;
-  for (int s = 0; s < slices; ++s) l += stash[warp + s][1] > 0.0f ? stash[warp + s][1] * expf(stash[warp + s][0] - mx) : 0.0f;
-  for (int d = lane; d < hd + rv; d += 32) {
-    float a = 0.0f;
-    for (int s = 0; s < slices; ++s) a += stash[warp + s][1] > 0.0f ? stash[warp + s][2 + d] * expf(stash[warp + s][0] - mx) : 0.0f;
-    out[2 + d] = a;
-  }
-  if (lane == 0) {
-    out[0] = mx;
-    out[1] = l;  // 0 when no slice saw a key
+    __syncwarp();
+
+    for (int t0 = k_lo; t0 < k_hi; t0 += kTileKeys) {
+      __syncthreads();  // every warp is done with the previous tile
+      const int tn = min(kTileKeys, k_hi - t0);
+      if (vec) {
+        for (int e = threadIdx.x; e < kTileKeys * hd / VEC; e += blockDim.x) {
+          const int j = e / (hd / VEC), d = (e % (hd / VEC)) * VEC;
+          float kf[VEC], vf[VEC];
+          if (j < tn) {
+            const int64_t at = static_cast<int64_t>(t0 + j - span.begin) * hd + d;
+            const uint4 kr = *reinterpret_cast<const uint4*>(kh + at), vr = *reinterpret_cast<const uint4*>(vh + at);
+            const T* kt = reinterpret_cast<const T*>(&kr);
+            const T* vt = reinterpret_cast<const T*>(&vr);
+#pragma unroll
+            for (int i = 0; i < VEC; ++i) kf[i] = to_f(kt[i]), vf[i] = to_f(vt[i]);
+          } else {
+#pragma unroll
+            for (int i = 0; i < VEC; ++i) kf[i] = vf[i] = 0.0f;
+          }
+#pragma unroll
+          for (int i = 0; i < VEC; ++i) {
+            Ks[j * ks + d + i] = kf[i];
+            Vs[j * hd + d + i] = vf[i];
+          }
+        }
+      } else {
+        for (int e = threadIdx.x; e < kTileKeys * hd; e += blockDim.x) {
+          const int j = e / hd, d = e % hd;
+          const int64_t at = static_cast<int64_t>(t0 + j - span.begin) * hd + d;
+          Ks[j * ks + d] = j < tn ? to_f(kh[at]) : 0.0f;
+          Vs[j * hd + d] = j < tn ? to_f(vh[at]) : 0.0f;
+        }
+      }
+      __syncthreads();
+
+      const int key = t0 + lane;  // this lane's key while scoring
+      // Scores of the tile for each of the warp's queries (lane j: key t0 + j).
+      float sc[kWarpQueries];
+#pragma unroll
+      for (int r = 0; r < kWarpQueries; ++r) sc[r] = 0.0f;
+      for (int d = 0; d < hd; ++d) {
+        const float kv = Ks[lane * ks + d];
+#pragma unroll
+        for (int r = 0; r < kWarpQueries; ++r) sc[r] += Qs[(warp + kPartWarps * r) * hd + d] * kv;
+      }
+#pragma unroll
+      for (int r = 0; r < kWarpQueries; ++r) {
+        if (!on[r] || t0 >= end[r]) continue;  // uniform over the warp
+        const bool valid = key < end[r];
+        const AttnCorrection& cr = *corr[r];
+        const int slot = warp + kPartWarps * r;
+        float s = sc[r];
+        if (valid && cr.qk) {
+          const int rb = cr.bits == 8 ? hd : (hd + 1) / 2;
+          const uint8_t* qr = cr.qk + (static_cast<int64_t>(g) * cr.tokens + key) * rb;
+          s += cr.sk[static_cast<int64_t>(g) * cr.tokens + key] * quant_dot(Qs + slot * hd, qr, hd, cr.bits);
+        }
+        if (valid && cr.ck) {
+          const float* crow = cr.ck + static_cast<int64_t>(key) * cr.rk;
+          const float* lk = Lk + slot * kMaxRk;
+          float lo = 0.0f;
+          for (int rr = 0; rr < cr.rk; ++rr) lo += lk[rr] * crow[rr];
+          s += lo;
+        }
+        s = valid ? s * scale : -INFINITY;
+        const float mt = warp_max(s);
+        const float mn = fmaxf(m[r], mt);
+        const float cf = expf(m[r] - mn);  // 0 on the first tile (m = -inf)
+        const float p = valid ? expf(s - mn) : 0.0f;
+        l[r] = l[r] * cf + warp_sum(p);
+        m[r] = mn;
+#pragma unroll
+        for (int e = 0; e < EPL; ++e) acc[r][e] *= cf;
+#pragma unroll
+        for (int i = 0; i < kRvLanes; ++i) accc[r][i] *= cf;
+        // P·V with lanes over head dims: key jj's probability from lane jj.
+        const int jn = min(kTileKeys, end[r] - t0);
+        for (int jj = 0; jj < jn; ++jj) {
+          const float pj = __shfl_sync(0xffffffffu, p, jj);
+#pragma unroll
+          for (int e = 0; e < EPL; ++e) {
+            const int d = lane * EPL + e;
+            if (d < hd) acc[r][e] += pj * Vs[jj * hd + d];
+          }
+          if (cr.qv) {
+            const int rb = cr.bits == 8 ? hd : (hd + 1) / 2;
+            const int64_t row = static_cast<int64_t>(g) * cr.tokens + t0 + jj;
+            const uint8_t* qr = cr.qv + row * rb;
+            const float ps = pj * cr.sv[row];
+#pragma unroll
+            for (int e = 0; e < EPL; ++e) {
+              const int d = lane * EPL + e;
+              if (d < hd) acc[r][e] += ps * static_cast<float>(quant_at(qr, d, cr.bits));
+            }
+          }
+          if (cr.cv) {
+            const float* crow = cr.cv + static_cast<int64_t>(t0 + jj) * cr.rv;
+#pragma unroll
+            for (int i = 0; i < kRvLanes; ++i) {
+              const int rr = lane + 32 * i;
+              if (rr < cr.rv) accc[r][i] += pj * crow[rr];
+            }
+          }
+        }
+      }
+    }
+
+    // Each query's partial state (m, l, P·V, P·cv) for this chunk.
+#pragma unroll
+    for (int r = 0; r < kWarpQueries; ++r) {
+      if (!on[r]) continue;
+      float* out = plan.partials + part[r]->out + (static_cast<int64_t>(head[r]) * span.chunks + c) * plan.stride;
+      if (lane == 0) {
+        out[0] = m[r];
+        out[1] = l[r];  // 0 when no key of the chunk was the part's
+      }
+#pragma unroll
+      for (int e = 0; e < EPL; ++e) {
+        const int d = lane * EPL + e;
+        if (d < hd) out[2 + d] = acc[r][e];
+      }
+      const int rv = corr[r]->cv ? corr[r]->rv : 0;
+#pragma unroll
+      for (int i = 0; i < kRvLanes; ++i) {
+        const int rr = lane + 32 * i;
+        if (rr < rv) out[2 + hd + rr] = accc[r][i];
+      }
+    }
+    __syncthreads();  // the next round rewrites Qs and Lk
   }
 }
 
@@ -480,7 +499,7 @@ void attention_parts(DT dt, void* out, const void* q, const AttnPlan& plan, int 
   for (int i = 0; i < plan.spans.n; ++i) max_chunks = std::max(max_chunks, plan.spans[i].chunks);
   for (int i = 0; i < plan.corrs.n; ++i) {
     if (plan.corrs[i].cv) max_rv = std::max(max_rv, plan.corrs[i].rv);
-    if ((plan.corrs[i].cv && plan.corrs[i].rv > 32 * kMaxRvLanes) || (plan.corrs[i].ck && plan.corrs[i].rk > 32 * kMaxRkLanes)) {
+    if ((plan.corrs[i].cv && plan.corrs[i].rv > kMaxRv) || (plan.corrs[i].ck && plan.corrs[i].rk > kMaxRk)) {
       throw std::runtime_error("the CUDA attention applies low-rank corrections of rank up to 128");
     }
   }
@@ -488,9 +507,19 @@ void attention_parts(DT dt, void* out, const void* q, const AttnPlan& plan, int 
                       plan.row_parts_begin.dev, plan.chunk, plan.stride, plan.partials};
   const float scale = 1.0f / sqrtf(static_cast<float>(hd));
   const dim3 grid(kv_heads, max_chunks, plan.spans.n);
+  const size_t smem = parts_smem(hd);
   with_epl(hd, [&](auto epl) {
     constexpr int EPL = decltype(epl)::value;
-    AL_DISPATCH(dt, parts_k<T, EPL><<<grid, kPartWarps * 32, 0, s>>>(static_cast<const T*>(q), args, heads, kv_heads, hd, scale));
+    AL_DISPATCH(dt, {
+      // Above the default 48 KiB per block: raised once per instantiation (not a stream op, so
+      // also fine during a graph capture).
+      static size_t raised = 0;
+      if (smem > 48 * 1024 && raised < smem) {
+        cudaFuncSetAttribute(parts_k<T, EPL>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
+        raised = smem;
+      }
+      parts_k<T, EPL><<<grid, kPartWarps * 32, smem, s>>>(static_cast<const T*>(q), args, heads, kv_heads, hd, scale);
+    });
   });
   check("attention (parts)");
   const int threads = std::max(32, std::min(128, (hd + 31) / 32 * 32));

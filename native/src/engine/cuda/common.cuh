@@ -116,9 +116,14 @@ void gemm(cublasHandle_t h, DT dt, void* y, const void* x, const void* w, int n,
 void gemm_out_f32(cublasHandle_t h, DT dt, float* y, const void* x, const void* w, int n, int in, int out);
 void gemm_f32(cublasHandle_t h, float* y, const float* a, const float* b, int m, int n, int k, bool ta, bool tb,
               float alpha, float beta);
+// cuBLAS alone (the benchmark compares it with the skinny path).
+void cublas_gemm(cublasHandle_t h, DT dt, void* y, const void* x, const void* w, int n, int in, int out, float alpha,
+                 float beta);
 // The skinny path alone (tests compare it with cuBLAS); false when it does not apply.
+// config picks the tiling: 0 the engine's default, 1..3 the alternatives the benchmark times.
 bool skinny_gemm(DT dt, void* y, const void* x, const void* w, int n, int in, int out, float alpha, float beta,
-                 cudaStream_t s);
+                 cudaStream_t s, int config = 0);
+constexpr int kSkinnyConfigs = 4;
 
 // ---- lora.cu: lora (BGMV for decode batches, per-adapter GEMM segments for long ones) ----------
 void lora(cublasHandle_t h, DT dt, const void* x, int n, int in, const LoraOutput* targets, int count, int max_rank,
