@@ -101,13 +101,13 @@ __global__ void __launch_bounds__(kBQ * 4) flash_prefill_k(T* out, const T* q, c
 
 // ---- attention_parts ------------------------------------------------------------------------
 
-constexpr int kPartWarps = 8;
+constexpr int kPartWarps = 4;
 constexpr int kTileKeys = 32;    // keys per shared-memory tile: one per lane
 constexpr int kWarpQueries = 4;  // queries a warp carries through the tiles at once
 constexpr int kRoundQueries = kPartWarps * kWarpQueries;
-constexpr int kMaxRv = 128;      // low-rank ΔV corrections of rank up to 128
+constexpr int kMaxRv = 128;      // low-rank ΔV corrections of rank up to 128 (RVL = 4 lanes' worth)
 constexpr int kMaxRk = 128;      // low-rank ΔK likewise
-constexpr int kRvLanes = kMaxRv / 32;
+constexpr int kBatch = 4;        // keys whose ΔV data are loaded together
 
 // The correction of a part that has none (all null) in device memory.
 __device__ const AttnCorrection kNoCorrection{};
@@ -168,28 +168,61 @@ __device__ __forceinline__ float quant_dot(const float* qs, const uint8_t* row, 
   return dot;
 }
 
-// Shared memory of parts_k: the K and V tile (fp32, K rows padded by one so that lanes reading
-// different keys hit different banks), each round's queries and their low-rank ΔK projections.
-size_t parts_smem(int hd) {
-  return sizeof(float) * (static_cast<size_t>(kTileKeys) * (hd + 1) + static_cast<size_t>(kTileKeys) * hd +
-                          static_cast<size_t>(kRoundQueries) * hd + static_cast<size_t>(kRoundQueries) * kMaxRk);
+// A quantized row's EPL values at dims d0.. as one word where they fit (int8: EPL ≤ 4 bytes,
+// int4: EPL ≤ 8 nibbles), for the batched ΔV loads.
+template <int EPL>
+__device__ __forceinline__ uint32_t quant_word(const uint8_t* row, int d0, int bits, bool on) {
+  if (!on) return 0;
+  if (bits == 8) {
+    if constexpr (EPL == 4) return *reinterpret_cast<const uint32_t*>(row + d0);
+    if constexpr (EPL == 2) return *reinterpret_cast<const uint16_t*>(row + d0);
+    if constexpr (EPL == 1) return row[d0];
+  } else {
+    if constexpr (EPL == 8) return *reinterpret_cast<const uint32_t*>(row + d0 / 2);
+    if constexpr (EPL == 4) return *reinterpret_cast<const uint16_t*>(row + d0 / 2);
+    if constexpr (EPL == 2) return row[d0 / 2];
+  }
+  return 0;
+}
+template <int EPL>
+__device__ __forceinline__ float word_value(uint32_t w, int e, int bits) {
+  if (bits == 8) return static_cast<float>(static_cast<int8_t>((w >> (8 * e)) & 0xFF));
+  return static_cast<float>(static_cast<int>(((w >> (4 * e)) & 0xF) ^ 8) - 8);
+}
+// Whether quant_word covers this lane's dims (else the per-element path).
+template <int EPL>
+__device__ __forceinline__ bool word_fits(int bits) {
+  return bits == 8 ? EPL <= 4 : EPL >= 2;
 }
 
-// Block (kv head, key chunk, span). The chunk's keys pass through shared memory in tiles of 32,
-// loaded once by the whole block for every query of every part reading the span (its rows ×
-// the kv head's query heads), in rounds of 32 queries, 4 per warp. Per tile and query: lane j
+// Shared memory of parts_k: the K and V tile (fp32, K rows padded by one so that lanes reading
+// different keys hit different banks), the round's queries and their low-rank ΔK projections.
+size_t parts_smem(int hd, int round_queries, bool low_rank_k) {
+  return sizeof(float) * (static_cast<size_t>(kTileKeys) * (hd + 1) + static_cast<size_t>(kTileKeys) * hd +
+                          static_cast<size_t>(round_queries) * hd + (low_rank_k ? static_cast<size_t>(round_queries) * kMaxRk : 0));
+}
+
+// Block (kv head, key chunk, span), 4 warps. The chunk's keys pass through shared memory in
+// tiles of 32, loaded once by the block for every query of every part reading the span (its
+// rows × the kv head's query heads), in rounds of up to 16 queries, up to 4 per warp; the next
+// tile is fetched into registers while the current one is computed. Per tile and query: lane j
 // scores key j (q·k_base + its row's ΔK correction), the warp updates the online softmax, and
-// lanes, now over head dims, accumulate P·V (+ the row's quantized ΔV) and P·cv (low-rank ΔV).
-// Each query's partial state for the chunk goes to the plan's partials; merge_k joins them.
-template <typename T, int EPL>
-__global__ void __launch_bounds__(kPartWarps * 32, 2)
-    parts_k(const T* q, PlanArgs plan, int heads, int kv_heads, int hd, float scale) {
+// lanes, now over head dims, accumulate P·V (+ the row's quantized ΔV) and P·cv (low-rank ΔV),
+// their ΔV data loaded 8 keys at a time. Each query's partial state for the chunk goes to the
+// plan's partials; merge_k joins them.
+template <typename T, int EPL, int RVL>
+__global__ void __launch_bounds__(kPartWarps * 32, 3)
+    parts_k(const T* q, PlanArgs plan, int heads, int kv_heads, int hd, float scale, int round_queries, int low_rank_k) {
+  constexpr int kRvLanes = RVL;  // low-rank ΔV coefficients per lane (rank up to 32·RVL)
+  // 16-byte vectors of K (and of V) a thread prefetches per tile: a 32-key tile of head dim
+  // 32·EPL over the block's threads.
+  constexpr int kPrefetch = (8 * EPL * static_cast<int>(sizeof(T)) + 15) / 16 > 0 ? (8 * EPL * static_cast<int>(sizeof(T)) + 15) / 16 : 1;
   extern __shared__ float sm[];
   const int ks = hd + 1;
   float* Ks = sm;
   float* Vs = Ks + kTileKeys * ks;
   float* Qs = Vs + kTileKeys * hd;
-  float* Lk = Qs + kRoundQueries * hd;
+  float* Lk = Qs + round_queries * hd;
   const int g = blockIdx.x, c = blockIdx.y, sp = blockIdx.z;
   const AttnSpan span = plan.spans[sp];
   if (c >= span.chunks) return;  // uniform over the block
@@ -207,104 +240,123 @@ __global__ void __launch_bounds__(kPartWarps * 32, 2)
   const T* kh = static_cast<const T*>(span.k) + static_cast<int64_t>(g) * span.capacity * hd;
   const T* vh = static_cast<const T*>(span.v) + static_cast<int64_t>(g) * span.capacity * hd;
   constexpr int VEC = 16 / sizeof(T);
-  const bool vec = hd % VEC == 0;
+  const int vecs = kTileKeys * hd / VEC;  // 16-byte vectors of K (and V) per tile
+  const bool pipelined = hd % VEC == 0 && vecs <= kPrefetch * static_cast<int>(blockDim.x);
+  const int per_warp = round_queries / kPartWarps + (round_queries % kPartWarps ? 1 : 0);
 
-  for (int round = 0; round < queries; round += kRoundQueries) {
-    // This warp's queries of the round: round + warp + 8·r.
+  uint4 kreg[kPrefetch], vreg[kPrefetch];
+  auto prefetch = [&](int t0) {
+#pragma unroll
+    for (int i = 0; i < kPrefetch; ++i) {
+      const int e = threadIdx.x + i * blockDim.x;
+      const int j = e / (hd / VEC), d = (e % (hd / VEC)) * VEC;
+      const bool in = e < vecs && t0 + j < k_hi;
+      const int64_t at = static_cast<int64_t>(t0 + j - span.begin) * hd + d;
+      kreg[i] = in ? *reinterpret_cast<const uint4*>(kh + at) : make_uint4(0, 0, 0, 0);
+      vreg[i] = in ? *reinterpret_cast<const uint4*>(vh + at) : make_uint4(0, 0, 0, 0);
+    }
+  };
+  auto store_tile = [&](int t0) {
+    if (pipelined) {
+#pragma unroll
+      for (int i = 0; i < kPrefetch; ++i) {
+        const int e = threadIdx.x + i * blockDim.x;
+        if (e >= vecs) break;
+        const int j = e / (hd / VEC), d = (e % (hd / VEC)) * VEC;
+        const T* kt = reinterpret_cast<const T*>(&kreg[i]);
+        const T* vt = reinterpret_cast<const T*>(&vreg[i]);
+#pragma unroll
+        for (int u = 0; u < VEC; ++u) {
+          Ks[j * ks + d + u] = to_f(kt[u]);
+          Vs[j * hd + d + u] = to_f(vt[u]);
+        }
+      }
+    } else {
+      const int tn = min(kTileKeys, k_hi - t0);
+      for (int e = threadIdx.x; e < kTileKeys * hd; e += blockDim.x) {
+        const int j = e / hd, d = e % hd;
+        const int64_t at = static_cast<int64_t>(t0 + j - span.begin) * hd + d;
+        Ks[j * ks + d] = j < tn ? to_f(kh[at]) : 0.0f;
+        Vs[j * hd + d] = j < tn ? to_f(vh[at]) : 0.0f;
+      }
+    }
+  };
+
+  for (int round = 0; round < queries; round += round_queries) {
+    // This warp's queries of the round: round + warp + 4·r, the first `mine` of them real.
     const AttnPart* part[kWarpQueries];
-    const AttnCorrection* corr[kWarpQueries];  // read through L1 when used: copies would not fit the registers
-    bool on[kWarpQueries];
+    const AttnCorrection* corr[kWarpQueries];  // read through L1 when used
     int head[kWarpQueries], end[kWarpQueries];
     float m[kWarpQueries], l[kWarpQueries], acc[kWarpQueries][EPL], accc[kWarpQueries][kRvLanes];
+    int mine = 0;
 #pragma unroll
     for (int r = 0; r < kWarpQueries; ++r) {
       const int qi = round + warp + kPartWarps * r;
-      on[r] = qi < queries;
-      part[r] = on[r] ? &plan.parts[p0 + qi / group] : nullptr;
-      head[r] = g * group + (on[r] ? qi % group : 0);
-      end[r] = on[r] ? min(k_hi, part[r]->end) : k_lo;
-      corr[r] = on[r] && part[r]->corr >= 0 ? &plan.corrs[part[r]->corr] : &kNoCorrection;
+      const bool on = r < per_warp && qi < queries && qi < round + round_queries;
+      mine += on;
+      part[r] = on ? &plan.parts[p0 + qi / group] : nullptr;
+      head[r] = g * group + (on ? qi % group : 0);
+      end[r] = on ? min(k_hi, part[r]->end) : k_lo;
+      corr[r] = on && part[r]->corr >= 0 ? &plan.corrs[part[r]->corr] : &kNoCorrection;
       m[r] = -INFINITY;
       l[r] = 0.0f;
 #pragma unroll
       for (int e = 0; e < EPL; ++e) acc[r][e] = 0.0f;
 #pragma unroll
       for (int i = 0; i < kRvLanes; ++i) accc[r][i] = 0.0f;
+      if (!on) continue;
       // The query into shared memory; its low-rank ΔK projection (bk_gᵀ q, r values) too.
       const int slot = warp + kPartWarps * r;
       float* qs = Qs + slot * hd;
-      if (on[r]) {
-        const T* qrow = q + (static_cast<int64_t>(part[r]->row) * heads + head[r]) * hd;
-        for (int d = lane; d < hd; d += 32) qs[d] = to_f(qrow[d]);
-        __syncwarp();
-        if (corr[r]->ck) {
-          const int rk = corr[r]->rk;
-          const float* bk = corr[r]->bk;
-          for (int rr = lane; rr < rk; rr += 32) {
-            float dot = 0.0f;
-            for (int d = 0; d < hd; ++d) dot += qs[d] * bk[(static_cast<int64_t>(g) * hd + d) * rk + rr];
-            Lk[slot * kMaxRk + rr] = dot;
-          }
+      const T* qrow = q + (static_cast<int64_t>(part[r]->row) * heads + head[r]) * hd;
+      for (int d = lane; d < hd; d += 32) qs[d] = to_f(qrow[d]);
+      __syncwarp();
+      if (low_rank_k && corr[r]->ck) {
+        const int rk = corr[r]->rk;
+        const float* bk = corr[r]->bk;
+        for (int rr = lane; rr < rk; rr += 32) {
+          float dot = 0.0f;
+          for (int d = 0; d < hd; ++d) dot += qs[d] * bk[(static_cast<int64_t>(g) * hd + d) * rk + rr];
+          Lk[slot * kMaxRk + rr] = dot;
         }
       }
     }
     __syncwarp();
 
+    if (pipelined) prefetch(k_lo);
     for (int t0 = k_lo; t0 < k_hi; t0 += kTileKeys) {
       __syncthreads();  // every warp is done with the previous tile
-      const int tn = min(kTileKeys, k_hi - t0);
-      if (vec) {
-        for (int e = threadIdx.x; e < kTileKeys * hd / VEC; e += blockDim.x) {
-          const int j = e / (hd / VEC), d = (e % (hd / VEC)) * VEC;
-          float kf[VEC], vf[VEC];
-          if (j < tn) {
-            const int64_t at = static_cast<int64_t>(t0 + j - span.begin) * hd + d;
-            const uint4 kr = *reinterpret_cast<const uint4*>(kh + at), vr = *reinterpret_cast<const uint4*>(vh + at);
-            const T* kt = reinterpret_cast<const T*>(&kr);
-            const T* vt = reinterpret_cast<const T*>(&vr);
-#pragma unroll
-            for (int i = 0; i < VEC; ++i) kf[i] = to_f(kt[i]), vf[i] = to_f(vt[i]);
-          } else {
-#pragma unroll
-            for (int i = 0; i < VEC; ++i) kf[i] = vf[i] = 0.0f;
-          }
-#pragma unroll
-          for (int i = 0; i < VEC; ++i) {
-            Ks[j * ks + d + i] = kf[i];
-            Vs[j * hd + d + i] = vf[i];
-          }
-        }
-      } else {
-        for (int e = threadIdx.x; e < kTileKeys * hd; e += blockDim.x) {
-          const int j = e / hd, d = e % hd;
-          const int64_t at = static_cast<int64_t>(t0 + j - span.begin) * hd + d;
-          Ks[j * ks + d] = j < tn ? to_f(kh[at]) : 0.0f;
-          Vs[j * hd + d] = j < tn ? to_f(vh[at]) : 0.0f;
-        }
-      }
+      store_tile(t0);
       __syncthreads();
+      if (pipelined && t0 + kTileKeys < k_hi) prefetch(t0 + kTileKeys);  // in flight while this tile is used
 
       const int key = t0 + lane;  // this lane's key while scoring
-      // Scores of the tile for each of the warp's queries (lane j: key t0 + j).
-      float sc[kWarpQueries];
+      // Scores of the tile for each of the warp's real queries (lane j: key t0 + j).
+      float sc[kWarpQueries] = {0.0f, 0.0f, 0.0f, 0.0f};
+      const float* krow = Ks + lane * ks;
+      if (mine == 1) {
+        const float* q0 = Qs + warp * hd;
+        for (int d = 0; d < hd; ++d) sc[0] += q0[d] * krow[d];
+      } else if (mine > 1) {
+        for (int d = 0; d < hd; ++d) {
+          const float kv = krow[d];
 #pragma unroll
-      for (int r = 0; r < kWarpQueries; ++r) sc[r] = 0.0f;
-      for (int d = 0; d < hd; ++d) {
-        const float kv = Ks[lane * ks + d];
-#pragma unroll
-        for (int r = 0; r < kWarpQueries; ++r) sc[r] += Qs[(warp + kPartWarps * r) * hd + d] * kv;
+          for (int r = 0; r < kWarpQueries; ++r) sc[r] += Qs[(warp + kPartWarps * r) * hd + d] * kv;
+        }
       }
 #pragma unroll
       for (int r = 0; r < kWarpQueries; ++r) {
-        if (!on[r] || t0 >= end[r]) continue;  // uniform over the warp
+        if (r >= mine || t0 >= end[r]) continue;  // uniform over the warp
         const bool valid = key < end[r];
         const AttnCorrection& cr = *corr[r];
         const int slot = warp + kPartWarps * r;
         float s = sc[r];
-        if (valid && cr.qk) {
+        float sv_lane = 0.0f;  // this lane's key's ΔV scale, broadcast in the P·V loop
+        if (cr.qk) {
           const int rb = cr.bits == 8 ? hd : (hd + 1) / 2;
-          const uint8_t* qr = cr.qk + (static_cast<int64_t>(g) * cr.tokens + key) * rb;
-          s += cr.sk[static_cast<int64_t>(g) * cr.tokens + key] * quant_dot(Qs + slot * hd, qr, hd, cr.bits);
+          const int64_t row = static_cast<int64_t>(g) * cr.tokens + (valid ? key : t0);
+          if (valid) s += cr.sk[row] * quant_dot(Qs + slot * hd, cr.qk + row * rb, hd, cr.bits);
+          sv_lane = valid ? cr.sv[row] : 0.0f;
         }
         if (valid && cr.ck) {
           const float* crow = cr.ck + static_cast<int64_t>(key) * cr.rk;
@@ -324,33 +376,46 @@ __global__ void __launch_bounds__(kPartWarps * 32, 2)
         for (int e = 0; e < EPL; ++e) acc[r][e] *= cf;
 #pragma unroll
         for (int i = 0; i < kRvLanes; ++i) accc[r][i] *= cf;
-        // P·V with lanes over head dims: key jj's probability from lane jj.
+        // P·V with lanes over head dims, 8 keys at a time: their ΔV words and low-rank ΔV
+        // coefficients are loaded together, then used.
         const int jn = min(kTileKeys, end[r] - t0);
-        for (int jj = 0; jj < jn; ++jj) {
-          const float pj = __shfl_sync(0xffffffffu, p, jj);
+        const int d0 = lane * EPL;
+        const int rb = cr.qv ? (cr.bits == 8 ? hd : (hd + 1) / 2) : 0;
+        const bool words = cr.qv && word_fits<EPL>(cr.bits) && d0 < hd && hd % EPL == 0;
+        for (int jb = 0; jb < jn; jb += kBatch) {
+          uint32_t w[kBatch];
+          float cvv[kBatch][kRvLanes];
 #pragma unroll
-          for (int e = 0; e < EPL; ++e) {
-            const int d = lane * EPL + e;
-            if (d < hd) acc[r][e] += pj * Vs[jj * hd + d];
-          }
-          if (cr.qv) {
-            const int rb = cr.bits == 8 ? hd : (hd + 1) / 2;
-            const int64_t row = static_cast<int64_t>(g) * cr.tokens + t0 + jj;
-            const uint8_t* qr = cr.qv + row * rb;
-            const float ps = pj * cr.sv[row];
-#pragma unroll
-            for (int e = 0; e < EPL; ++e) {
-              const int d = lane * EPL + e;
-              if (d < hd) acc[r][e] += ps * static_cast<float>(quant_at(qr, d, cr.bits));
-            }
-          }
-          if (cr.cv) {
-            const float* crow = cr.cv + static_cast<int64_t>(t0 + jj) * cr.rv;
+          for (int u = 0; u < kBatch; ++u) {
+            const int jj = jb + u;
+            const bool in = jj < jn;
+            w[u] = words ? quant_word<EPL>(cr.qv + (static_cast<int64_t>(g) * cr.tokens + t0 + jj) * rb, d0, cr.bits, in) : 0u;
 #pragma unroll
             for (int i = 0; i < kRvLanes; ++i) {
               const int rr = lane + 32 * i;
-              if (rr < cr.rv) accc[r][i] += pj * crow[rr];
+              cvv[u][i] = cr.cv && in && rr < cr.rv ? cr.cv[static_cast<int64_t>(t0 + jj) * cr.rv + rr] : 0.0f;
             }
+          }
+#pragma unroll
+          for (int u = 0; u < kBatch; ++u) {
+            const int jj = jb + u;
+            if (jj >= jn) break;  // uniform over the warp
+            const float pj = __shfl_sync(0xffffffffu, p, jj);
+            const float ps = pj * __shfl_sync(0xffffffffu, sv_lane, jj);
+#pragma unroll
+            for (int e = 0; e < EPL; ++e) {
+              const int d = d0 + e;
+              if (d >= hd) continue;
+              float v = Vs[jj * hd + d];
+              acc[r][e] += pj * v;
+              if (words) {
+                acc[r][e] += ps * word_value<EPL>(w[u], e, cr.bits);
+              } else if (cr.qv) {
+                acc[r][e] += ps * static_cast<float>(quant_at(cr.qv + (static_cast<int64_t>(g) * cr.tokens + t0 + jj) * rb, d, cr.bits));
+              }
+            }
+#pragma unroll
+            for (int i = 0; i < kRvLanes; ++i) accc[r][i] += pj * cvv[u][i];
           }
         }
       }
@@ -359,7 +424,7 @@ __global__ void __launch_bounds__(kPartWarps * 32, 2)
     // Each query's partial state (m, l, P·V, P·cv) for this chunk.
 #pragma unroll
     for (int r = 0; r < kWarpQueries; ++r) {
-      if (!on[r]) continue;
+      if (r >= mine) continue;
       float* out = plan.partials + part[r]->out + (static_cast<int64_t>(head[r]) * span.chunks + c) * plan.stride;
       if (lane == 0) {
         out[0] = m[r];
@@ -507,19 +572,32 @@ void attention_parts(DT dt, void* out, const void* q, const AttnPlan& plan, int 
                       plan.row_parts_begin.dev, plan.chunk, plan.stride, plan.partials};
   const float scale = 1.0f / sqrtf(static_cast<float>(hd));
   const dim3 grid(kv_heads, max_chunks, plan.spans.n);
-  const size_t smem = parts_smem(hd);
-  with_epl(hd, [&](auto epl) {
-    constexpr int EPL = decltype(epl)::value;
+  // Queries per round: the most any span has, up to 16 (4 warps × 4); ΔK projections only when
+  // some part has a low-rank ΔK.
+  int most = 1;
+  bool low_rank_k = false;
+  const int group = heads / kv_heads;
+  for (int i = 0; i < plan.spans.n; ++i) most = std::max(most, (plan.span_parts[i + 1] - plan.span_parts[i]) * group);
+  for (int i = 0; i < plan.corrs.n; ++i) low_rank_k = low_rank_k || plan.corrs[i].ck;
+  const int round_queries = std::min(most, kRoundQueries);
+  const size_t smem = parts_smem(hd, round_queries, low_rank_k);
+  auto launch = [&](auto epl, auto rvl) {
+    constexpr int EPL = decltype(epl)::value, RVL = decltype(rvl)::value;
     AL_DISPATCH(dt, {
       // Above the default 48 KiB per block: raised once per instantiation (not a stream op, so
       // also fine during a graph capture).
       static size_t raised = 0;
       if (smem > 48 * 1024 && raised < smem) {
-        cudaFuncSetAttribute(parts_k<T, EPL>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
+        cudaFuncSetAttribute(parts_k<T, EPL, RVL>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
         raised = smem;
       }
-      parts_k<T, EPL><<<grid, kPartWarps * 32, smem, s>>>(static_cast<const T*>(q), args, heads, kv_heads, hd, scale);
+      parts_k<T, EPL, RVL><<<grid, kPartWarps * 32, smem, s>>>(static_cast<const T*>(q), args, heads, kv_heads, hd, scale,
+                                                               round_queries, low_rank_k ? 1 : 0);
     });
+  };
+  with_epl(hd, [&](auto epl) {
+    if (max_rv <= 64) launch(epl, std::integral_constant<int, 2>{});
+    else launch(epl, std::integral_constant<int, 4>{});
   });
   check("attention (parts)");
   const int threads = std::max(32, std::min(128, (hd + 31) / 32 * 32));
