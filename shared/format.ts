@@ -58,3 +58,9 @@ export function formatBytesTick(n: number): string {
   const v = n / unit.size;
   return `${Number(v.toFixed(2))} ${unit.name}`;
 }
+
+/** A share for people, the same in the app and the reports: "41%", "4.2%", "0%", "—" where unknown. */
+export function formatShare(n: number | null | undefined): string {
+  if (n === null || n === undefined || !Number.isFinite(n)) return '—';
+  return `${(100 * n).toFixed(n < 0.1 && n > 0 ? 1 : 0)}%`;
+}

@@ -4,7 +4,7 @@
 // inline SVG from echarts' server-side renderer; and a Content-Security-Policy meta tag
 // (default-src 'none') makes the browser refuse any request the file might still make.
 // Every user-provided text goes through escapeHtml exactly where it is written.
-import { formatBytes } from '../../shared/format.js';
+import { formatBytes, formatShare } from '../../shared/format.js';
 import type { AdapterResult, Report, StrategyResult } from '../../shared/report.js';
 import { METRIC_HELP, type MetricTopic } from '../../shared/metric-help.js';
 import { divergenceTokens, exactOf, memorySeries, summaryRow, summaryRows, type SummaryRow } from '../../shared/report-views.js';
@@ -25,9 +25,8 @@ function ratio(n: number): string {
   return !Number.isFinite(n) ? '—' : Math.abs(n) < 1000 ? n.toFixed(3) : n.toExponential(2);
 }
 
-function pct(n: number | null): string {
-  return n === null || !Number.isFinite(n) ? '—' : `${(100 * n).toFixed(n < 0.1 && n > 0 ? 1 : 0)}%`;
-}
+/** Shares and agreement rates: shared/format's formatShare, as the app shows them. */
+const pct = formatShare;
 
 const STYLE = `
 :root { color-scheme: light; }

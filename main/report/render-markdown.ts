@@ -2,7 +2,7 @@
 // (GitHub-flavoured tables), one per adapter, plus the run's settings and file hashes.
 // Every user text goes through escapeMarkdownCell, so a name cannot break a table or
 // inject markup.
-import { formatBytes } from '../../shared/format.js';
+import { formatBytes, formatShare } from '../../shared/format.js';
 import type { Report } from '../../shared/report.js';
 import { METRIC_HELP } from '../../shared/metric-help.js';
 import { summaryRow } from '../../shared/report-views.js';
@@ -41,7 +41,7 @@ export function renderMarkdown(r: Report): string {
       return [
         `\`${row.strategy}\``,
         formatBytes(row.bytes),
-        pct(row.bytesVsExact),
+        formatShare(row.bytesVsExact),
         fmt(row.meanKRelErr),
         fmt(row.meanVRelErr),
         row.worstLayer ? `${fmt(row.worstLayer.vRelErr)} (${row.worstLayer.layer})` : '—',

@@ -7,7 +7,7 @@
 import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
-import type { CompareRequest } from '../../shared/compare.js';
+import { MAX_NEW_TOKENS_LIMIT, type CompareRequest } from '../../shared/compare.js';
 import type { ExportFormat, RpcMethodName, RpcParams, SetupDraft } from '../../shared/rpc.js';
 import { parseStrategy, strategyId, type StrategyId } from '../../shared/strategies.js';
 import { HISTORY_ID_PATTERN } from './history-store.js';
@@ -19,7 +19,7 @@ export const LIMITS = {
   promptBytes: 1024 * 1024,
   adapters: 16,
   strategies: 32,
-  maxNewTokens: 4096,
+  maxNewTokens: MAX_NEW_TOKENS_LIMIT,
   pathChars: 4096,
   nameChars: 128,
   lowrankRank: 65536,

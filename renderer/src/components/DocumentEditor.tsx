@@ -1,7 +1,12 @@
 import { useEffect } from 'react';
 import { count } from '../logic/format.js';
-import { contextUse } from '../logic/request.js';
+import { contextMessage, contextUse, maxNewTokensProblem, needsTokenizer, TOKENIZER_NEEDED } from '../logic/request.js';
 import { useSetup } from '../store/setup.js';
+
+/** Quiet time before the live count: longer for long texts, so typing in a big paste does not recount every key. */
+export function countDelayMs(chars: number): number {
+  return 300 + Math.min(1200, Math.round(chars / 4000));
+}
 
 export function DocumentEditor(): React.JSX.Element {
   const documentText = useSetup((s) => s.documentText);
@@ -15,15 +20,18 @@ export function DocumentEditor(): React.JSX.Element {
   const setDocument = useSetup((s) => s.setDocument);
   const setPrompt = useSetup((s) => s.setPrompt);
   const refreshCount = useSetup((s) => s.refreshCount);
+  const noTokenizer = needsTokenizer({ model, tokenizerDir });
 
-  // Live token count, debounced while typing.
+  // Live token count, debounced while typing (the limit depends on max new tokens too).
   useEffect(() => {
     if (!model) return undefined;
-    const t = setTimeout(() => void refreshCount(), 300);
+    const t = setTimeout(() => void refreshCount(), countDelayMs(documentText.length + promptText.length));
     return () => clearTimeout(t);
-  }, [documentText, promptText, tokenizerDir, model, refreshCount]);
+  }, [documentText, promptText, tokenizerDir, model, maxNew, refreshCount]);
 
   const ctx = contextUse(tokenCount, maxNew);
+  const newOk = maxNewTokensProblem(maxNew) === null;
+  const ge = tokenCount && !tokenCount.complete ? '≥ ' : '';
   return (
     <section className="card doc-card" aria-labelledby="doc-h">
       <div className="card-head">
@@ -31,12 +39,19 @@ export function DocumentEditor(): React.JSX.Element {
         <span className="counts" data-testid="token-count" aria-live="polite">
           {!model ? (
             <span className="muted">choose a model to count tokens</span>
+          ) : noTokenizer ? (
+            <span className="warn">{TOKENIZER_NEEDED}</span>
           ) : countError ? (
             <span className="error">{countError}</span>
           ) : tokenCount ? (
             <>
-              {count(tokenCount.documentTokens)} document + {count(tokenCount.promptTokens)} prompt + {count(maxNew)} new ={' '}
-              <strong className={ctx?.over ? 'error' : ctx?.near ? 'warn' : ''}>{count(ctx?.used ?? 0)}</strong> / {count(tokenCount.contextLimit)} tokens
+              {ge}
+              {count(tokenCount.documentTokens)} document + {tokenCount.complete ? count(tokenCount.promptTokens) : '…'} prompt + {newOk ? count(maxNew) : '—'} new ={' '}
+              <strong className={ctx?.over ? 'error' : ctx?.near ? 'warn' : ''}>
+                {ge}
+                {count(ctx?.used ?? 0)}
+              </strong>{' '}
+              / {count(tokenCount.contextLimit)} tokens
               {counting && <span className="muted"> …</span>}
             </>
           ) : (
@@ -46,7 +61,8 @@ export function DocumentEditor(): React.JSX.Element {
       </div>
       {ctx?.over && (
         <p className="error" role="alert" data-testid="context-warning">
-          Over the model's context of {count(ctx.limit)} positions by {count(ctx.used - ctx.limit)}: shorten the document or the new tokens.
+          {contextMessage(ctx)}
+          {ctx.atLeast && <span className="muted"> (Counting stopped there: the exact figure does not matter until the text fits.)</span>}
         </p>
       )}
       {ctx && !ctx.over && ctx.near && (
