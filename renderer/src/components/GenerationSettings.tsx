@@ -29,7 +29,10 @@ export function GenerationSettings(): React.JSX.Element {
   const backend = useApp((s) => s.info?.backend);
   const engine = useApp((s) => s.info?.engine ?? null);
   const maxNewProblem = maxNewTokensProblem(g.maxNewTokens);
-  const reasons = [...new Set([...(engine?.dtypes ?? []), ...(engine?.devices ?? [])].filter((c) => !c.available && c.reason).map((c) => `${c.id}: ${c.reason}`))];
+  // "bf16, fp16: the CPU engine computes in fp32 only…; cuda: …": one line per reason.
+  const byReason = new Map<string, string[]>();
+  for (const c of [...(engine?.dtypes ?? []), ...(engine?.devices ?? [])]) if (!c.available && c.reason) byReason.set(c.reason, [...(byReason.get(c.reason) ?? []), c.id]);
+  const reasons = [...byReason].map(([reason, ids]) => `${ids.join(', ')}: ${reason}`);
   const chosenProblems = engineProblems(g, engine);
 
   return (

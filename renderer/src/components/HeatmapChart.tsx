@@ -98,7 +98,7 @@ export function HeatmapChart({ matrix, domain, log = false, title, xName, testId
   }, [matrix, domain, log, xName, columnText, zoomable, labelEvery, cols, zoom, textAxis]);
   const h = heatmapHeight(matrix.rows.length, zoomable ? 78 : labelEvery && cols > 4 ? 78 : 56);
   return (
-    <figure className="heatmap" data-testid={testId} data-rows={matrix.rows.length} data-columns={cols} data-height={h} data-text-axis={textAxis} data-zoom={`${Math.round(zoom[0])}-${Math.round(zoom[1])}`}>
+    <figure className="heatmap" data-testid={testId} data-rows={matrix.rows.length} data-columns={cols} data-height={h} data-text-axis={textAxis} data-label-every={labelEvery} data-zoom={`${Math.round(zoom[0])}-${Math.round(zoom[1])}`}>
       <figcaption>{title}</figcaption>
       <EChart
         option={option}
