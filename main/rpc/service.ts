@@ -345,6 +345,7 @@ export class AppService {
       if (problem) throw rpcError('INVALID_INPUT', problem);
     }
     if (this.active) throw this.busyError(); // another call was accepted while this one read the model
+    if (this.disposed) throw rpcError('INTERNAL', 'AdapterLens is shutting down');
     const run: RunState = {
       runId: randomUUID(),
       request,
@@ -447,7 +448,7 @@ export function engineCapabilities(backend: 'cpu' | 'cuda', fallbackReason: stri
     devices: [
       { id: 'auto', available: true, reason: null },
       { id: 'cpu', available: cpu, reason: cpu ? null : 'this session runs the CUDA engine; choose auto or cuda' },
-      { id: 'cuda', available: !cpu, reason: cpu ? `this engine runs on the CPU${fallbackReason ? ` (${fallbackReason})` : ''}` : null },
+      { id: 'cuda', available: !cpu, reason: cpu ? `this engine runs on the CPU${fallbackReason ? `: ${fallbackReason}` : ''}` : null },
     ],
   };
 }

@@ -82,7 +82,7 @@ export function HistoryPanel(): React.JSX.Element {
             </select>
           </label>
           <span className="muted small" data-testid="history-count" aria-live="polite">
-            {shown.length === entries.length ? `${entries.length} runs` : `${shown.length} of ${entries.length} runs`}
+            {shown.length === entries.length ? `${entries.length} run${entries.length === 1 ? '' : 's'}` : `${shown.length} of ${entries.length} runs`}
           </span>
         </div>
       )}
@@ -123,13 +123,15 @@ export function HistoryPanel(): React.JSX.Element {
                   <td>{e.backend}</td>
                   <td>{formatBytes(e.fileBytes)}</td>
                   <td className="actions">
-                    <button type="button" onClick={() => void reopen(e.id)} disabled={busy === e.id} data-testid={`history-open-${e.id}`}>
-                      Open
-                    </button>
-                    <ExportMenu id={e.id} compact />
-                    <button type="button" className="small-btn danger-text" aria-label={`Delete run of ${new Date(e.createdAt).toLocaleString()}`} onClick={() => window.confirm('Delete this saved run?') && void remove(e.id)}>
-                      Delete
-                    </button>
+                    <div className="actions-row">
+                      <button type="button" onClick={() => void reopen(e.id)} disabled={busy === e.id} data-testid={`history-open-${e.id}`}>
+                        Open
+                      </button>
+                      <ExportMenu id={e.id} compact />
+                      <button type="button" className="small-btn danger-text" aria-label={`Delete run of ${new Date(e.createdAt).toLocaleString()}`} onClick={() => window.confirm('Delete this saved run?') && void remove(e.id)}>
+                        Delete
+                      </button>
+                    </div>
                   </td>
                 </tr>
               ))}

@@ -7,6 +7,7 @@ import { useSetup } from '../store/setup.js';
 
 export function MemoryEstimate(): React.JSX.Element | null {
   const estimate = useSetup((s) => s.estimate);
+  const estimateFor = useSetup((s) => s.estimateFor);
   const atLeast = useSetup((s) => s.estimateAtLeast);
   const error = useSetup((s) => s.estimateError);
   const estimating = useSetup((s) => s.estimating);
@@ -39,7 +40,7 @@ export function MemoryEstimate(): React.JSX.Element | null {
   const share = estimate.cacheBytes / Math.max(1, estimate.budgetBytes);
   const weights = estimate.items.filter((i) => !i.inCacheBudget).reduce((n, i) => n + i.bytes, 0);
   return (
-    <section className="card estimate" aria-labelledby="estimate-h" data-testid="memory-estimate" data-fits={estimate.fits} data-cache-bytes={estimate.cacheBytes}>
+    <section className="card estimate" aria-labelledby="estimate-h" data-testid="memory-estimate" data-fits={estimate.fits} data-cache-bytes={estimate.cacheBytes} data-for={estimateFor}>
       <div className="card-head">
         <h2 id="estimate-h">Memory estimate</h2>
         <span className={estimate.fits ? 'ok small' : 'error small'} data-testid="estimate-summary">

@@ -30,6 +30,8 @@ export interface SetupState extends SetupSnapshot {
   /** 'preselected': a first visit got the demo; 'loaded': the user asked for it. */
   demo: 'preselected' | 'loaded' | null;
   estimate: RunEstimate | null;
+  /** The strategies the estimate was made for, comma-joined (so a view can tell a stale one). */
+  estimateFor: string;
   /** The estimate was made from a token count that stopped at its limit: it is a lower bound. */
   estimateAtLeast: boolean;
   estimateError: string | null;
@@ -153,6 +155,7 @@ export const useSetup = create<SetupState>((set, get) => {
     undo: null,
     demo: null,
     estimate: null,
+    estimateFor: '',
     estimateAtLeast: false,
     estimateError: null,
     estimating: false,
@@ -267,7 +270,7 @@ export const useSetup = create<SetupState>((set, get) => {
           dtype: s.settings.dtype,
         });
         if (seq !== estimateSeq) return;
-        set({ estimate, estimateAtLeast: !s.tokenCount.complete, estimateError: null, estimating: false });
+        set({ estimate, estimateFor: ids.join(','), estimateAtLeast: !s.tokenCount.complete, estimateError: null, estimating: false });
       } catch (e) {
         if (seq !== estimateSeq) return;
         set({ estimate: null, estimateError: errorMessage(e), estimating: false });
