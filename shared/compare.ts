@@ -29,6 +29,9 @@ export interface CompareRequest {
   stopAtEos: boolean;
 }
 
+/** The most new tokens one run may ask for (main's schema and the form both hold to it). */
+export const MAX_NEW_TOKENS_LIMIT = 4096;
+
 export const DEFAULT_SETTINGS = {
   strategies: ['exact', 'base', 'seed-minikv'] as StrategyId[],
   maxNewTokens: 32,

@@ -57,6 +57,11 @@ export interface MemoryPoint {
    * shared base cache once (not for exact, which needs no base) plus each adapter's store.
    */
   total: number;
+  /**
+   * total / exact's total: METRIC_HELP.totalShare ("all adapters ÷ exact (base once)");
+   * null when exact's total is unknown or 0.
+   */
+  totalVsExact: number | null;
 }
 
 /** One (adapter, strategy) on a cost/quality plane. */
@@ -150,11 +155,47 @@ export function layerRows(report: Report): LayerRow[] {
 
 /** Memory per strategy, in run order. */
 export function memorySeries(report: Report): MemoryPoint[] {
-  return reportStrategies(report).map((strategy) => {
+  const points = reportStrategies(report).map((strategy) => {
     const perAdapter = report.adapters.map((a) => a.strategies.find((s) => s.strategy === strategy)?.bytes ?? null);
     const stores = perAdapter.reduce<number>((sum, b) => sum + (b ?? 0), 0);
-    return { strategy, perAdapter, total: (strategy === 'exact' ? 0 : report.memory.baseCacheBytes) + stores };
+    return { strategy, perAdapter, total: (strategy === 'exact' ? 0 : report.memory.baseCacheBytes) + stores, totalVsExact: null as number | null };
   });
+  const exactTotal = points.find((p) => p.strategy === 'exact')?.total ?? 0;
+  for (const p of points) p.totalVsExact = exactTotal > 0 ? p.total / exactTotal : null;
+  return points;
+}
+
+/** The quality numbers a cost/quality view can plot. */
+export type QualityMetric = 'meanKl' | 'top1Agreement' | 'perplexityRatio' | 'meanVRelErr';
+
+/**
+ * How far a value is from exact's own (0 = exact): what "better" means on a Pareto front.
+ * A perplexity ratio below 1 is a difference from exact as much as one above 1.
+ */
+export function distanceFromExact(metric: QualityMetric, value: number): number {
+  if (metric === 'top1Agreement') return 1 - value;
+  if (metric === 'perplexityRatio') return Math.abs(Math.log(value));
+  return value;
+}
+
+/**
+ * The Pareto front of each adapter on its own (METRIC_HELP.pareto): the points no other
+ * point of the same adapter beats on both bytes (fewer) and distance from exact (smaller).
+ * Points with an unmeasured value are on no front.
+ */
+export function paretoPerAdapter<P extends { adapter: string | number; bytes: number }>(points: readonly P[], distance: (p: P) => number): Set<P> {
+  const front = new Set<P>();
+  for (const p of points) {
+    const dp = distance(p);
+    if (!Number.isFinite(dp)) continue;
+    const beaten = points.some((q) => {
+      if (q === p || q.adapter !== p.adapter) return false;
+      const dq = distance(q);
+      return Number.isFinite(dq) && q.bytes <= p.bytes && dq <= dp && (q.bytes < p.bytes || dq < dp);
+    });
+    if (!beaten) front.add(p);
+  }
+  return front;
 }
 
 /** Every (adapter, strategy) with its cost and its quality, for a scatter plot. */

@@ -5,7 +5,7 @@
 // Main validates every argument against a schema (main/rpc/schemas.ts) before use;
 // the types here say what a well-behaved caller sends.
 import type { CacheUsage } from './cache-stats.js';
-import type { CompareProgress, CompareRequest, TokenEvent } from './compare.js';
+import type { CompareProgress, CompareRequest, CompareStage, TokenEvent } from './compare.js';
 import type { Report } from './report.js';
 import type { StrategyId } from './strategies.js';
 
@@ -32,6 +32,22 @@ export interface DemoInputs {
   maxNewTokens: number;
 }
 
+/** One choice of a setting, and why the engine cannot take it (for the form to say). */
+export interface OptionAvailability<T extends string> {
+  id: T;
+  available: boolean;
+  /** Why not, in plain words; null when available. */
+  reason: string | null;
+}
+
+/** What this engine can compute: the setup form disables the rest, saying why. */
+export interface EngineCapabilities {
+  backend: 'cpu' | 'cuda';
+  /** Compute dtypes (the CPU engine computes fp32 only). */
+  dtypes: OptionAvailability<CompareRequest['dtype']>[];
+  devices: OptionAvailability<CompareRequest['device']>[];
+}
+
 export interface AppInfo {
   version: string;
   engineVersion: string;
@@ -51,6 +67,9 @@ export interface AppInfo {
   historyDir: string;
   /** Cache budget of this session's cache manager. */
   cacheBudgetBytes: number;
+  engine: EngineCapabilities;
+  /** The folder relative paths typed into the app are resolved against (main's working folder); `~` is the home folder. */
+  workingDir: string;
 }
 
 export interface ModelInfo {
@@ -94,10 +113,72 @@ export interface AdapterInfo {
 }
 
 export interface TokenCount {
+  /** With `limit`: the count reached when counting stopped (then `complete` is false). */
   documentTokens: number;
   promptTokens: number;
   /** The model's max_position_embeddings. */
   contextLimit: number;
+  /**
+   * False when counting stopped at the call's `limit`: document + prompt hold at least
+   * documentTokens + promptTokens tokens (the exact figure is unknown).
+   */
+  complete: boolean;
+}
+
+/** The memory a comparison needs, estimated before Run against the cache budget. */
+export interface MemoryEstimateItem {
+  id: string;
+  /** For people, e.g. "2 exact caches". */
+  item: string;
+  bytes: number;
+  /** Counts against the cache budget (weights do not). */
+  inCacheBudget: boolean;
+}
+
+export interface RunEstimate {
+  /** What counts against the cache budget. */
+  cacheBytes: number;
+  /** Everything, weights included. */
+  totalBytes: number;
+  budgetBytes: number;
+  fits: boolean;
+  /** Why it does not fit, with the numbers; null when it fits. */
+  message: string | null;
+  items: MemoryEstimateItem[];
+}
+
+export type FolderPurpose = 'model' | 'adapter' | 'tokenizer';
+
+/**
+ * The setup form as the user left it, kept by main (draft.save) so that a reload or a
+ * restart of the app finds it again. Numbers the user is still typing may be null.
+ */
+export interface SetupDraft {
+  modelDir: string;
+  tokenizerDir: string;
+  adapters: { dir: string; name: string }[];
+  documentText: string;
+  promptText: string;
+  strategies: {
+    /** exact, base, seed-minikv, lragent, delta-int8, delta-int4 that are ticked. */
+    simple: string[];
+    lowrank: { on: boolean; ranks: string };
+    hybrid: { on: boolean; layers: string };
+  };
+  settings: {
+    maxNewTokens: number | null;
+    sampling: 'greedy' | 'sample';
+    temperature: number | null;
+    topP: number | null;
+    seed: number | null;
+    dtype: CompareRequest['dtype'];
+    device: CompareRequest['device'];
+    stopAtEos: boolean;
+  };
+  /** The saved run on screen (reopened after a reload), or null. */
+  openReportId: string | null;
+  /** Where each folder browser was last. */
+  browseDirs: Partial<Record<FolderPurpose, string>>;
 }
 
 export interface FolderEntry {
@@ -123,6 +204,10 @@ export interface HistoryEntry {
   backend: 'cpu' | 'cuda';
   /** Bytes of the saved report JSON. */
   fileBytes: number;
+  /** The document's first words (whitespace collapsed, at most ~120 characters). */
+  documentStart: string;
+  /** The prompt (whitespace collapsed, at most ~120 characters). */
+  promptStart: string;
 }
 
 export type ExportFormat = 'json' | 'html' | 'md' | 'csv' | 'pdf';
@@ -142,7 +227,16 @@ export interface ActiveRun {
   request: CompareRequest;
   /** The last progress event, null before the first. */
   progress: CompareProgress | null;
+  /** Milliseconds since the run started (a clock-independent way to show its true elapsed time). */
+  elapsedMs: number;
+  /** The last progress of every stage seen so far. */
+  stages: Partial<Record<CompareStage, CompareProgress>>;
+  /** Tokens generated so far, in order (the first ACTIVE_RUN_TOKEN_LIMIT of them). */
+  tokens: TokenEvent[];
 }
+
+/** ActiveRun.tokens holds at most this many events (a tab that reconnects later misses the rest). */
+export const ACTIVE_RUN_TOKEN_LIMIT = 65536;
 
 // ---------------------------------------------------------------------------------
 // Methods: name → params and result
@@ -155,16 +249,37 @@ export interface RpcMethods {
   'model.inspect': { params: { dir: string }; result: ModelInfo };
   /** Validates an adapter against the model; a bad adapter is an INVALID_INPUT error saying why. */
   'adapter.inspect': { params: { modelDir: string; dir: string }; result: AdapterInfo };
-  /** Token counts of the document (with BOS) and the prompt, with the model's tokenizer. */
+  /**
+   * Token counts of the document (with BOS) and the prompt, with the model's tokenizer.
+   * With `limit`, counting stops once document + prompt reach that many tokens (complete: false).
+   */
   'text.count': {
-    params: { modelDir: string; tokenizerDir?: string; documentText: string; promptText: string };
+    params: { modelDir: string; tokenizerDir?: string; documentText: string; promptText: string; limit?: number };
     result: TokenCount;
   };
+  /** Decodes groups of token ids to text with a tokenizer folder (token labels of the heatmaps). */
+  'text.decode': { params: { tokenizerDir: string; groups: number[][] }; result: { texts: string[] } };
+  /** The memory a run would need (main's estimate, the one run.start checks), against the cache budget. */
+  'run.estimate': {
+    params: {
+      modelDir: string;
+      adapterDirs: string[];
+      strategies: StrategyId[];
+      documentTokens: number;
+      promptTokens: number;
+      maxNewTokens: number;
+      dtype: CompareRequest['dtype'];
+    };
+    result: RunEstimate;
+  };
+  /** The saved setup draft; null when there is none yet. */
+  'draft.get': { params: NoParams; result: SetupDraft | null };
+  'draft.save': { params: { draft: SetupDraft }; result: { saved: boolean } };
   /** Lists a folder's sub-folders (for picking folders where there is no native dialog). */
   'fs.browse': { params: { dir?: string }; result: FolderListing };
   /** Native folder picker (Electron only; NOT_SUPPORTED elsewhere). Empty when cancelled. */
   'dialog.pickFolders': {
-    params: { purpose: 'model' | 'adapter' | 'tokenizer'; multiple: boolean };
+    params: { purpose: FolderPurpose; multiple: boolean };
     result: { paths: string[] };
   };
   /** Starts a run; its progress, tokens and end arrive as events. BUSY while another runs. */
@@ -196,6 +311,10 @@ export const RPC_METHOD_NAMES = [
   'model.inspect',
   'adapter.inspect',
   'text.count',
+  'text.decode',
+  'run.estimate',
+  'draft.get',
+  'draft.save',
   'fs.browse',
   'dialog.pickFolders',
   'run.start',

@@ -90,3 +90,47 @@ export function parseStrategyList(list: string): StrategyId[] {
   const unique = [...new Set<StrategyId>(['exact', ...ids])];
   return unique;
 }
+
+/** The part of a model's shape that bounds strategy parameters. */
+export interface StrategyModelShape {
+  numLayers: number;
+  numKvHeads: number;
+  headDim: number;
+}
+
+/**
+ * The largest rank lowrank:<k> can use: ΔK and ΔV of a layer are (document tokens) ×
+ * (KV heads · head dim) matrices, so no SVD of them has a higher rank.
+ */
+export function maxLowrankRank(model: StrategyModelShape, documentTokens: number | null): number {
+  const kvWidth = model.numKvHeads * model.headDim;
+  return documentTokens !== null && documentTokens > 0 ? Math.min(kvWidth, documentTokens) : kvWidth;
+}
+
+/**
+ * Why a strategy cannot run on this model, in words for people (no flag, no field path);
+ * null when it can. `documentTokens` is null while the document is not counted yet.
+ */
+export function strategyProblem(id: StrategyId, model: StrategyModelShape, documentTokens: number | null): string | null {
+  let s: ParsedStrategy;
+  try {
+    s = parseStrategy(id);
+  } catch (e) {
+    return (e as Error).message;
+  }
+  if (s.kind === 'hybrid' && s.exactLayers > model.numLayers) {
+    return `hybrid:${s.exactLayers} keeps ${s.exactLayers} layers exact, but the model has only ${model.numLayers} layer${model.numLayers === 1 ? '' : 's'}: use at most hybrid:${model.numLayers}.`;
+  }
+  if (s.kind === 'lowrank') {
+    const max = maxLowrankRank(model, documentTokens);
+    if (s.rank > max) {
+      const kvWidth = model.numKvHeads * model.headDim;
+      const why =
+        documentTokens !== null && documentTokens < kvWidth
+          ? `the document has ${documentTokens} tokens`
+          : `a layer's K and V are ${kvWidth} wide (${model.numKvHeads} KV head${model.numKvHeads === 1 ? '' : 's'} × ${model.headDim})`;
+      return `lowrank:${s.rank} asks for rank ${s.rank}, but ${why}, so the rank can be at most ${max}: use lowrank:${max} or less.`;
+    }
+  }
+  return null;
+}

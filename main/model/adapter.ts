@@ -311,6 +311,78 @@ function unexpectedTensorMessage(name: string): string {
   return `tensor "${name}" is not a lora_A / lora_B weight of a module that adapter_config.json targets; the config and the weights do not belong together.`;
 }
 
+// ---------------------------------------------------------------- another base model
+
+/** What the adapter's own tensors say about the base it was trained on. */
+export interface TrainedBase {
+  /** Highest adapted layer + 1 (a lower bound when the adapter skips its last layers). */
+  layers: number;
+  /** From lora_A of q/k/v/gate/up (in_features) or lora_B of o/down (out_features); null when no tensor tells. */
+  hiddenSize: number | null;
+  /** in → out features per adapted module, from its first layer's tensors. */
+  modules: Map<LoraModuleName, { inFeatures: number; outFeatures: number }>;
+}
+
+export function inferTrainedBase(found: ReadonlyMap<string, { A?: SafetensorsEntry; B?: SafetensorsEntry }>): TrainedBase {
+  let layers = 0;
+  let hiddenSize: number | null = null;
+  const modules = new Map<LoraModuleName, { inFeatures: number; outFeatures: number }>();
+  const sorted = [...found.entries()].map(([key, slot]) => ({ lin: parseLinearKey(key), slot })).filter((x) => x.lin !== null);
+  sorted.sort((a, b) => a.lin!.layer - b.lin!.layer);
+  for (const { lin, slot } of sorted) {
+    const { layer, module } = lin!;
+    layers = Math.max(layers, layer + 1);
+    const inFeatures = slot.A?.shape.length === 2 ? slot.A.shape[1]! : null;
+    const outFeatures = slot.B?.shape.length === 2 ? slot.B.shape[0]! : null;
+    if (inFeatures !== null && outFeatures !== null && !modules.has(module)) modules.set(module, { inFeatures, outFeatures });
+    if (hiddenSize === null) {
+      if (inFeatures !== null && ['q_proj', 'k_proj', 'v_proj', 'gate_proj', 'up_proj'].includes(module)) hiddenSize = inFeatures;
+      else if (outFeatures !== null && (module === 'o_proj' || module === 'down_proj')) hiddenSize = outFeatures;
+    }
+  }
+  return { layers, hiddenSize, modules };
+}
+
+function differsFrom(trained: TrainedBase, base: NativeModelConfig): boolean {
+  if (trained.hiddenSize !== null && trained.hiddenSize !== base.hiddenSize) return true;
+  for (const [module, f] of trained.modules) {
+    const want = moduleFeatures(base, module);
+    if (want.inFeatures !== f.inFeatures || want.outFeatures !== f.outFeatures) return true;
+  }
+  return trained.layers > base.numLayers;
+}
+
+function shapeList(modules: Iterable<[LoraModuleName, { inFeatures: number; outFeatures: number }]>): string {
+  return [...modules].map(([m, f]) => `${m} ${f.inFeatures}→${f.outFeatures}`).join(', ');
+}
+
+/**
+ * "this adapter was trained for a base with 2 layers / hidden size 64 / q_proj 64→64, …;
+ * the chosen model has 4 layers / hidden size 64 / q_proj 64→64, …": the two models side
+ * by side, in the words a person compares them with.
+ */
+export function baseMismatchMessage(trained: TrainedBase, base: NativeModelConfig, namedBase: string | null): string {
+  const order = (m: LoraModuleName) => LORA_MODULES.indexOf(m);
+  const adapted = [...trained.modules.entries()].sort((a, b) => order(a[0]) - order(b[0]));
+  const theirs = [
+    `${trained.layers} layer${trained.layers === 1 ? '' : 's'}`,
+    ...(trained.hiddenSize !== null ? [`hidden size ${trained.hiddenSize}`] : []),
+    ...(adapted.length ? [shapeList(adapted)] : []),
+  ];
+  const ours = [
+    `${base.numLayers} layer${base.numLayers === 1 ? '' : 's'}`,
+    `hidden size ${base.hiddenSize}`,
+    ...(adapted.length ? [shapeList(adapted.map(([m]) => [m, moduleFeatures(base, m)] as [LoraModuleName, { inFeatures: number; outFeatures: number }]))] : []),
+  ];
+  // Same widths, fewer layers: a shallower base, or a weights file cut short.
+  const onlyDepth = trained.layers < base.numLayers && !differsFrom({ ...trained, layers: base.numLayers }, base);
+  return (
+    `this adapter was trained for a base with ${theirs.join(' / ')}; the chosen model has ${ours.join(' / ')}. ` +
+    `Choose the base model it was trained on${namedBase ? ` (its adapter_config.json names ${show(namedBase)})` : ''}` +
+    `${onlyDepth ? ', or check that adapter_model.safetensors is complete' : ''}.`
+  );
+}
+
 // ---------------------------------------------------------------- open
 
 function refuse(file: string, field: string, message: string): never {
@@ -459,11 +531,22 @@ export async function openAdapter(dirIn: string, base: NativeModelConfig, option
       const lin = parseLinearKey(key);
       const why =
         lin && lin.layer >= base.numLayers
-          ? `tensor "${name}" adapts layer ${lin.layer}, but the base model has ${base.numLayers} layers; this adapter belongs to another base model${cfg.base_model_name_or_path ? ` (${show(cfg.base_model_name_or_path)})` : ''}.`
+          ? `${baseMismatchMessage(inferTrainedBase(found), base, cfg.base_model_name_or_path ?? null)} (tensor "${name}" adapts layer ${lin.layer}, but the base model has ${base.numLayers} layers.)`
           : lin
             ? `tensor "${name}" adapts ${key}, which adapter_config.json does not target (target_modules ${show(cfg.target_modules)}${cfg.layers_to_transform != null ? `, layers_to_transform ${show(cfg.layers_to_transform)}` : ''}); the config and the weights do not belong together.`
             : unexpectedTensorMessage(name);
       throw new LoadError({ file: weightsFile, field: name, message: why });
+    }
+  }
+
+  // Tensors missing for every targeted module from some layer on are not an incomplete
+  // file but an adapter trained on a shallower base: say so in terms of the two models.
+  const missingKeys = targeting.modules.filter((t) => !found.get(t.key)?.A || !found.get(t.key)?.B);
+  if (missingKeys.length > 0) {
+    const trained = inferTrainedBase(found);
+    const depthMismatch = trained.layers < base.numLayers && missingKeys.every((t) => t.layer >= trained.layers);
+    if (depthMismatch) {
+      throw new LoadError({ file: weightsFile, field: `base_model.model.${missingKeys[0]!.key}.lora_A.weight`, message: baseMismatchMessage(trained, base, cfg.base_model_name_or_path ?? null) });
     }
   }
 
@@ -496,11 +579,13 @@ export async function openAdapter(dirIn: string, base: NativeModelConfig, option
     ];
     for (const [entry, shape, why] of checks) {
       if (entry.shape.length !== 2 || entry.shape[0] !== shape[0] || entry.shape[1] !== shape[1]) {
-        throw new LoadError({
-          file: weightsFile,
-          field: entry.name,
-          message: `tensor ${entry.name} has shape [${entry.shape.join(', ')}], expected [${shape.join(', ')}] = ${why}; the adapter does not fit this base model or its config${cfg.base_model_name_or_path ? ` (it names base model ${show(cfg.base_model_name_or_path)})` : ''}.`,
-        });
+        const detail = `tensor ${entry.name} has shape [${entry.shape.join(', ')}], expected [${shape.join(', ')}] = ${why}`;
+        const trained = inferTrainedBase(found);
+        // The adapter's own shapes agree with each other but not with this model: another base.
+        const message = trained.hiddenSize !== null && differsFrom(trained, base)
+          ? `${baseMismatchMessage(trained, base, cfg.base_model_name_or_path ?? null)} (${detail}.)`
+          : `${detail}; the adapter does not fit this base model or its config${cfg.base_model_name_or_path ? ` (it names base model ${show(cfg.base_model_name_or_path)})` : ''}.`;
+        throw new LoadError({ file: weightsFile, field: entry.name, message });
       }
     }
     const scale = useRslora ? modAlpha / Math.sqrt(rank) : modAlpha / rank;

@@ -3,7 +3,8 @@
 // so a chart needs neither JavaScript nor the network to show, and prints to PDF as is.
 // echarts escapes every text it writes into the SVG (names, axis labels).
 import * as echarts from 'echarts';
-import { formatBytes } from '../../shared/format.js';
+import { adapterColor, adapterSymbol, BASE_COLOR, orderStrategies, strategyColor, VIRIDIS } from '../../shared/chart-style.js';
+import { byteAxis, formatBytesTick } from '../../shared/format.js';
 import type { AdapterResult, Report } from '../../shared/report.js';
 import { memorySeries, qualityPoints, summaryRows } from '../../shared/report-views.js';
 
@@ -44,71 +45,95 @@ function renderSvg(key: string, option: echarts.EChartsCoreOption, width: number
   }
 }
 
-/** Store bytes of every strategy per adapter, with the shared base cache (held once) as a line. */
+/**
+ * Cache memory per strategy, as in the app: one stacked bar per strategy (x), the shared
+ * base cache at the bottom (held once; exact needs none) and each adapter's store on top,
+ * in the shared colours, on a byte axis with round binary ticks.
+ */
 export function memoryChart(report: Report): Chart {
   const series = memorySeries(report);
+  const strategies = series.map((p) => p.strategy);
+  const axis = byteAxis(Math.max(1, ...series.map((p) => p.total)));
   const option: echarts.EChartsCoreOption = {
     legend: { top: 0 },
     grid: { left: 80, right: 24, top: 40, bottom: 48 },
-    xAxis: { type: 'category', data: series.map((p) => p.strategy), axisLabel: { interval: 0 } },
-    yAxis: { type: 'value', name: 'bytes per adapter', axisLabel: { formatter: (v: number) => formatBytes(v) } },
-    series: report.adapters.map((a, ai) => ({
-      type: 'bar',
-      name: a.name,
-      data: series.map((p) => p.perAdapter[ai] ?? null),
-      ...(ai === 0
-        ? {
-            markLine: {
-              symbol: 'none',
-              label: { formatter: `shared base cache (held once): ${formatBytes(report.memory.baseCacheBytes)}`, position: 'insideEndTop' },
-              data: [{ yAxis: report.memory.baseCacheBytes }],
-            },
-          }
-        : {}),
-    })),
+    xAxis: { type: 'category', data: strategies, axisLabel: { interval: 0 } },
+    yAxis: { type: 'value', name: 'cache memory, all adapters', min: 0, max: axis.max, interval: axis.interval, axisLabel: { formatter: (v: number) => formatBytesTick(v) } },
+    series: [
+      { type: 'bar', name: 'shared base cache', stack: 'total', data: series.map((p) => (p.strategy === 'exact' ? 0 : report.memory.baseCacheBytes)), itemStyle: { color: BASE_COLOR }, barMaxWidth: 48 },
+      ...report.adapters.map((a, ai) => ({
+        type: 'bar',
+        name: a.name,
+        stack: 'total',
+        data: series.map((p) => p.perAdapter[ai] ?? 0),
+        itemStyle: { color: adapterColor(ai) },
+        barMaxWidth: 48,
+      })),
+    ],
   };
-  return { title: 'Memory: what each strategy stores per adapter', svg: renderSvg('al-memory', option, WIDTH, 340) };
+  return { title: "Cache memory per strategy: shared base cache + each adapter's store", svg: renderSvg('al-memory', option, WIDTH, 340) };
 }
 
-/** Cost against quality: one point per (adapter, strategy), bytes on x, `metric` on y. */
+/** The smallest positive value of a log axis: exact's KL of 0 is drawn there. */
+export function logFloor(values: readonly number[]): number {
+  const positive = values.filter((v) => Number.isFinite(v) && v > 0);
+  if (positive.length === 0) return 1e-6;
+  return Math.min(...positive) / 10;
+}
+
+/**
+ * Cost against quality, as in the app: one point per (adapter, strategy), coloured by
+ * strategy, shaped by adapter; bytes on x, `metric` on a log y axis (KL spans decades).
+ */
 export function qualityChart(report: Report, metric: 'meanKl' | 'meanVRelErr'): Chart {
   const points = qualityPoints(report);
-  const yName = metric === 'meanKl' ? 'mean KL vs exact (nats)' : 'mean V relative error';
+  const yName = metric === 'meanKl' ? 'mean KL vs exact (nats, log)' : 'mean V relative error (log)';
+  const floor = logFloor(points.map((p) => p[metric]));
+  const strategies = orderStrategies(report.settings.strategies);
+  const adapterIndex = new Map(report.adapters.map((a, i) => [a.name, i]));
+  const axis = byteAxis(Math.max(1, ...points.map((p) => p.bytes)));
   const option: echarts.EChartsCoreOption = {
     legend: { top: 0 },
-    grid: { left: 80, right: 40, top: 40, bottom: 56 },
-    xAxis: { type: 'value', name: 'store bytes per adapter', nameLocation: 'middle', nameGap: 30, axisLabel: { formatter: (v: number) => formatBytes(v) } },
-    yAxis: { type: 'value', name: yName },
-    series: report.adapters.map((a) => ({
+    grid: { left: 80, right: 60, top: 40, bottom: 56 },
+    xAxis: { type: 'value', name: 'store bytes per adapter', nameLocation: 'middle', nameGap: 30, min: 0, max: axis.max, interval: axis.interval, axisLabel: { formatter: (v: number) => formatBytesTick(v) } },
+    yAxis: { type: 'log', name: yName, min: floor, axisLabel: { formatter: (v: number) => (v <= floor * 1.0001 ? '0' : String(Number(v.toPrecision(2)))) } },
+    series: strategies.map((st) => ({
       type: 'scatter',
-      name: a.name,
+      name: st,
       symbolSize: 10,
-      label: { show: true, position: 'right', fontSize: 10, formatter: (p: { data: [number, number, string] }) => p.data[2] },
-      data: points.filter((p) => p.adapter === a.name).map((p) => [p.bytes, Number.isFinite(p[metric]) ? p[metric] : null, p.strategy]),
+      itemStyle: { color: strategyColor(st, report.settings.strategies) },
+      label: { show: true, position: 'right', fontSize: 9, formatter: (p: { data: { value: [number, number, string] } }) => p.data.value[2] },
+      data: points
+        .filter((p) => p.strategy === st)
+        .map((p) => ({ value: [p.bytes, Number.isFinite(p[metric]) ? Math.max(floor, p[metric]) : null, p.adapter], symbol: adapterSymbol(adapterIndex.get(p.adapter) ?? 0) })),
     })),
   };
   const title = metric === 'meanKl' ? 'Quality: mean KL against memory' : 'Quality: mean V error against memory';
   return { title, svg: renderSvg(`al-quality-${metric}`, option, WIDTH, 360) };
 }
 
-/** Strategy × layer heatmap of one adapter's K or V relative error, values printed in the cells. */
+/**
+ * One adapter's K or V relative error by layer × strategy, as in the app: layers are
+ * rows (layer 0 at the bottom), strategies columns, viridis from 0; values printed in the cells.
+ */
 export function layerHeatmap(report: Report, adapter: AdapterResult, which: 'k' | 'v', index = report.adapters.indexOf(adapter)): Chart {
   const strategies = adapter.strategies.map((s) => s.strategy);
-  const layers = Array.from({ length: report.model.numLayers }, (_, i) => i);
+  const layers = Array.from({ length: report.model.numLayers }, (_, i) => `L${i}`);
   const data: [number, number, number | null][] = [];
   let max = 0;
   for (const [si, s] of adapter.strategies.entries()) {
     for (const l of s.layers) {
       const v = which === 'k' ? l.kRelErr : l.vRelErr;
       if (Number.isFinite(v)) max = Math.max(max, v);
-      data.push([l.layer, si, Number.isFinite(v) ? v : null]);
+      data.push([si, l.layer, Number.isFinite(v) ? v : null]);
     }
   }
-  const showValues = layers.length <= 24;
+  const showValues = strategies.length <= 12 && layers.length <= 40;
+  const rowPx = Math.max(14, Math.min(26, Math.floor(520 / Math.max(1, layers.length))));
   const option: echarts.EChartsCoreOption = {
-    grid: { left: 110, right: 24, top: 16, bottom: 84 },
-    xAxis: { type: 'category', name: 'layer', nameLocation: 'middle', nameGap: 22, data: layers.map(String), splitArea: { show: true } },
-    yAxis: { type: 'category', data: strategies, inverse: true, splitArea: { show: true } },
+    grid: { left: 50, right: 24, top: 16, bottom: 90 },
+    xAxis: { type: 'category', name: 'strategy', nameLocation: 'middle', nameGap: 40, data: strategies, axisLabel: { interval: 0, rotate: strategies.length > 6 ? 30 : 0 }, splitArea: { show: true } },
+    yAxis: { type: 'category', name: 'layer', data: layers, splitArea: { show: true } },
     visualMap: {
       min: 0,
       // A scale of at least 1e-6 keeps an all-zero map (exact only) drawable.
@@ -120,12 +145,12 @@ export function layerHeatmap(report: Report, adapter: AdapterResult, which: 'k' 
       itemWidth: 12,
       itemHeight: 200,
       text: [max.toPrecision(3), '0'],
-      inRange: { color: ['#f7fbff', '#6baed6', '#08306b'] },
+      inRange: { color: [...VIRIDIS] },
     },
-    series: [{ type: 'heatmap', data, label: { show: showValues, fontSize: 9, formatter: (p: { data: [number, number, number | null] }) => (p.data[2] === null ? '' : p.data[2].toFixed(3)) } }],
+    series: [{ type: 'heatmap', data, label: { show: showValues, fontSize: 9, color: '#fff', formatter: (p: { data: [number, number, number | null] }) => (p.data[2] === null ? '' : p.data[2].toFixed(3)) } }],
   };
   const label = which === 'k' ? 'K' : 'V';
-  return { title: `${adapter.name}: ${label} relative error per layer`, svg: renderSvg(`al-heat-${index}-${which}`, option, WIDTH, 100 + 26 * strategies.length) };
+  return { title: `${adapter.name}: ${label} relative error by layer × strategy`, svg: renderSvg(`al-heat-${index}-${which}`, option, WIDTH, 120 + rowPx * layers.length) };
 }
 
 /** Every chart of the HTML report, in reading order. */

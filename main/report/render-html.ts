@@ -4,9 +4,10 @@
 // inline SVG from echarts' server-side renderer; and a Content-Security-Policy meta tag
 // (default-src 'none') makes the browser refuse any request the file might still make.
 // Every user-provided text goes through escapeHtml exactly where it is written.
-import { formatBytes } from '../../shared/format.js';
+import { formatBytes, formatShare } from '../../shared/format.js';
 import type { AdapterResult, Report, StrategyResult } from '../../shared/report.js';
-import { divergenceTokens, exactOf, summaryRow, summaryRows, type SummaryRow } from '../../shared/report-views.js';
+import { METRIC_HELP, type MetricTopic } from '../../shared/metric-help.js';
+import { divergenceTokens, exactOf, memorySeries, summaryRow, summaryRows, type SummaryRow } from '../../shared/report-views.js';
 import { STRATEGY_DESCRIPTIONS, parseStrategy } from '../../shared/strategies.js';
 import { reportCharts, type Chart } from './charts-svg.js';
 import { escapeHtml as esc } from './escape.js';
@@ -24,9 +25,8 @@ function ratio(n: number): string {
   return !Number.isFinite(n) ? '—' : Math.abs(n) < 1000 ? n.toFixed(3) : n.toExponential(2);
 }
 
-function pct(n: number | null): string {
-  return n === null || !Number.isFinite(n) ? '—' : `${(100 * n).toFixed(n < 0.1 && n > 0 ? 1 : 0)}%`;
-}
+/** Shares and agreement rates: shared/format's formatShare, as the app shows them. */
+const pct = formatShare;
 
 const STYLE = `
 :root { color-scheme: light; }
@@ -46,7 +46,19 @@ figure { margin: 8px 0 16px; break-inside: avoid; } figcaption { font-weight: 60
 figure svg { max-width: 100%; height: auto; }
 pre.text { white-space: pre-wrap; word-break: break-word; background: #f6f8fa; padding: 8px; border-radius: 6px; max-height: 480px; overflow: auto; }
 td.kept { background: #dafbe1; }
-@media print { body { max-width: none; padding: 0; } pre.text { max-height: none; } h2 { break-after: avoid; } }
+dl.defs dt { font-weight: 600; margin-top: 6px; } dl.defs dd { margin: 0 0 0 16px; }
+.print-only { display: none; }
+@media print {
+  body { max-width: none; padding: 0; font-size: 11px; }
+  pre.text { max-height: none; }
+  h2 { break-after: avoid; }
+  .screen-only { display: none; }
+  .print-only { display: inline; }
+  /* Tables fit the page: fixed layout over the full width, long values wrap. */
+  table { width: 100%; table-layout: fixed; font-size: 9px; }
+  th, td { padding: 2px 4px; overflow-wrap: anywhere; }
+  td.num { white-space: normal; }
+}
 `;
 
 function table(head: string[], rows: string[][], numericFrom = Number.POSITIVE_INFINITY): string {
@@ -80,10 +92,22 @@ function hashRows(owner: string, dir: string, hashes: Record<string, string>): s
   return Object.entries(hashes).map(([file, h]) => [esc(owner), `<span class="mono">${esc(dir)}</span>`, `<span class="mono">${esc(file)}</span>`, `<span class="hash">${esc(h)}</span>`]);
 }
 
+/**
+ * The tokenizer's files that are not already listed as the model's (the usual case is a
+ * tokenizer read from the model folder: the same files, which the table must not repeat).
+ */
+export function tokenizerOnlyFiles(r: Report): Record<string, string> {
+  const sameFolder = r.tokenizer.dir === r.model.dir;
+  return Object.fromEntries(Object.entries(r.tokenizer.sha256).filter(([file, h]) => !(sameFolder && r.model.sha256[file] === h)));
+}
+
 function filesSection(r: Report): string {
+  const tokenizerFiles = tokenizerOnlyFiles(r);
+  const shared = Object.keys(r.tokenizer.sha256).length - Object.keys(tokenizerFiles).length;
   const rows = [
     ...hashRows(`model ${r.model.name}`, r.model.dir, r.model.sha256),
-    ...hashRows('tokenizer', r.tokenizer.dir, r.tokenizer.sha256),
+    ...hashRows('tokenizer', r.tokenizer.dir, tokenizerFiles),
+    ...(shared > 0 ? [[esc('tokenizer'), `<span class="mono">${esc(r.tokenizer.dir)}</span>`, `<span class="muted">the model folder's tokenizer files (${shared}, listed above)</span>`, '']] : []),
     ...r.adapters.flatMap((a) => hashRows(`adapter ${a.name}`, a.dir, a.sha256)),
   ];
   const adapters = r.adapters.map((a) => [esc(a.name), String(a.rank), fmt(a.alpha, 2), a.targetModules.map((m) => `<code>${esc(m)}</code>`).join(' ')]);
@@ -110,13 +134,34 @@ function summaryCells(row: SummaryRow): string[] {
 }
 
 function summarySection(r: Report): string {
-  const head = ['adapter', 'strategy', 'bytes', 'of exact', 'mean K err', 'mean V err', 'worst V err (layer)', 'mean KL', 'top-1', 'ppl ratio', 'first divergence'];
+  const head = ['adapter', 'strategy', 'bytes', METRIC_HELP.storeShare.label, 'mean K err', 'mean V err', 'worst V err (layer)', 'mean KL', 'top-1', 'ppl ratio', 'first divergence'];
   const strategies = [...new Set(r.adapters.flatMap((a) => a.strategies.map((s) => s.strategy)))];
   const legend = strategies.map((id) => `<li><code>${esc(id)}</code>: ${esc(STRATEGY_DESCRIPTIONS[parseStrategy(id).kind])}</li>`).join('');
   return `<h2>Summary</h2>
 <p class="muted">Errors are ‖X − X<sub>exact</sub>‖<sub>F</sub> / ‖X<sub>exact</sub>‖<sub>F</sub> per layer over all document tokens and KV heads; KL and top-1 are teacher-forced on the exact cache's continuation.</p>
 ${table(head, summaryRows(r).map(summaryCells), 2)}
 <ul class="muted">${legend}</ul>`;
+}
+
+/** Per strategy: the shared base cache, each adapter's store, the total and its share of exact (the app's memory table). */
+function memoryTable(r: Report): string {
+  const series = memorySeries(r);
+  const head = ['strategy', 'shared base cache', ...r.adapters.map((a) => a.name), 'total', METRIC_HELP.totalShare.label];
+  const rows = series.map((p) => [
+    `<code>${esc(p.strategy)}</code>`,
+    formatBytes(p.strategy === 'exact' ? 0 : r.memory.baseCacheBytes),
+    ...p.perAdapter.map((b) => (b === null ? '—' : formatBytes(b))),
+    formatBytes(p.total),
+    pct(p.totalVsExact),
+  ]);
+  return table(head, rows, 1);
+}
+
+/** The metric definitions the app's inline help shows, word for word. */
+function definitionsSection(): string {
+  const topics: MetricTopic[] = ['relErr', 'kl', 'top1', 'pplRatio', 'storeShare', 'totalShare', 'pareto', 'outsideSpan', 'firstDivergence'];
+  const items = topics.map((t) => `<dt>${esc(METRIC_HELP[t].label)}</dt><dd>${esc(METRIC_HELP[t].text)}</dd>`).join('\n');
+  return `<h2>Definitions</h2>\n<dl class="defs">${items}</dl>`;
 }
 
 function generationHtml(s: StrategyResult): string {
@@ -136,21 +181,32 @@ function outputsHtml(a: AdapterResult): string {
   return `<div class="outputs">${cards.join('\n')}</div>`;
 }
 
+/** Strategies per per-layer table: more columns than this do not fit a printed A4 page. */
+export const LAYER_TABLE_STRATEGIES = 5;
+
 function layerTable(r: Report, a: AdapterResult): string {
   const hasSpan = a.strategies.some((s) => s.layers.some((l) => l.outsideSpan !== undefined && l.outsideSpan !== null));
-  const head = ['layer', ...a.strategies.map((s) => `${s.strategy} K / V`), ...(hasSpan ? ['outside span(B_v)'] : [])];
   const seed = a.strategies.find((s) => s.strategy === 'seed-minikv');
-  const rows = Array.from({ length: r.model.numLayers }, (_, layer) => {
-    const cells = a.strategies.map((s) => {
-      const l = s.layers[layer];
-      const kept = s.exactLayers?.includes(layer) ?? false;
-      const text = l ? `${fmt(l.kRelErr)} / ${fmt(l.vRelErr)}` : '—';
-      return kept ? `<span title="kept exact">${text} ✓</span>` : text;
-    });
-    const span = hasSpan ? [fmt(seed?.layers[layer]?.outsideSpan ?? null)] : [];
-    return [String(layer), ...cells, ...span];
-  });
-  return table(head, rows, 1);
+  // Wide runs are split into several tables of a few strategies each, so no column is cut off in print.
+  const chunks: StrategyResult[][] = [];
+  for (let i = 0; i < a.strategies.length; i += LAYER_TABLE_STRATEGIES) chunks.push(a.strategies.slice(i, i + LAYER_TABLE_STRATEGIES));
+  return chunks
+    .map((chunk, ci) => {
+      const withSpan = hasSpan && ci === chunks.length - 1;
+      const head = ['layer', ...chunk.map((s) => `${s.strategy} K / V`), ...(withSpan ? ['outside span(B_v)'] : [])];
+      const rows = Array.from({ length: r.model.numLayers }, (_, layer) => {
+        const cells = chunk.map((s) => {
+          const l = s.layers[layer];
+          const kept = s.exactLayers?.includes(layer) ?? false;
+          const text = l ? `${fmt(l.kRelErr)} / ${fmt(l.vRelErr)}` : '—';
+          return kept ? `<span title="kept exact">${text} ✓</span>` : text;
+        });
+        const span = withSpan ? [fmt(seed?.layers[layer]?.outsideSpan ?? null)] : [];
+        return [String(layer), ...cells, ...span];
+      });
+      return table(head, rows, 1).replace('<table>', '<table class="layer-table">');
+    })
+    .join('\n');
 }
 
 function adapterSection(r: Report, a: AdapterResult, charts: Chart[]): string {
@@ -158,7 +214,7 @@ function adapterSection(r: Report, a: AdapterResult, charts: Chart[]): string {
   return `<h2>Adapter ${esc(a.name)}</h2>
 <p class="muted">rank ${a.rank}, alpha ${fmt(a.alpha, 2)}; folder <span class="mono">${esc(a.dir)}</span></p>
 <h3>Generations side by side</h3>
-<p class="legend muted">Each strategy's free-running generation from the same prompt; <span class="tok div">marked</span> from the first token that differs from <code>exact</code> on (hover a token for its id and probability).${exact ? '' : ' This adapter has no exact result.'}</p>
+<p class="legend muted">Each strategy's free-running generation from the same prompt; <span class="tok div">marked</span> from the first token that differs from <code>exact</code> on<span class="screen-only"> (hover a token for its id and probability)</span>.${exact ? '' : ' This adapter has no exact result.'}</p>
 ${outputsHtml(a)}
 <h3>Per-layer error</h3>
 ${charts.map(figure).join('\n')}
@@ -199,12 +255,15 @@ export function renderHtml(report: Report): string {
 <p class="muted">${esc(report.createdAt)} · ${esc(report.backend.kind)} on ${esc(report.backend.device)} · ${report.documentTokens.length} document tokens</p>
 ${summarySection(report)}
 <h2>Memory and quality</h2>
-${charts.overview.map(figure).join('\n')}
+${charts.overview.slice(0, 1).map(figure).join('\n')}
+${memoryTable(report)}
+${charts.overview.slice(1).map(figure).join('\n')}
 ${report.adapters.map((a, i) => adapterSection(report, a, charts.perAdapter[i] ?? [])).join('\n')}
 ${runSection(report)}
 ${filesSection(report)}
 ${textSection(report)}
 ${timingsSection(report)}
+${definitionsSection()}
 </body>
 </html>
 `;

@@ -2,10 +2,12 @@
 // (GitHub-flavoured tables), one per adapter, plus the run's settings and file hashes.
 // Every user text goes through escapeMarkdownCell, so a name cannot break a table or
 // inject markup.
-import { formatBytes } from '../../shared/format.js';
+import { formatBytes, formatShare } from '../../shared/format.js';
 import type { Report } from '../../shared/report.js';
+import { METRIC_HELP } from '../../shared/metric-help.js';
 import { summaryRow } from '../../shared/report-views.js';
 import { escapeMarkdownCell as cell } from './escape.js';
+import { tokenizerOnlyFiles } from './render-html.js';
 
 function fmt(n: number | null, digits = 4): string {
   return n === null || !Number.isFinite(n) ? '—' : n.toFixed(digits);
@@ -31,7 +33,7 @@ export function renderMarkdown(r: Report): string {
       `Shared base cache ${formatBytes(r.memory.baseCacheBytes)} (held once).`,
     '',
   );
-  const head = ['strategy', 'bytes', 'of exact', 'mean K err', 'mean V err', 'worst V err (layer)', 'mean KL', 'top-1', 'first divergence'];
+  const head = ['strategy', 'bytes', METRIC_HELP.storeShare.label, 'mean K err', 'mean V err', 'worst V err (layer)', 'mean KL', 'top-1', 'first divergence'];
   for (const a of r.adapters) {
     out.push(`### ${cell(a.name)} (rank ${a.rank}, alpha ${fmt(a.alpha, 2)})`, '');
     const rows = a.strategies.map((st) => {
@@ -39,7 +41,7 @@ export function renderMarkdown(r: Report): string {
       return [
         `\`${row.strategy}\``,
         formatBytes(row.bytes),
-        pct(row.bytesVsExact),
+        formatShare(row.bytesVsExact),
         fmt(row.meanKRelErr),
         fmt(row.meanVRelErr),
         row.worstLayer ? `${fmt(row.worstLayer.vRelErr)} (${row.worstLayer.layer})` : '—',
@@ -52,11 +54,12 @@ export function renderMarkdown(r: Report): string {
   }
   out.push(
     'Errors: ‖X − X_exact‖_F / ‖X_exact‖_F per layer over the document; KL (nats) and top-1 teacher-forced on the exact continuation; first divergence: the first generated token that differs from `exact`.',
+    `${METRIC_HELP.storeShare.label}: ${METRIC_HELP.storeShare.text}`,
     '',
   );
   const files: string[][] = [
     ...Object.entries(r.model.sha256).map(([f, h]) => [`model ${cell(r.model.name)}`, cell(f), `\`${h}\``]),
-    ...Object.entries(r.tokenizer.sha256).map(([f, h]) => ['tokenizer', cell(f), `\`${h}\``]),
+    ...Object.entries(tokenizerOnlyFiles(r)).map(([f, h]) => ['tokenizer', cell(f), `\`${h}\``]),
     ...r.adapters.flatMap((a) => Object.entries(a.sha256).map(([f, h]) => [`adapter ${cell(a.name)}`, cell(f), `\`${h}\``])),
   ];
   // Hashes are long: folded away in a <details> that GitHub renders closed.

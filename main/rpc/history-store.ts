@@ -58,7 +58,18 @@ function entryOf(id: string, report: unknown, fileBytes: number): HistoryEntry {
     documentTokens: r.documentTokens.length,
     backend: r.backend.kind === 'cuda' ? 'cuda' : 'cpu',
     fileBytes,
+    documentStart: preview(r.document?.text),
+    promptStart: preview(r.prompt?.text),
   };
+}
+
+/** The first words of a text for a list: whitespace collapsed, cut at a word near 120 characters. */
+export function preview(text: unknown, max = 120): string {
+  if (typeof text !== 'string') return '';
+  const flat = text.slice(0, max * 4).replace(/\s+/g, ' ').trim();
+  if (flat.length <= max) return flat;
+  const cut = flat.lastIndexOf(' ', max);
+  return `${flat.slice(0, cut > max / 2 ? cut : max)}…`;
 }
 
 export class HistoryStore {

@@ -7,6 +7,7 @@ import { openAdapter } from '../model/adapter.js';
 import { openCheckpoint, type CheckpointInfo } from '../model/checkpoint.js';
 import type { LensTokenizer } from '../model/tokenizer.js';
 import type { AdapterInfo, ModelInfo, TokenCount } from '../../shared/rpc.js';
+import { countUpTo } from './token-limit.js';
 
 async function isFile(p: string): Promise<boolean> {
   try {
@@ -69,17 +70,27 @@ export async function inspectAdapter(modelDir: string, dir: string): Promise<Ada
   };
 }
 
-/** Counts as the runner will tokenize: the document with its special prefix (BOS), the prompt without. */
+/**
+ * Counts as the runner will tokenize: the document with its special prefix (BOS), the
+ * prompt without. With `limit`, counting stops once document + prompt reach it (see
+ * token-limit.ts); the prompt is then counted only if the document did not reach it.
+ */
 export async function countTokens(
   modelDir: string,
   tokenizer: LensTokenizer,
   documentText: string,
   promptText: string,
+  limit?: number,
 ): Promise<TokenCount> {
   const ck = await openCheckpoint(modelDir);
+  const doc = countUpTo((t) => tokenizer.encodeDocument(t), documentText, limit);
+  const prompt = !doc.complete
+    ? { tokens: 0, complete: false }
+    : countUpTo((t) => tokenizer.encodePrompt(t), promptText, limit === undefined ? undefined : Math.max(0, limit - doc.tokens));
   return {
-    documentTokens: tokenizer.encodeDocument(documentText).length,
-    promptTokens: tokenizer.encodePrompt(promptText).length,
+    documentTokens: doc.tokens,
+    promptTokens: prompt.tokens,
     contextLimit: ck.config.native.maxPositionEmbeddings,
+    complete: doc.complete && prompt.complete,
   };
 }

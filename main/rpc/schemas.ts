@@ -4,10 +4,11 @@
 // Each schema is typed `z.ZodType<RpcParams<M>>`, so a schema whose output stops
 // matching the contract in shared/rpc.ts is a compile error, and the mapped type below
 // makes a missing method one too.
+import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
-import type { CompareRequest } from '../../shared/compare.js';
-import type { ExportFormat, RpcMethodName, RpcParams } from '../../shared/rpc.js';
+import { MAX_NEW_TOKENS_LIMIT, type CompareRequest } from '../../shared/compare.js';
+import type { ExportFormat, RpcMethodName, RpcParams, SetupDraft } from '../../shared/rpc.js';
 import { parseStrategy, strategyId, type StrategyId } from '../../shared/strategies.js';
 import { HISTORY_ID_PATTERN } from './history-store.js';
 
@@ -18,7 +19,7 @@ export const LIMITS = {
   promptBytes: 1024 * 1024,
   adapters: 16,
   strategies: 32,
-  maxNewTokens: 4096,
+  maxNewTokens: MAX_NEW_TOKENS_LIMIT,
   pathChars: 4096,
   nameChars: 128,
   lowrankRank: 65536,
@@ -29,15 +30,22 @@ export const LIMITS = {
 const noParams = z.preprocess((v) => v ?? {}, z.strictObject({}));
 
 /**
- * An absolute folder path: main resolves nothing relative to its own working directory,
- * which a browser tab cannot know.
+ * A folder path as a person types it, made absolute: `~` and `~/…` are the home folder,
+ * a relative path is relative to main's working folder (app.info's workingDir, which the
+ * app shows, so a browser tab knows what "models/demo" means). Handlers see absolute paths only.
  */
+export function expandUserPath(p: string, cwd: string = process.cwd(), home: string = os.homedir()): string {
+  if (p === '~') return home;
+  if (p.startsWith('~/') || (path.sep === '\\' && p.startsWith('~\\'))) return path.join(home, p.slice(2));
+  return path.resolve(cwd, p);
+}
+
 const absolutePath = z
   .string()
   .min(1, 'must not be empty')
   .max(LIMITS.pathChars)
   .refine((p) => !p.includes('\0'), 'must not contain NUL characters')
-  .refine((p) => path.isAbsolute(p), 'must be an absolute path');
+  .transform((p) => expandUserPath(p));
 
 const utf8Text = (maxBytes: number, what: string) =>
   z.string().refine((s) => s.length <= maxBytes && Buffer.byteLength(s, 'utf8') <= maxBytes, `${what} is larger than ${maxBytes / (1024 * 1024)} MiB`);
@@ -49,14 +57,16 @@ const strategySchema = z
   .transform((s, ctx): StrategyId => {
     try {
       const parsed = parseStrategy(s);
-      if (parsed.kind === 'lowrank' && parsed.rank > LIMITS.lowrankRank) throw new Error(`strategy "${s}": rank at most ${LIMITS.lowrankRank}`);
-      if (parsed.kind === 'hybrid' && parsed.exactLayers > LIMITS.hybridLayers) throw new Error(`strategy "${s}": at most ${LIMITS.hybridLayers} layers`);
+      if (parsed.kind === 'lowrank' && parsed.rank > LIMITS.lowrankRank) throw new Error(`strategy "${s}": the rank can be at most ${LIMITS.lowrankRank}`);
+      if (parsed.kind === 'hybrid' && parsed.exactLayers > LIMITS.hybridLayers) throw new Error(`strategy "${s}": at most ${LIMITS.hybridLayers} layers can be kept exact`);
       return strategyId(parsed);
     } catch (e) {
       ctx.issues.push({ code: 'custom', message: (e as Error).message, input: s });
       return z.NEVER;
     }
   });
+
+const dtype = z.enum(['fp32', 'bf16', 'fp16']);
 
 const adapterChoice = z.strictObject({
   name: z.string().max(LIMITS.nameChars).optional(),
@@ -74,10 +84,46 @@ export const compareRequestSchema: z.ZodType<CompareRequest> = z.strictObject({
   temperature: z.number().min(0).max(100),
   topP: z.number().gt(0).max(1),
   seed: z.int().min(0).max(Number.MAX_SAFE_INTEGER),
-  dtype: z.enum(['fp32', 'bf16', 'fp16']),
+  dtype,
   device: z.enum(['auto', 'cpu', 'cuda']),
   stopAtEos: z.boolean(),
 });
+
+const tokenCount = z.int().min(0).max(2 ** 31 - 1);
+const nullableNumber = z.number().nullable();
+
+/** A saved draft (draft.save's param and what draft.get reads back). */
+export const draftSchema: z.ZodType<SetupDraft> = z.strictObject({
+  modelDir: z.string().max(LIMITS.pathChars),
+  tokenizerDir: z.string().max(LIMITS.pathChars),
+  adapters: z.array(z.strictObject({ dir: z.string().max(LIMITS.pathChars), name: z.string().max(LIMITS.nameChars) })).max(64),
+  documentText: utf8Text(LIMITS.documentBytes, 'the document'),
+  promptText: utf8Text(LIMITS.promptBytes, 'the prompt'),
+  strategies: z.strictObject({
+    simple: z.array(z.string().max(32)).max(16),
+    lowrank: z.strictObject({ on: z.boolean(), ranks: z.string().max(256) }),
+    hybrid: z.strictObject({ on: z.boolean(), layers: z.string().max(256) }),
+  }),
+  settings: z.strictObject({
+    maxNewTokens: nullableNumber,
+    sampling: z.enum(['greedy', 'sample']),
+    temperature: nullableNumber,
+    topP: nullableNumber,
+    seed: nullableNumber,
+    dtype,
+    device: z.enum(['auto', 'cpu', 'cuda']),
+    stopAtEos: z.boolean(),
+  }),
+  openReportId: z.string().regex(HISTORY_ID_PATTERN).nullable(),
+  browseDirs: z.strictObject({
+    model: z.string().max(LIMITS.pathChars).optional(),
+    adapter: z.string().max(LIMITS.pathChars).optional(),
+    tokenizer: z.string().max(LIMITS.pathChars).optional(),
+  }),
+});
+
+/** text.decode: the token labels of a heatmap, a few thousand ids at most. */
+const DECODE_LIMITS = { groups: 4096, ids: 65536 } as const;
 
 const exportFormat: z.ZodType<ExportFormat> = z.enum(['json', 'html', 'md', 'csv', 'pdf']);
 
@@ -97,7 +143,26 @@ export const PARAM_SCHEMAS: ParamSchemas = {
     tokenizerDir: absolutePath.optional(),
     documentText: utf8Text(LIMITS.documentBytes, 'the document'),
     promptText: utf8Text(LIMITS.promptBytes, 'the prompt'),
+    limit: tokenCount.optional(),
   }),
+  'text.decode': z.strictObject({
+    tokenizerDir: absolutePath,
+    groups: z
+      .array(z.array(tokenCount).max(DECODE_LIMITS.ids))
+      .max(DECODE_LIMITS.groups)
+      .refine((g) => g.reduce((n, ids) => n + ids.length, 0) <= DECODE_LIMITS.ids, `at most ${DECODE_LIMITS.ids} token ids in all`),
+  }),
+  'run.estimate': z.strictObject({
+    modelDir: absolutePath,
+    adapterDirs: z.array(absolutePath).max(LIMITS.adapters, `at most ${LIMITS.adapters} adapters per run`),
+    strategies: z.array(strategySchema).min(1).max(LIMITS.strategies),
+    documentTokens: tokenCount,
+    promptTokens: tokenCount,
+    maxNewTokens: z.int().min(0).max(LIMITS.maxNewTokens),
+    dtype,
+  }),
+  'draft.get': noParams,
+  'draft.save': z.strictObject({ draft: draftSchema }),
   'fs.browse': z.preprocess((v) => v ?? {}, z.strictObject({ dir: absolutePath.optional() })),
   'dialog.pickFolders': z.strictObject({ purpose: z.enum(['model', 'adapter', 'tokenizer']), multiple: z.boolean() }),
   'run.start': z.strictObject({ request: compareRequestSchema }),

@@ -11,24 +11,33 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { CacheManager } from '../cache/cache-manager.js';
+import { checkFits, estimateMemory } from '../cache/memory-estimate.js';
 import { demoRequest, demoStatus } from '../compare/demo.js';
 import { runComparison } from '../compare/runner.js';
 import { EngineSession } from '../compare/session.js';
 import type { BackendChoice } from '../engine/native-loader.js';
+import { openAdapter } from '../model/adapter.js';
+import { openCheckpoint } from '../model/checkpoint.js';
 import { loadTokenizer, type LensTokenizer } from '../model/tokenizer.js';
 import { projectRoot } from '../paths.js';
-import type { CompareProgress, CompareRequest, TokenEvent } from '../../shared/compare.js';
-import type {
-  ActiveRun,
-  AppInfo,
-  DemoInputs,
-  ExportedFile,
-  RpcEventName,
-  RpcEvents,
-  RpcMethodName,
-  RpcParams,
-  RpcResult,
+import type { CompareProgress, CompareRequest, CompareStage, TokenEvent } from '../../shared/compare.js';
+import {
+  ACTIVE_RUN_TOKEN_LIMIT,
+  type ActiveRun,
+  type AppInfo,
+  type DemoInputs,
+  type EngineCapabilities,
+  type ExportedFile,
+  type FolderPurpose,
+  type RpcEventName,
+  type RpcEvents,
+  type RpcMethodName,
+  type RpcParams,
+  type RpcResult,
+  type RunEstimate,
 } from '../../shared/rpc.js';
+import { strategyProblem } from '../../shared/strategies.js';
+import { DraftStore } from './draft-store.js';
 import { rpcError, toErrorPayload } from './errors.js';
 import { browseFolder } from './fs-browse.js';
 import { HistoryNotFoundError, HistoryStore } from './history-store.js';
@@ -38,7 +47,7 @@ import { canExport, exportReport, type PdfPrinter } from './report-export.js';
 /** What only some transports can do; absent hooks make the methods answer NOT_SUPPORTED. */
 export interface PlatformHooks {
   /** Native folder picker; [] when cancelled. */
-  pickFolders?(purpose: 'model' | 'adapter' | 'tokenizer', multiple: boolean): Promise<string[]>;
+  pickFolders?(purpose: FolderPurpose, multiple: boolean): Promise<string[]>;
   /** Native save dialog that writes the file; null when cancelled. */
   saveFile?(file: ExportedFile): Promise<string | null>;
   printPdf?: PdfPrinter;
@@ -47,6 +56,8 @@ export interface PlatformHooks {
 export interface AppServiceOptions {
   transport: AppInfo['transport'];
   historyDir: string;
+  /** Where the setup draft is kept; default: draft.json beside the history folder. */
+  draftFile?: string;
   cacheBudgetBytes: number;
   device?: BackendChoice;
   platform?: PlatformHooks;
@@ -62,6 +73,11 @@ interface RunState {
   runId: string;
   request: CompareRequest;
   progress: CompareProgress | null;
+  /** performance.now() when the run was accepted. */
+  startedAt: number;
+  /** The last progress of each stage, and the tokens so far: what a reconnecting tab is given. */
+  stages: Partial<Record<CompareStage, CompareProgress>>;
+  tokens: TokenEvent[];
   controller: AbortController;
   /** Settles (never rejects) once the run's end event has been emitted. */
   done: Promise<void>;
@@ -110,6 +126,7 @@ function readVersion(): string {
 
 export class AppService {
   readonly history: HistoryStore;
+  readonly drafts: DraftStore;
   readonly cache: CacheManager;
   readonly handlers: Handlers;
   private session: EngineSession | null = null;
@@ -122,6 +139,7 @@ export class AppService {
 
   constructor(private readonly options: AppServiceOptions) {
     this.history = new HistoryStore(options.historyDir);
+    this.drafts = new DraftStore(options.draftFile ?? path.join(path.dirname(options.historyDir), 'draft.json'));
     this.cache = new CacheManager({ budgetBytes: options.cacheBudgetBytes });
     const throttleMs = options.throttleMs ?? 100;
     this.cacheThrottle = new Throttle(throttleMs * 2, () => this.emit('cache.changed', this.cache.usage()));
@@ -172,14 +190,24 @@ export class AppService {
       'app.info': () => this.appInfo(),
       'model.inspect': ({ dir }) => inspectModel(dir),
       'adapter.inspect': ({ modelDir, dir }) => inspectAdapter(modelDir, dir),
-      'text.count': async ({ modelDir, tokenizerDir, documentText, promptText }) =>
-        countTokens(modelDir, await this.tokenizer(tokenizerDir ?? modelDir), documentText, promptText),
+      'text.count': async ({ modelDir, tokenizerDir, documentText, promptText, limit }) =>
+        countTokens(modelDir, await this.tokenizer(tokenizerDir ?? modelDir), documentText, promptText, limit),
+      'text.decode': async ({ tokenizerDir, groups }) => {
+        const tok = await this.tokenizer(tokenizerDir);
+        return { texts: groups.map((ids) => tok.decode(ids)) };
+      },
+      'run.estimate': (params) => this.estimate(params),
+      'draft.get': () => this.drafts.get(),
+      'draft.save': async ({ draft }) => {
+        await this.drafts.save(draft);
+        return { saved: true };
+      },
       'fs.browse': ({ dir }) => browseFolder(dir),
       'dialog.pickFolders': async ({ purpose, multiple }) => {
         if (!platform.pickFolders) throw rpcError('NOT_SUPPORTED', 'there are no native dialogs in the browser; browse the folders instead');
         return { paths: await platform.pickFolders(purpose, multiple) };
       },
-      'run.start': async ({ request }) => this.startRun(request),
+      'run.start': ({ request }) => this.startRun(request),
       'run.cancel': async ({ runId }) => {
         const run = this.active;
         if (!run || run.runId !== runId || run.controller.signal.aborted) return { cancelled: false };
@@ -188,7 +216,15 @@ export class AppService {
       },
       'run.active': async (): Promise<ActiveRun | null> => {
         const run = this.active;
-        return run ? { runId: run.runId, request: run.request, progress: run.progress } : null;
+        if (!run) return null;
+        return {
+          runId: run.runId,
+          request: run.request,
+          progress: run.progress,
+          elapsedMs: Math.round(performance.now() - run.startedAt),
+          stages: { ...run.stages },
+          tokens: run.tokens.slice(),
+        };
       },
       'cache.stats': async () => this.cache.usage(),
       'cache.clear': async () => {
@@ -232,6 +268,41 @@ export class AppService {
       demoUnavailable: demoState.available ? null : demoState.reason,
       historyDir: this.history.dir,
       cacheBudgetBytes: this.cache.budgetBytes,
+      engine: engineCapabilities(session.engine.backend, session.engine.fallbackReason),
+      workingDir: process.cwd(),
+    };
+  }
+
+  /** run.estimate: the runner's own estimate, from config files and safetensors headers only. */
+  private async estimate(p: RpcParams<'run.estimate'>): Promise<RunEstimate> {
+    const ck = await openCheckpoint(p.modelDir);
+    const cfg = ck.config.native;
+    const adapters = await Promise.all(p.adapterDirs.map((d) => openAdapter(d, cfg)));
+    // As the runner loads them: values in the compute dtype (fp32: 4 bytes, bf16/fp16: 2).
+    const bytesPerValue = p.dtype === 'fp32' ? 4 : 2;
+    const estimate = estimateMemory({
+      model: cfg,
+      weightsBytes: ck.parameterCount * bytesPerValue,
+      documentTokens: p.documentTokens,
+      promptTokens: p.promptTokens,
+      maxNewTokens: p.maxNewTokens,
+      adapters: adapters.map(({ summary }) => {
+        const vRanks = new Array<number>(cfg.numLayers).fill(0);
+        for (const m of summary.perModule) if (m.module === 'v_proj') vRanks[m.layer] = m.rank;
+        return { vRanks, paramBytes: summary.parameterCount * bytesPerValue };
+      }),
+      strategies: p.strategies,
+      bytesPerValue,
+    });
+    const budgetBytes = this.cache.usage().budgetBytes;
+    const message = checkFits(estimate, budgetBytes);
+    return {
+      cacheBytes: estimate.cacheBytes,
+      totalBytes: estimate.total,
+      budgetBytes,
+      fits: message === null,
+      message,
+      items: estimate.breakdown.map((i) => ({ id: i.id, item: i.item, bytes: i.bytes, inCacheBudget: i.inCacheBudget })),
     };
   }
 
@@ -252,15 +323,41 @@ export class AppService {
     }
   }
 
-  private startRun(request: CompareRequest): { runId: string } {
-    if (this.active) {
-      throw rpcError('BUSY', 'a comparison is already running; cancel it or wait for it to finish before starting another');
-    }
+  private busyError() {
+    return rpcError('BUSY', 'a comparison is already running; cancel it or wait for it to finish before starting another');
+  }
+
+  /**
+   * Accepts a run after the checks the form also makes (engine options, strategy
+   * parameters against the model), so that what reaches the user is said in the app's words.
+   */
+  private async startRun(request: CompareRequest): Promise<{ runId: string }> {
+    if (this.active) throw this.busyError();
     const session = this.engine();
-    if (request.device === 'cuda' && session.engine.backend !== 'cuda') {
-      throw rpcError('INVALID_INPUT', `this engine runs on ${session.engine.backend.toUpperCase()}${session.engine.fallbackReason ? ` (${session.engine.fallbackReason})` : ''}; choose device auto or cpu`);
+    const caps = engineCapabilities(session.engine.backend, session.engine.fallbackReason);
+    for (const [what, choice] of [['device', caps.devices.find((d) => d.id === request.device)], ['compute dtype', caps.dtypes.find((d) => d.id === request.dtype)]] as const) {
+      if (choice && !choice.available) throw rpcError('INVALID_INPUT', `${what} ${choice.id}: ${choice.reason ?? 'not available'}`);
     }
-    const run: RunState = { runId: randomUUID(), request, progress: null, controller: new AbortController(), done: Promise.resolve() };
+    const names = request.adapters.map((a) => a.name?.trim() || path.basename(path.resolve(a.dir)));
+    const dup = names.find((n, i) => names.indexOf(n) !== i);
+    if (dup) throw rpcError('INVALID_INPUT', `two adapters are named "${dup}": rename one of them in the adapter list`);
+    const cfg = (await openCheckpoint(request.modelDir)).config.native;
+    for (const id of request.strategies) {
+      const problem = strategyProblem(id, cfg, null);
+      if (problem) throw rpcError('INVALID_INPUT', problem);
+    }
+    if (this.active) throw this.busyError(); // another call was accepted while this one read the model
+    if (this.disposed) throw rpcError('INTERNAL', 'AdapterLens is shutting down');
+    const run: RunState = {
+      runId: randomUUID(),
+      request,
+      progress: null,
+      startedAt: performance.now(),
+      stages: {},
+      tokens: [],
+      controller: new AbortController(),
+      done: Promise.resolve(),
+    };
     this.active = run;
     run.done = this.execute(session, run);
     return { runId: run.runId };
@@ -287,11 +384,13 @@ export class AppService {
         signal: run.controller.signal,
         onProgress: (p) => {
           run.progress = p;
+          run.stages[p.stage] = p;
           const stageChanged = p.stage !== lastStage;
           lastStage = p.stage;
           progress.push(p, stageChanged || p.done === p.total);
         },
         onToken: (t) => {
+          if (run.tokens.length < ACTIVE_RUN_TOKEN_LIMIT) run.tokens.push(t);
           if (tokens.length > 0 && tokens[0]!.step !== t.step) flushTokens();
           tokens.push(t);
           if (!flushQueued) {
@@ -335,6 +434,25 @@ export class AppService {
     this.session = null;
     this.listeners.clear();
   }
+}
+
+/** What this engine computes: the CPU engine computes fp32 only and has no GPU. */
+export function engineCapabilities(backend: 'cpu' | 'cuda', fallbackReason: string | null): EngineCapabilities {
+  const cpu = backend === 'cpu';
+  const halfReason = cpu ? 'the CPU engine computes in fp32 only; bf16 and fp16 need the CUDA engine on a GPU' : null;
+  return {
+    backend,
+    dtypes: [
+      { id: 'fp32', available: true, reason: null },
+      { id: 'bf16', available: !cpu, reason: halfReason },
+      { id: 'fp16', available: !cpu, reason: halfReason },
+    ],
+    devices: [
+      { id: 'auto', available: true, reason: null },
+      { id: 'cpu', available: cpu, reason: cpu ? null : 'this session runs the CUDA engine; choose auto or cuda' },
+      { id: 'cuda', available: !cpu, reason: cpu ? `this engine runs on the CPU${fallbackReason ? `: ${fallbackReason}` : ''}` : null },
+    ],
+  };
 }
 
 function demoInputs(r: CompareRequest): DemoInputs {

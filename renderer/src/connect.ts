@@ -1,4 +1,5 @@
 // Wires the stores to the client's events and (re)loads what the app shows on connect.
+import { restoreOnce, startPersistence } from './persist.js';
 import type { ObservableRpcClient } from './rpc/types.js';
 import { useApp } from './store/app.js';
 import { useCache } from './store/cache.js';
@@ -8,7 +9,11 @@ import { useResults } from './store/results.js';
 
 export function connect(client: ObservableRpcClient): () => void {
   const onOpen = (): void => {
-    void useApp.getState().loadInfo();
+    // The draft (or the demo, which app.info describes) once the app's info is in.
+    void useApp
+      .getState()
+      .loadInfo()
+      .then(() => restoreOnce());
     void useHistory.getState().refresh();
     void useCache.getState().refresh();
     void useRun.getState().resume();
@@ -24,6 +29,7 @@ export function connect(client: ObservableRpcClient): () => void {
       if (state === 'open') onOpen();
     }),
   ];
+  offs.push(startPersistence());
   useApp.getState().setConnection(client.state);
   if (client.state === 'open') onOpen();
   return () => offs.forEach((off) => off());

@@ -88,12 +88,36 @@ describe('run store', () => {
     assert.equal(useRun.getState().error, 'A run is already in progress.');
   });
 
-  it('picks up a run in progress after a reconnect', async () => {
-    client.handle('run.active', () => ({ runId: 'r9', request, progress: { stage: 'encode', done: 1, total: 4 } }));
+  it('picks up a run in progress after a reload: its true elapsed time, every stage so far, the tokens so far', async () => {
+    const stages = { load: { stage: 'load' as const, done: 3, total: 3 }, tokenize: { stage: 'tokenize' as const, done: 1, total: 1 }, encode: { stage: 'encode' as const, done: 1, total: 4 } };
+    const tokens = [0, 1, 2].map((step) => ({ adapter: 0, strategy: 'exact' as const, step, token: 10 + step, piece: `p${step}`, prob: 0.5 }));
+    client.handle('run.active', () => ({ runId: 'r9', request, progress: stages.encode, elapsedMs: 42_000, stages, tokens }));
     await useRun.getState().resume();
-    assert.equal(useRun.getState().status, 'running');
-    assert.equal(useRun.getState().runId, 'r9');
-    assert.equal(useRun.getState().current, 'encode');
+    const r = useRun.getState();
+    assert.equal(r.status, 'running');
+    assert.equal(r.runId, 'r9');
+    assert.equal(r.current, 'encode');
+    assert.ok(Math.abs(Date.now() - (r.startedAt ?? 0) - 42_000) < 1000, 'elapsed time from main, not from the reload');
+    assert.deepEqual(Object.keys(r.seen), ['load', 'tokenize', 'encode']);
+    assert.deepEqual(r.streams['0|exact']?.map((t) => t.token), [10, 11, 12]);
+    // Later events for steps already there are not repeated.
+    client.emit('run.tokens', { runId: 'r9', tokens: [tokens[2]!, { ...tokens[2]!, step: 3, token: 13 }] });
+    assert.deepEqual(useRun.getState().streams['0|exact']?.map((t) => t.token), [10, 11, 12, 13]);
+  });
+
+  it('a cancel pressed before main has answered run.start is sent once it has', async () => {
+    let answer!: (v: { runId: string }) => void;
+    const cancels: string[] = [];
+    client.handle('run.start', () => new Promise((r) => (answer = r))).handle('run.cancel', ({ runId }) => (cancels.push(runId), { cancelled: true }));
+    const started = useRun.getState().start(request);
+    assert.equal(useRun.getState().status, 'starting');
+    await useRun.getState().cancel();
+    assert.equal(useRun.getState().status, 'cancelling');
+    answer({ runId: 'r5' });
+    await started;
+    assert.deepEqual(cancels, ['r5']);
+    client.emit('run.cancelled', { runId: 'r5' });
+    assert.equal(useRun.getState().status, 'cancelled');
   });
 });
 
@@ -108,9 +132,10 @@ describe('setup store', () => {
         if (dir === '/bad') throw new RpcError({ code: 'INVALID_INPUT', message: 'adapter for another model' });
         return adapter(dir);
       })
-      .handle('text.count', ({ documentText }) => ({ documentTokens: documentText.length, promptTokens: 1, contextLimit: 64 }));
+      .handle('text.count', ({ documentText }) => ({ documentTokens: documentText.length, promptTokens: 1, contextLimit: 64, complete: true }));
     setRpc(client);
-    await useSetup.getState().loadDemo({ modelDir: '/m', adapterDirs: ['/a1', '/bad'], documentText: 'abcdef', promptText: ' p', strategies: ['exact', 'base', 'lowrank:4'], maxNewTokens: 16 });
+    await useSetup.getState().loadDemo({ modelDir: '/m', adapterDirs: ['/a1', '/bad'], documentText: 'abcdef', promptText: ' p', strategies: ['exact', 'base', 'lowrank:4'], maxNewTokens: 16 }, 'preselect');
+    assert.equal(useSetup.getState().demo, 'preselected');
     const s = useSetup.getState();
     assert.equal(s.model?.name, 'tiny');
     assert.deepEqual(s.adapters.map((a) => [a.name, a.info?.rank ?? null, a.error]), [['a1', 4, null], ['bad', null, 'adapter for another model']]);
@@ -119,9 +144,66 @@ describe('setup store', () => {
     assert.deepEqual(s.strategies.lowrank, { on: true, ranks: '4' });
     assert.ok(client.calls.filter((c) => c.method === 'adapter.inspect').every((c) => (c.params as { modelDir: string }).modelDir === '/m'));
 
+    // The count is asked only up to the context plus the new tokens (and a margin).
+    const count = client.calls.filter((c) => c.method === 'text.count').at(-1)!.params as { limit: number };
+    assert.equal(count.limit, 64 + 16 + 256);
+
     useSetup.getState().removeAdapter(s.adapters[1]!.id);
     await useSetup.getState().addAdapters(['/a1', '/a2', ' ']);
     assert.deepEqual(useSetup.getState().adapters.map((a) => a.dir), ['/a1', '/a2'], 'no duplicates, no blanks');
+    assert.equal(useSetup.getState().adapterNotice, '/a1 is already in the list as a1.', 'a repeated folder is said, not silently dropped');
+  });
+
+  it('"Load demo" over a filled-in setup can be undone', async () => {
+    const client = new FakeClient()
+      .handle('model.inspect', ({ dir }) => ({ ...model, dir, name: dir }))
+      .handle('adapter.inspect', ({ dir }) => adapter(dir))
+      .handle('text.count', () => ({ documentTokens: 3, promptTokens: 1, contextLimit: 64, complete: true }));
+    setRpc(client);
+    await useSetup.getState().restore({ ...useSetup.getState().fields(), modelDir: '/mine', adapters: [{ dir: '/my-adapter', name: 'mine' }], documentText: 'my document', promptText: ' mine' });
+    await useSetup.getState().loadDemo({ modelDir: '/demo', adapterDirs: ['/d1'], documentText: 'demo doc', promptText: '', strategies: ['exact'], maxNewTokens: 8 }, 'user');
+    assert.equal(useSetup.getState().modelDir, '/demo');
+    assert.ok(useSetup.getState().undo, 'the replaced setup is kept');
+    await useSetup.getState().undoLoad();
+    const s = useSetup.getState();
+    assert.deepEqual([s.modelDir, s.documentText, s.promptText, s.adapters.map((a) => a.name)], ['/mine', 'my document', ' mine', ['mine']]);
+    assert.equal(s.undo, null);
+    assert.equal(s.model?.name, '/mine', 'checked again');
+  });
+
+  it('shows the folder main read for ~ and relative paths, and drops an adapter that turns out to be listed already', async () => {
+    const client = new FakeClient()
+      .handle('model.inspect', ({ dir }) => ({ ...model, dir: dir.replace(/^~/, '/home/ann') }))
+      .handle('adapter.inspect', ({ dir }) => adapter(dir.replace(/^~/, '/home/ann')))
+      .handle('text.count', () => ({ documentTokens: 3, promptTokens: 1, contextLimit: 64, complete: true }));
+    setRpc(client);
+    await useSetup.getState().restore({ ...useSetup.getState().fields(), modelDir: '', adapters: [], documentText: '', promptText: '' });
+    await useSetup.getState().setModelDir('~/models/m');
+    assert.equal(useSetup.getState().modelDir, '/home/ann/models/m');
+    await useSetup.getState().addAdapters(['/home/ann/a']);
+    await useSetup.getState().addAdapters(['~/a']);
+    assert.deepEqual(useSetup.getState().adapters.map((a) => a.dir), ['/home/ann/a']);
+    assert.match(useSetup.getState().adapterNotice ?? '', /~\/a is \/home\/ann\/a, which is already in the list/);
+  });
+
+  it('asks for the memory estimate with the counted tokens once everything is checked', async () => {
+    const estimate = { cacheBytes: 100, totalBytes: 150, budgetBytes: 1000, fits: true, message: null, items: [] };
+    const client = new FakeClient()
+      .handle('model.inspect', ({ dir }) => ({ ...model, dir }))
+      .handle('adapter.inspect', ({ dir }) => adapter(dir))
+      .handle('text.count', () => ({ documentTokens: 30, promptTokens: 2, contextLimit: 64, complete: true }))
+      .handle('run.estimate', () => estimate);
+    setRpc(client);
+    await useSetup.getState().restore({ ...useSetup.getState().fields(), modelDir: '/m', adapters: [{ dir: '/a', name: 'a' }], documentText: 'x', promptText: 'y' });
+    useSetup.getState().setSettings({ maxNewTokens: 8 });
+    await useSetup.getState().refreshEstimate();
+    assert.deepEqual(useSetup.getState().estimate, estimate);
+    const params = client.calls.find((c) => c.method === 'run.estimate')!.params as { documentTokens: number; promptTokens: number; maxNewTokens: number; adapterDirs: string[] };
+    assert.deepEqual([params.documentTokens, params.promptTokens, params.maxNewTokens, params.adapterDirs], [30, 2, 8, ['/a']]);
+    // Not while a field is unusable.
+    useSetup.getState().setSettings({ maxNewTokens: Number.NaN });
+    await useSetup.getState().refreshEstimate();
+    assert.equal(useSetup.getState().estimate, null);
   });
 
   it('ignores a stale model answer when the folder changed meanwhile', async () => {
@@ -129,7 +211,7 @@ describe('setup store', () => {
     const client = new FakeClient()
       .handle('model.inspect', ({ dir }) => (dir === '/slow' ? new Promise<ModelInfo>((r) => (slow = r)) : { ...model, dir, name: 'fast' }))
       .handle('adapter.inspect', ({ dir }) => adapter(dir))
-      .handle('text.count', () => ({ documentTokens: 1, promptTokens: 0, contextLimit: 64 }));
+      .handle('text.count', () => ({ documentTokens: 1, promptTokens: 0, contextLimit: 64, complete: true }));
     setRpc(client);
     const first = useSetup.getState().setModelDir('/slow');
     await tick();
@@ -163,7 +245,7 @@ describe('results, history and cache stores', () => {
   });
 
   it('lists, gets and deletes history; errors become messages', async () => {
-    const entry = { id: 'x', createdAt: '', modelName: 'm', adapterNames: [], strategies: [], documentTokens: 1, backend: 'cpu' as const, fileBytes: 1 };
+    const entry = { id: 'x', createdAt: '', modelName: 'm', adapterNames: [], strategies: [], documentTokens: 1, backend: 'cpu' as const, fileBytes: 1, documentStart: 'doc', promptStart: '' };
     setRpc(
       new FakeClient()
         .handle('history.list', () => [entry])
@@ -178,6 +260,17 @@ describe('results, history and cache stores', () => {
     assert.match(useHistory.getState().error ?? '', /no run x/);
     await useHistory.getState().remove('x');
     assert.equal(useHistory.getState().entries.length, 0);
+  });
+
+  it('says an export is being prepared until it is done', async () => {
+    let done!: (f: { fileName: string; mimeType: string; encoding: 'base64'; content: string }) => void;
+    setRpc(new FakeClient().handle('report.saveAs', () => new Promise((r) => (done = (f) => r({ path: `/saved/${f.fileName}` })))));
+    const pending = useHistory.getState().exportRun('x', 'pdf', true);
+    assert.equal(useHistory.getState().exporting?.format, 'pdf');
+    done({ fileName: 'a.pdf', mimeType: 'application/pdf', encoding: 'base64', content: '' });
+    await pending;
+    assert.equal(useHistory.getState().exporting, null);
+    assert.equal(useHistory.getState().notice, 'Saved /saved/a.pdf');
   });
 
   it('decodes base64 exports to bytes', () => {

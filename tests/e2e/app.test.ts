@@ -5,77 +5,23 @@
 // Screenshots go to test-results/e2e/ (git-ignored).
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { projectRoot } from '../../main/paths.js';
-import type { Report } from '../../shared/report.js';
 import type { StrategyId } from '../../shared/strategies.js';
+import { CHROMIUM, ensureBuilt, savedReports, shot, shots, skip, startServe, stopServe, visible, type Serve } from './serve-harness.js';
 
-const CHROMIUM = '/usr/bin/chromium';
-const shots = path.join(projectRoot, 'test-results', 'e2e');
 const modelDir = path.join(projectRoot, 'tests', 'fixtures', 'models', 'llama-gqa-bf16');
 const adapterDirs = ['qv-r8', 'all-linear-rslora'].map((a) => path.join(projectRoot, 'tests', 'fixtures', 'adapters', 'llama-gqa-bf16', a));
 const adapterNames = ['qv-r8', 'all-linear-rslora'];
 const documentText = fs.readFileSync(path.join(projectRoot, 'tests', 'fixtures', 'documents', 'hku-intro.txt'), 'utf8');
 const CHOSEN: StrategyId[] = ['base', 'seed-minikv', 'delta-int8'];
-const skip = fs.existsSync(CHROMIUM) ? false : `${CHROMIUM} is missing (apt-get install chromium)`;
 if (skip) console.log(`# e2e skipped: ${skip}`);
 
-/** The built pieces serve needs: dist/ (tsc) and out/renderer (vite). */
-function ensureBuilt(): void {
-  const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
-  if (!fs.existsSync(path.join(projectRoot, 'dist', 'main', 'cli', 'main.js'))) execFileSync(npm, ['run', 'build:ts'], { cwd: projectRoot, stdio: 'inherit' });
-  if (!fs.existsSync(path.join(projectRoot, 'out', 'renderer', 'index.html'))) execFileSync(npm, ['run', 'build:renderer'], { cwd: projectRoot, stdio: 'inherit' });
-}
-
-function startServe(dataDir: string): Promise<{ proc: ChildProcess; url: string }> {
-  const proc = spawn(process.execPath, [path.join(projectRoot, 'bin', 'adapterlens.mjs'), 'serve', '--port', '0', '--data-dir', dataDir], {
-    cwd: projectRoot,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stderr = '';
-  proc.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
-  return new Promise((resolve, reject) => {
-    let out = '';
-    const timer = setTimeout(() => reject(new Error(`serve did not print its URL in 60 s; stderr:\n${stderr}`)), 60_000);
-    proc.stdout?.on('data', (d: Buffer) => {
-      out += d.toString();
-      const m = /AdapterLens serving at (http:\/\/\S+)/.exec(out);
-      if (m?.[1]) {
-        clearTimeout(timer);
-        resolve({ proc, url: m[1] });
-      }
-    });
-    proc.on('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`serve exited with ${code}; stderr:\n${stderr}`));
-    });
-  });
-}
-
-function savedReports(dataDir: string): { id: string; report: Report }[] {
-  const dir = path.join(dataDir, 'history');
-  if (!fs.existsSync(dir)) return [];
-  return fs
-    .readdirSync(dir)
-    .filter((f) => f.endsWith('.json'))
-    .sort()
-    .map((f) => ({ id: f.replace(/\.json$/, ''), report: JSON.parse(fs.readFileSync(path.join(dir, f), 'utf8')) as Report }));
-}
-
-async function shot(page: Page, name: string): Promise<void> {
-  await page.screenshot({ path: path.join(shots, `${name}.png`) });
-}
-
-function visible(piece: string): string {
-  return piece.replace(/\n/g, '⏎').replace(/\t/g, '⇥');
-}
-
 describe('the app in a browser against adapterlens serve', { skip, timeout: 600_000 }, () => {
-  let serve: { proc: ChildProcess; url: string };
+  let serve: Serve;
   let browser: Browser;
   let page: Page;
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'adapterlens-e2e-'));
@@ -84,6 +30,7 @@ describe('the app in a browser against adapterlens serve', { skip, timeout: 600_
   before(async () => {
     ensureBuilt();
     fs.mkdirSync(shots, { recursive: true });
+    assert.ok(fs.existsSync(shots));
     serve = await startServe(dataDir);
     browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu'] });
     const context = await browser.newContext({ viewport: { width: 1280, height: 800 }, acceptDownloads: true });
@@ -98,16 +45,19 @@ describe('the app in a browser against adapterlens serve', { skip, timeout: 600_
 
   after(async () => {
     await browser?.close();
-    if (serve?.proc.exitCode === null) {
-      const exited = new Promise((r) => serve.proc.once('exit', r));
-      serve.proc.kill('SIGTERM');
-      await Promise.race([exited, new Promise((r) => setTimeout(r, 10_000))]);
-      if (serve.proc.exitCode === null) serve.proc.kill('SIGKILL');
-    }
+    await stopServe(serve);
     fs.rmSync(dataDir, { recursive: true, force: true });
   });
 
-  it('shows sensible empty states before anything is set up', async () => {
+  it('offers the demo on the first screen, preselected, and empty states once the form is cleared', async () => {
+    // A first visit: no draft yet, so the demo (model, adapters, document) is filled in and ready to run.
+    await page.getByTestId('demo-banner').waitFor();
+    await page.getByTestId('model-summary').waitFor();
+    await page.locator('[data-testid="run-button"]:not([disabled])').waitFor({ timeout: 30_000 });
+    await shot(page, '00-first-screen-demo');
+    await page.getByTestId('clear-demo').click();
+    await page.getByText('No adapters yet').waitFor();
+    assert.equal(await page.getByTestId('model-dir').inputValue(), '');
     await page.getByTestId('tab-results').click();
     await page.getByTestId('results-empty').waitFor();
     await page.getByTestId('tab-history').click();

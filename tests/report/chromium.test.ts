@@ -90,6 +90,21 @@ describe('the HTML report in Chromium, offline', { skip }, () => {
     await o.page.context().close();
   });
 
+  it('fits every table to an A4 page in print (no column cut at the margin), without screen-only hints', async () => {
+    const o = await open(report, 'print.html');
+    // A4 (210 mm) less the printer's 10 mm margins, at 96 px per inch.
+    const width = Math.floor(((210 - 20) / 25.4) * 96);
+    await o.page.setViewportSize({ width, height: 1000 });
+    await o.page.emulateMedia({ media: 'print' });
+    const overflowing = await o.page.evaluate((w) =>
+      [...document.querySelectorAll('table')].filter((t) => t.getBoundingClientRect().right > w + 1).map((t) => t.querySelector('th')?.textContent ?? '?'),
+    width);
+    assert.deepEqual(overflowing, [], 'tables wider than the page');
+    assert.ok((await o.page.locator('table.layer-table').count()) >= 2 * report.adapters.length, 'per-layer tables split');
+    assert.equal(await o.page.locator('.screen-only').first().isVisible(), false, 'no "hover a token" on paper');
+    await o.page.context().close();
+  });
+
   it('prints to PDF through headless Chromium (the default printer)', async () => {
     const pdf = await renderReport(report, 'pdf', { printPdf: chromiumPrinter(CHROMIUM) });
     assert.equal(Buffer.from(pdf.subarray(0, 5)).toString('latin1'), '%PDF-');

@@ -6,8 +6,9 @@ import assert from 'node:assert/strict';
 import { formatBytes } from '../../shared/format.js';
 import type { Report } from '../../shared/report.js';
 import { layerRows, memorySeries, summaryRows } from '../../shared/report-views.js';
+import { METRIC_HELP } from '../../shared/metric-help.js';
 import { renderCsv } from '../../main/report/render-csv.js';
-import { renderHtml, REPORT_CSP } from '../../main/report/render-html.js';
+import { LAYER_TABLE_STRATEGIES, renderHtml, REPORT_CSP } from '../../main/report/render-html.js';
 import { renderMarkdown } from '../../main/report/render-markdown.js';
 import { renderReport } from '../../main/report/index.js';
 import { escapeHtml } from '../../main/report/escape.js';
@@ -41,9 +42,11 @@ function count(haystack: string, needle: string | RegExp): number {
 describe('report formats from the fixture report', () => {
   let report: Report;
   let html: string;
+  let md: string;
   before(async () => {
     report = await fixtureReport();
     html = renderHtml(report);
+    md = renderMarkdown(report);
   });
 
   it('the fixture is a real multi-adapter, multi-strategy run', () => {
@@ -69,7 +72,8 @@ describe('report formats from the fixture report', () => {
     const expected = 3 + 2 * report.adapters.length;
     assert.equal(count(html, '<figure>'), expected);
     assert.equal(count(html, /<svg\b/), expected);
-    for (const a of report.adapters) assert.ok(html.includes(`${escapeHtml(a.name)}: V relative error per layer`));
+    // Titled and oriented as in the app: layers as rows, strategies as columns.
+    for (const a of report.adapters) assert.ok(html.includes(`${escapeHtml(a.name)}: V relative error by layer × strategy`));
   });
 
   it('HTML: settings, hashes, summary rows, side-by-side outputs and per-layer tables', () => {
@@ -89,11 +93,15 @@ describe('report formats from the fixture report', () => {
     const diverged = report.adapters.flatMap((a) => a.strategies).reduce((n, s) => n + (s.generation.firstDivergence === null ? 0 : s.generation.tokens.length - s.generation.firstDivergence), 0);
     assert.equal(count(html, 'class="tok div" title='), diverged);
     assert.equal(count(html, '<h2>Adapter '), report.adapters.length);
-    // One per-layer table per adapter: a row per layer.
+    // Per adapter, per-layer tables of at most LAYER_TABLE_STRATEGIES strategies each (so print never cuts a column), together every strategy.
     for (const a of report.adapters) {
-      const head = `<tr><th>layer</th>${a.strategies.map((s) => `<th>${escapeHtml(s.strategy)} K / V</th>`).join('')}`;
-      assert.ok(html.includes(head), `per-layer table of ${a.name}`);
+      for (let i = 0; i < a.strategies.length; i += LAYER_TABLE_STRATEGIES) {
+        const chunk = a.strategies.slice(i, i + LAYER_TABLE_STRATEGIES);
+        const head = `<table class="layer-table"><thead><tr><th>layer</th>${chunk.map((s) => `<th>${escapeHtml(s.strategy)} K / V</th>`).join('')}`;
+        assert.ok(html.includes(head), `per-layer table of ${a.name} from strategy ${i}`);
+      }
     }
+    assert.ok(report.adapters.every((a) => a.strategies.length > LAYER_TABLE_STRATEGIES), 'the fixture has more strategies than fit one table');
     assert.ok(html.includes(escapeHtml(report.document.text)));
   });
 
@@ -162,5 +170,32 @@ describe('report formats from the fixture report', () => {
     const base = m.find((p) => p.strategy === 'base')!;
     assert.equal(exact.total, report.adapters.length * report.memory.exactCacheBytes);
     assert.equal(base.total, report.memory.baseCacheBytes);
+  });
+  it('one definition of memory against exact, with the same label as the app, and the definitions the app\'s help shows', () => {
+    // The summary's share is the store alone ("store ÷ exact"), never the old "of exact".
+    assert.ok(!html.includes('<th>of exact</th>'));
+    assert.ok(html.includes(`<th>${escapeHtml(METRIC_HELP.storeShare.label)}</th>`));
+    assert.ok(md.includes(`| ${METRIC_HELP.storeShare.label} |`));
+    // The memory table: totals with the shared base counted once, and their share of exact.
+    assert.ok(html.includes(`<th>${escapeHtml(METRIC_HELP.totalShare.label)}</th>`));
+    for (const p of memorySeries(report)) {
+      const share = p.totalVsExact!;
+      assert.ok(html.includes(`<td class="num">${formatBytes(p.total)}</td><td class="num">${(100 * share).toFixed(share < 0.1 && share > 0 ? 1 : 0)}%</td>`), `memory row ${p.strategy}`);
+    }
+    for (const t of Object.values(METRIC_HELP)) assert.ok(html.includes(escapeHtml(t.text)), t.label);
+  });
+
+  it('prints without screen-only hints, and lists the tokenizer\'s files once when they are the model\'s', () => {
+    assert.ok(html.includes('<span class="screen-only"> (hover a token for its id and probability)</span>'));
+    assert.match(html, /@media print \{[^]*\.screen-only \{ display: none; \}/);
+    assert.equal(report.tokenizer.dir, report.model.dir, 'the fixture reads its tokenizer from the model folder');
+    const tokenizerRows = count(html, /<tr><td>tokenizer<\/td>/);
+    assert.equal(tokenizerRows, 1, 'one note row, not a repeat of the model files');
+    assert.ok(html.includes("the model folder's tokenizer files"));
+    assert.ok(!/\| tokenizer \|/.test(md), 'no repeated rows in the Markdown either');
+    // A tokenizer from another folder is listed in full.
+    const other: Report = { ...report, tokenizer: { dir: '/elsewhere', sha256: { 'tokenizer.json': 'ab'.repeat(32) } } };
+    assert.ok(renderHtml(other).includes('ab'.repeat(32)));
+    assert.ok(renderMarkdown(other).includes('ab'.repeat(32)));
   });
 });

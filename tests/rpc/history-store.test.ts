@@ -4,7 +4,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { HISTORY_ID_PATTERN, HistoryNotFoundError, HistoryStore } from '../../main/rpc/history-store.js';
+import { HISTORY_ID_PATTERN, HistoryNotFoundError, HistoryStore, preview } from '../../main/rpc/history-store.js';
 import { REPORT_SCHEMA, type Report } from '../../shared/report.js';
 import { tempDir } from './helpers.js';
 
@@ -17,6 +17,8 @@ function fakeReport(createdAt: string, adapters = ['qv', 'all']): Report {
     settings: { strategies: ['exact', 'base'] },
     model: { name: 'tiny' },
     documentTokens: [1, 2, 3, 4],
+    document: { text: '  The University of\n\nHong Kong   is old. ' },
+    prompt: { text: ' Summarize the above:' },
     adapters: adapters.map((name) => ({ name })),
   } as unknown as Report;
 }
@@ -42,6 +44,8 @@ describe('history store', () => {
       documentTokens: 4,
       backend: 'cpu',
       fileBytes: fs.statSync(path.join(dir, `${older.id}.json`)).size,
+      documentStart: 'The University of Hong Kong is old.',
+      promptStart: 'Summarize the above:',
     });
     assert.deepEqual(await store.get(newer.id), fakeReport('2026-05-01T00:00:00.000Z', ['one']));
     assert.equal(await store.delete(newer.id), true);
@@ -92,5 +96,12 @@ describe('history store', () => {
       await assert.rejects(store.delete(id), HistoryNotFoundError, id);
     }
     assert.ok(fs.existsSync(path.join(root, 'secret.json')));
+  });
+  it('previews a long text by its first words, cut at a word', () => {
+    const long = `${'word '.repeat(60)}end`;
+    const p = preview(long);
+    assert.ok(p.length <= 121 && p.endsWith('word…'), p);
+    assert.equal(preview('short   text\n'), 'short text');
+    assert.equal(preview(undefined), '');
   });
 });

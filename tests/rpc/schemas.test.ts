@@ -3,7 +3,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { z } from 'zod';
-import { LIMITS, PARAM_SCHEMAS, parseParams } from '../../main/rpc/schemas.js';
+import { LIMITS, PARAM_SCHEMAS, expandUserPath, parseParams } from '../../main/rpc/schemas.js';
 import { RPC_METHOD_NAMES } from '../../shared/rpc.js';
 import type { StrategyId } from '../../shared/strategies.js';
 import { tinyRequest } from './helpers.js';
@@ -42,7 +42,7 @@ describe('RPC param schemas', () => {
     assert.match(refusal('run.start', { request: { ...base, maxNewTokens: 1.5 } }), /request\.maxNewTokens/);
     assert.match(refusal('run.start', { request: { ...base, topP: 0 } }), /request\.topP/);
     assert.match(refusal('run.start', { request: { ...base, dtype: 'int8' } }), /request\.dtype/);
-    assert.match(refusal('run.start', { request: { ...base, modelDir: 'relative/model' } }), /request\.modelDir: must be an absolute path/);
+    assert.match(refusal('run.start', { request: { ...base, modelDir: '' } }), /request\.modelDir: must not be empty/);
     assert.match(refusal('run.start', { request: { ...base, modelDir: '/a\0b' } }), /request\.modelDir: must not contain NUL/);
     assert.match(refusal('run.start', { request: { ...base, extra: 1 } }), /extra/);
     const { stopAtEos: _omitted, ...missing } = base;
@@ -77,5 +77,15 @@ describe('RPC param schemas', () => {
     assert.match(refusal('dialog.pickFolders', { purpose: 'weights', multiple: false }), /purpose/);
     assert.match(refusal('adapter.inspect', { dir: '/x' }), /modelDir/);
     assert.match(refusal('run.cancel', { runId: 7 }), /runId/);
+  });
+  it('makes typed paths absolute: ~ is the home folder, a relative path is relative to the working folder', () => {
+    assert.equal(expandUserPath('~', '/work', '/home/ann'), '/home/ann');
+    assert.equal(expandUserPath('~/models/x', '/work', '/home/ann'), '/home/ann/models/x');
+    assert.equal(expandUserPath('models/demo', '/work', '/home/ann'), '/work/models/demo');
+    assert.equal(expandUserPath('../m', '/work/a', '/home/ann'), '/work/m');
+    assert.equal(expandUserPath('/abs/path', '/work', '/home/ann'), '/abs/path');
+    assert.equal(expandUserPath('~ann/x', '/work', '/home/ann'), '/work/~ann/x', 'only ~ and ~/ are the home folder');
+    const parsed = parseParams('model.inspect', { dir: 'tests/fixtures' });
+    assert.equal(parsed.dir, `${process.cwd()}/tests/fixtures`);
   });
 });

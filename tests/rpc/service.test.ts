@@ -9,7 +9,8 @@ import { dispatch } from '../../main/rpc/dispatch.js';
 import { AppService } from '../../main/rpc/service.js';
 import { loadTokenizer } from '../../main/model/tokenizer.js';
 import { REPORT_SCHEMA, type Report } from '../../shared/report.js';
-import type { AdapterInfo, AppInfo, ExportedFile, FolderListing, HistoryEntry, ModelInfo, RpcErrorCode, RpcEventName, TokenCount } from '../../shared/rpc.js';
+import type { AdapterInfo, AppInfo, ExportedFile, FolderListing, HistoryEntry, ModelInfo, RpcErrorCode, RpcEventName, RunEstimate, SetupDraft, TokenCount } from '../../shared/rpc.js';
+import os from 'node:os';
 import { findChromium, renderReport } from '../../main/report/index.js';
 import { ADAPTERS_DIR, MODEL_DIR, OTHER_MODEL_ADAPTER, tempDir, tinyRequest } from './helpers.js';
 import { demoStatus } from '../../main/compare/demo.js';
@@ -113,8 +114,118 @@ describe('AppService', () => {
     const tok = await loadTokenizer(MODEL_DIR);
     const documentText = 'Hello world, this is a document.';
     const c = await ok<TokenCount>('text.count', { modelDir: MODEL_DIR, documentText, promptText: ' Summary:' });
-    assert.deepEqual(c, { documentTokens: tok.encodeDocument(documentText).length, promptTokens: tok.encodePrompt(' Summary:').length, contextLimit: 2048 });
+    assert.deepEqual(c, { documentTokens: tok.encodeDocument(documentText).length, promptTokens: tok.encodePrompt(' Summary:').length, contextLimit: 2048, complete: true });
     assert.equal(c.documentTokens, tok.encodePrompt(documentText).length + 1);
+  });
+
+  it('text.count with a limit stops counting there and says so; under the limit it is exact', async () => {
+    const tok = await loadTokenizer(MODEL_DIR);
+    const documentText = fs.readFileSync(path.join(import.meta.dirname, '..', 'fixtures', 'documents', 'hku-intro.txt'), 'utf8');
+    const exact = await ok<TokenCount>('text.count', { modelDir: MODEL_DIR, documentText, promptText: ' It is', limit: 100_000 });
+    assert.equal(exact.complete, true);
+    assert.equal(exact.documentTokens, tok.encodeDocument(documentText).length);
+    assert.equal(exact.promptTokens, tok.encodePrompt(' It is').length);
+    // A ~4 MB paste against a limit of 2100: a lower bound at or past the limit, not the whole count.
+    const huge = documentText.repeat(Math.ceil(4e6 / documentText.length));
+    const limited = await ok<TokenCount>('text.count', { modelDir: MODEL_DIR, documentText: huge, promptText: ' It is', limit: 2100 });
+    assert.equal(limited.complete, false);
+    assert.ok(limited.documentTokens >= 2100, String(limited.documentTokens));
+    assert.ok(limited.documentTokens < 2100 * 4, 'stopped near the limit');
+    // The count reached is a true lower bound (checked on a text small enough to count whole).
+    const medium = documentText.repeat(40);
+    const mediumLimited = await ok<TokenCount>('text.count', { modelDir: MODEL_DIR, documentText: medium, promptText: '', limit: 2100 });
+    assert.equal(mediumLimited.complete, false);
+    assert.ok(mediumLimited.documentTokens >= 2100 && mediumLimited.documentTokens <= tok.encodeDocument(medium).length);
+  });
+
+  it('text.decode turns groups of ids back into text with the tokenizer', async () => {
+    const tok = await loadTokenizer(MODEL_DIR);
+    const ids = tok.encodePrompt(' Hong Kong University');
+    const { texts } = await ok<{ texts: string[] }>('text.decode', { tokenizerDir: MODEL_DIR, groups: [ids, ids.slice(0, 1), []] });
+    assert.deepEqual(texts, [tok.decode(ids), tok.decode(ids.slice(0, 1)), '']);
+    await fails('text.decode', { tokenizerDir: MODEL_DIR, groups: [Array.from({ length: 70_000 }, () => 1)] }, 'BAD_REQUEST', /at most 65536/);
+  });
+
+  it('app.info says what the engine can compute, and relative and ~ paths resolve against the working folder and home', async () => {
+    const info = await ok<AppInfo>('app.info', {});
+    assert.equal(info.engine.backend, 'cpu');
+    assert.deepEqual(info.engine.dtypes.map((d) => [d.id, d.available]), [['fp32', true], ['bf16', false], ['fp16', false]]);
+    assert.match(info.engine.dtypes[1]!.reason ?? '', /fp32 only/);
+    assert.deepEqual(info.engine.devices.map((d) => [d.id, d.available]), [['auto', true], ['cpu', true], ['cuda', false]]);
+    assert.equal(info.workingDir, process.cwd());
+    const relative = path.relative(process.cwd(), MODEL_DIR);
+    assert.equal((await ok<ModelInfo>('model.inspect', { dir: relative })).dir, MODEL_DIR);
+    assert.equal((await ok<FolderListing>('fs.browse', { dir: '~' })).dir, os.homedir());
+  });
+
+  it('run.estimate is the estimate run.start checks: the same figure, and the same refusal when it does not fit', async () => {
+    const tok = await loadTokenizer(MODEL_DIR);
+    const request = tinyRequest({ strategies: ['exact', 'base', 'seed-minikv', 'delta-int8'] });
+    const params = {
+      modelDir: MODEL_DIR,
+      adapterDirs: request.adapters.map((a) => a.dir),
+      strategies: request.strategies,
+      documentTokens: tok.encodeDocument(request.documentText).length,
+      promptTokens: tok.encodePrompt(request.promptText).length,
+      maxNewTokens: request.maxNewTokens,
+      dtype: 'fp32' as const,
+    };
+    const roomy = await ok<RunEstimate>('run.estimate', params);
+    assert.equal(roomy.fits, true);
+    assert.equal(roomy.message, null);
+    assert.equal(roomy.budgetBytes, 1 << 30);
+    assert.ok(roomy.cacheBytes > 0 && roomy.totalBytes > roomy.cacheBytes);
+    assert.equal(roomy.items.filter((i) => i.inCacheBudget).reduce((n, i) => n + i.bytes, 0), roomy.cacheBytes);
+    // A budget just under the estimate: the estimate says no, and so does the runner, in the same words.
+    const tight = new AppService({ transport: 'websocket', historyDir: path.join(tempDir('tight'), 'history'), cacheBudgetBytes: roomy.cacheBytes - 1, throttleMs: 10 });
+    try {
+      const answer = await dispatch(tight.handlers, 'run.estimate', params);
+      assert.ok(answer.ok);
+      const refused = answer.result as RunEstimate;
+      assert.equal(refused.fits, false);
+      assert.match(refused.message ?? '', /needs about .* but the cache budget is/);
+      const failed = new Promise<{ error: { message: string } }>((resolve) => tight.onEvent((e, p) => e === 'run.failed' && resolve(p as { error: { message: string } })));
+      const started = await dispatch(tight.handlers, 'run.start', { request });
+      assert.ok(started.ok);
+      assert.equal((await failed).error.message, refused.message);
+    } finally {
+      await tight.dispose();
+    }
+  });
+
+  it('draft.save keeps the setup draft in a file that a restarted service reads back', async () => {
+    const dir = tempDir('draft');
+    const draft: SetupDraft = {
+      modelDir: MODEL_DIR,
+      tokenizerDir: '',
+      adapters: [{ dir: path.join(ADAPTERS_DIR, 'qv-r8'), name: 'qv' }],
+      documentText: 'A document € with Unicode.',
+      promptText: ' Summary:',
+      strategies: { simple: ['exact', 'base'], lowrank: { on: true, ranks: '8, 16' }, hybrid: { on: false, layers: '2' } },
+      settings: { maxNewTokens: null, sampling: 'greedy', temperature: 0.7, topP: 0.95, seed: 0, dtype: 'fp32', device: 'auto', stopAtEos: true },
+      openReportId: '20261128T160000123Z-1a2b3c4d',
+      browseDirs: { adapter: ADAPTERS_DIR },
+    };
+    const first = new AppService({ transport: 'websocket', historyDir: path.join(dir, 'history'), cacheBudgetBytes: 1 << 20 });
+    try {
+      assert.deepEqual(await dispatch(first.handlers, 'draft.get', {}), { ok: true, result: null });
+      // Saves in quick succession: the last one wins and the file is always one whole draft.
+      await Promise.all([1, 2, 3].map((n) => dispatch(first.handlers, 'draft.save', { draft: { ...draft, promptText: `#${n}` } })));
+      assert.deepEqual(await dispatch(first.handlers, 'draft.save', { draft }), { ok: true, result: { saved: true } });
+    } finally {
+      await first.dispose();
+    }
+    assert.ok(fs.existsSync(path.join(dir, 'draft.json')));
+    const restarted = new AppService({ transport: 'websocket', historyDir: path.join(dir, 'history'), cacheBudgetBytes: 1 << 20 });
+    try {
+      assert.deepEqual(await dispatch(restarted.handlers, 'draft.get', {}), { ok: true, result: draft });
+      const bad = await dispatch(restarted.handlers, 'draft.save', { draft: { ...draft, openReportId: '../../etc/passwd' } });
+      assert.ok(!bad.ok && bad.error.code === 'BAD_REQUEST');
+      fs.writeFileSync(path.join(dir, 'draft.json'), '{ torn');
+      assert.deepEqual(await dispatch(restarted.handlers, 'draft.get', {}), { ok: true, result: null }, 'a torn file is no draft, not an error');
+    } finally {
+      await restarted.dispose();
+    }
   });
 
   it('fs.browse lists sub-folders marked model / adapter / folder', async () => {
@@ -211,17 +322,33 @@ describe('AppService', () => {
 
   it('a run whose input is unusable ends with run.failed INVALID_INPUT and frees the slot', async () => {
     const failed = waitForEvent('run.failed');
-    const { runId } = await ok<{ runId: string }>('run.start', { request: tinyRequest({ modelDir: '/no/such/model' }) });
+    const { runId } = await ok<{ runId: string }>('run.start', { request: tinyRequest({ adapters: [{ dir: '/no/such/adapter' }] }) });
     const payload = (await failed) as { runId: string; error: { code: string; message: string } };
     assert.equal(payload.runId, runId);
     assert.equal(payload.error.code, 'INVALID_INPUT');
-    assert.match(payload.error.message, /\/no\/such\/model/);
+    assert.match(payload.error.message, /\/no\/such\/adapter/);
     assert.equal(await ok('run.active', {}), null);
     assert.deepEqual(await ok('run.cancel', { runId }), { cancelled: false });
   });
 
   it('a request for a device this engine does not have is refused at once', async () => {
     await fails('run.start', { request: tinyRequest({ device: 'cuda' }) }, 'INVALID_INPUT', /CPU/);
+    assert.equal(await ok('run.active', {}), null);
+  });
+
+  it('refuses at once, in plain words, what the form checks too: model folder, dtype, strategy parameters, names', async () => {
+    await fails('run.start', { request: tinyRequest({ modelDir: '/no/such/model' }) }, 'INVALID_INPUT', /\/no\/such\/model: this folder does not exist/);
+    await fails('run.start', { request: tinyRequest({ dtype: 'bf16' }) }, 'INVALID_INPUT', /^compute dtype bf16: the CPU engine computes in fp32 only; bf16 and fp16 need the CUDA engine on a GPU$/);
+    await fails('run.start', { request: tinyRequest({ strategies: ['exact', 'hybrid:99'] }) }, 'INVALID_INPUT', /^hybrid:99 keeps 99 layers exact, but the model has only 4 layers: use at most hybrid:4\.$/);
+    await fails('run.start', { request: tinyRequest({ strategies: ['exact', 'lowrank:1000'] }) }, 'INVALID_INPUT', /^lowrank:1000 asks for rank 1000, but a layer's K and V are 32 wide \(2 KV heads × 16\), so the rank can be at most 32/);
+    // Past the schema's own bound: still words, not a path.
+    await fails('run.start', { request: tinyRequest({ strategies: ['exact', 'lowrank:100000'] }) }, 'BAD_REQUEST', /^Strategy 2: strategy "lowrank:100000": the rank can be at most 65536$/);
+    const twice = tinyRequest({ adapters: [{ dir: path.join(ADAPTERS_DIR, 'qv-r8') }, { dir: path.join(ADAPTERS_DIR, 'all-linear-rslora'), name: 'qv-r8' }] });
+    await fails('run.start', { request: twice }, 'INVALID_INPUT', /two adapters are named "qv-r8": rename one of them in the adapter list/);
+    for (const bad of [tinyRequest({ dtype: 'bf16' }), twice]) {
+      const answer = await dispatch(service.handlers, 'run.start', { request: bad });
+      assert.ok(!answer.ok && !/--|request\./.test(answer.error.message), 'no CLI flag, no schema path');
+    }
     assert.equal(await ok('run.active', {}), null);
   });
 });

@@ -222,7 +222,27 @@ describe('PEFT adapter folder', () => {
       { modules: [...allModules(3, ['q_proj', 'v_proj'], 4)] },
       'adapter_model.safetensors',
       loraName(2, 'q_proj', 'A'),
-      /layer 2, but the base model has 2 layers.*tiny-llama/,
+      /trained for a base with 3 layers \/ hidden size 16 \/ q_proj 16→16, v_proj 16→8; the chosen model has 2 layers \/ hidden size 16 .*names "tiny-llama".*adapts layer 2, but the base model has 2 layers/,
+    );
+    // Every targeted module present up to some layer and none after it: a shallower base, not a torn file.
+    const shallow = { ...TINY_NATIVE, numLayers: 4 };
+    const shallowDir = await make();
+    await assert.rejects(
+      openAdapter(shallowDir, shallow),
+      isLoadError((e) => {
+        assert.match(e.message, /trained for a base with 2 layers \/ hidden size 16 \/ q_proj 16→16, v_proj 16→8; the chosen model has 4 layers \/ hidden size 16/);
+        assert.match(e.message, /or check that adapter_model\.safetensors is complete/);
+        assert.doesNotMatch(e.message, /is missing/);
+      }),
+    );
+    // A wider base: the adapter's shapes agree with each other, not with the model.
+    const wide = { ...TINY_NATIVE, hiddenSize: TINY_NATIVE.hiddenSize * 2 };
+    await assert.rejects(
+      openAdapter(await make(), wide),
+      isLoadError((e) => {
+        assert.match(e.message, new RegExp(`trained for a base with 2 layers / hidden size 16 / q_proj 16→16, v_proj 16→8; the chosen model has 2 layers / hidden size ${wide.hiddenSize} / q_proj ${wide.hiddenSize}→16`));
+        assert.doesNotMatch(e.message, /safetensors is complete/);
+      }),
     );
     await refused(
       { shapes: { [loraName(0, 'v_proj', 'B')]: [16, 4] } },

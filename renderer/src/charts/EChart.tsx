@@ -16,7 +16,15 @@ interface Props {
   /** Accessible name of the chart canvas (the data itself is in a table beside it). */
   label: string;
   onClick?: (e: ChartClick) => void;
+  /** The visible share of a zoomed axis changed (percent of the data, 0–100). */
+  onZoom?: (startPct: number, endPct: number) => void;
   testId?: string;
+}
+
+interface DataZoomEvent {
+  start?: number;
+  end?: number;
+  batch?: { start?: number; end?: number }[];
 }
 
 interface EchartsClickParams {
@@ -26,11 +34,13 @@ interface EchartsClickParams {
   seriesName?: string;
 }
 
-export function EChart({ option, height, label, onClick, testId }: Props): React.JSX.Element {
+export function EChart({ option, height, label, onClick, onZoom, testId }: Props): React.JSX.Element {
   const box = useRef<HTMLDivElement>(null);
   const chart = useRef<echarts.ECharts | null>(null);
   const clickRef = useRef(onClick);
   clickRef.current = onClick;
+  const zoomRef = useRef(onZoom);
+  zoomRef.current = onZoom;
 
   useEffect(() => {
     const el = box.current;
@@ -40,6 +50,11 @@ export function EChart({ option, height, label, onClick, testId }: Props): React
     c.on('click', (raw) => {
       const p = raw as EchartsClickParams;
       clickRef.current?.({ seriesIndex: p.seriesIndex ?? 0, dataIndex: p.dataIndex ?? 0, value: p.value, seriesName: p.seriesName ?? '' });
+    });
+    c.on('datazoom', (raw) => {
+      const e = raw as DataZoomEvent;
+      const z = e.batch?.[0] ?? e;
+      if (typeof z.start === 'number' && typeof z.end === 'number') zoomRef.current?.(z.start, z.end);
     });
     const ro = new ResizeObserver(() => c.resize());
     ro.observe(el);
@@ -53,6 +68,9 @@ export function EChart({ option, height, label, onClick, testId }: Props): React
   useEffect(() => {
     chart.current?.setOption(option, { notMerge: true, lazyUpdate: true });
   }, [option]);
+  useEffect(() => {
+    chart.current?.resize();
+  }, [height]);
 
   return <div ref={box} className="chart" style={{ height }} role="img" aria-label={label} data-testid={testId} />;
 }

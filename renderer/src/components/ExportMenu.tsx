@@ -1,4 +1,6 @@
+import { useEffect, useState } from 'react';
 import { EXPORT_FORMATS, type ExportFormat } from '../../../shared/rpc.js';
+import { duration } from '../logic/format.js';
 import { useApp } from '../store/app.js';
 import { useHistory } from '../store/history.js';
 
@@ -17,5 +19,24 @@ export function ExportMenu({ id, compact = false }: { id: string; compact?: bool
         </button>
       ))}
     </div>
+  );
+}
+
+/** While an export is prepared (a PDF is printed by Chromium and takes tens of seconds): what and for how long. */
+export function ExportProgress(): React.JSX.Element | null {
+  const exporting = useHistory((s) => s.exporting);
+  const [now, setNow] = useState(Date.now());
+  useEffect(() => {
+    if (!exporting) return undefined;
+    const t = setInterval(() => setNow(Date.now()), 500);
+    return () => clearInterval(t);
+  }, [exporting]);
+  if (!exporting) return null;
+  const what = exporting.format === 'pdf' ? 'Preparing the PDF (Chromium prints the report; this takes a while)' : `Preparing the ${exporting.format.toUpperCase()} file`;
+  return (
+    <p className="export-progress" role="status" aria-live="polite" data-testid="export-progress" data-format={exporting.format}>
+      <span className="spinner" aria-hidden="true" />
+      {what}… {duration(Math.max(0, now - exporting.startedAt))}
+    </p>
   );
 }

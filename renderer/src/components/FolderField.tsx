@@ -1,13 +1,17 @@
-// A path field with a "Browse…" button: the native dialog in Electron, else FolderBrowser.
-import { useEffect, useState } from 'react';
+// A path field with a "Browse…" button: the native dialog in Electron, else FolderBrowser,
+// which opens where it was last left for this kind of folder and gives focus back to the
+// button that opened it.
+import { useEffect, useRef, useState } from 'react';
+import type { FolderPurpose } from '../../../shared/rpc.js';
 import { useApp } from '../store/app.js';
+import { useSetup } from '../store/setup.js';
 import { errorMessage, rpc } from '../rpc/instance.js';
 import { FolderBrowser } from './FolderBrowser.js';
 
 interface Props {
   id: string;
   label: string;
-  purpose: 'model' | 'adapter' | 'tokenizer';
+  purpose: FolderPurpose;
   /** Adds several folders at once (adapters); the field then clears after each submit. */
   multiple?: boolean;
   value: string;
@@ -15,13 +19,25 @@ interface Props {
   submitLabel?: string;
   onSubmit(paths: string[]): void;
   testId?: string;
+  /** A line under the field (e.g. how relative paths are read). */
+  hint?: string;
 }
 
-export function FolderField({ id, label, purpose, multiple = false, value, placeholder, submitLabel = 'Set', onSubmit, testId }: Props): React.JSX.Element {
+/** The folder a path lives in (the browser opens beside the chosen model, not in it). */
+function parentOf(p: string): string {
+  const trimmed = p.replace(/[\\/]+$/, '');
+  const i = Math.max(trimmed.lastIndexOf('/'), trimmed.lastIndexOf('\\'));
+  return i > 0 ? trimmed.slice(0, i) : trimmed;
+}
+
+export function FolderField({ id, label, purpose, multiple = false, value, placeholder, submitLabel = 'Set', onSubmit, testId, hint }: Props): React.JSX.Element {
   const native = useApp((s) => s.info?.capabilities.nativeDialogs ?? false);
+  const lastDir = useSetup((s) => s.browseDirs[purpose]);
+  const setBrowseDir = useSetup((s) => s.setBrowseDir);
   const [text, setText] = useState(value);
   const [browsing, setBrowsing] = useState(false);
   const [error, setError] = useState<string | null>(null);
+  const opener = useRef<HTMLButtonElement>(null);
   useEffect(() => setText(value), [value]);
 
   const browse = async (): Promise<void> => {
@@ -35,6 +51,12 @@ export function FolderField({ id, label, purpose, multiple = false, value, place
     } catch (e) {
       setError(errorMessage(e));
     }
+  };
+
+  const close = (): void => {
+    setBrowsing(false);
+    // Back to the button that opened the dialog (after it unmounts).
+    setTimeout(() => opener.current?.focus(), 0);
   };
 
   return (
@@ -52,19 +74,21 @@ export function FolderField({ id, label, purpose, multiple = false, value, place
         <button type="submit" disabled={!text.trim()}>
           {submitLabel}
         </button>
-        <button type="button" onClick={() => void browse()}>
+        <button type="button" ref={opener} onClick={() => void browse()} data-testid={testId ? `${testId}-browse` : undefined}>
           Browse…
         </button>
       </form>
+      {hint && <p className="muted small hint">{hint}</p>}
       {error && <p className="error">{error}</p>}
       {browsing && (
         <FolderBrowser
           purpose={purpose}
           multiple={multiple}
-          startDir={value || undefined}
-          onClose={() => setBrowsing(false)}
+          startDir={lastDir || (value ? parentOf(value) : undefined)}
+          onLeave={(dir) => setBrowseDir(purpose, dir)}
+          onClose={close}
           onPick={(paths) => {
-            setBrowsing(false);
+            close();
             onSubmit(paths);
           }}
         />

@@ -1,13 +1,17 @@
-// Per-layer error heatmaps (layer × token range, layer × head; K or V) with one colour
-// scale shared across adapters, and a layer × strategy summary per adapter.
+// Per-layer error heatmaps (layer × token, layer × head; K or V) and a layer × strategy
+// summary per adapter. The colour scale is one for every adapter and, by default, one
+// for every strategy too (a good strategy must not look as bad as a poor one on its own
+// scale); a log scale shows errors that span decades.
 import { useMemo } from 'react';
 import type { Report } from '../../../shared/report.js';
 import type { StrategyId } from '../../../shared/strategies.js';
 import { sig3 } from '../logic/format.js';
-import { errorMatrix, heatmapStrategies, sharedDomain, strategyResult, summaryMatrix, type HeatmapMatrix } from '../logic/heatmap.js';
+import { detailDomain, errorMatrix, heatmapStrategies, logDomain, sharedDomain, strategyResult, summaryMatrix, type HeatmapMatrix } from '../logic/heatmap.js';
+import { useColumnTexts } from '../logic/token-text.js';
 import { useResults } from '../store/results.js';
 import { ColorBar } from './ColorBar.js';
 import { HeatmapChart } from './HeatmapChart.js';
+import { Help } from './Help.js';
 
 function slug(s: string): string {
   return s.replace(/[^A-Za-z0-9_-]+/g, '_');
@@ -44,6 +48,9 @@ export function Heatmaps({ report }: { report: Report }): React.JSX.Element {
   const kv = useResults((s) => s.kv);
   const gridKind = useResults((s) => s.gridKind);
   const chosen = useResults((s) => s.heatmapStrategy);
+  const oneScale = useResults((s) => s.oneScale);
+  const log = useResults((s) => s.logScale);
+  const setView = useResults((s) => s.setView);
   const setKv = useResults((s) => s.setKv);
   const setGridKind = useResults((s) => s.setGridKind);
   const setStrategy = useResults((s) => s.setHeatmapStrategy);
@@ -55,19 +62,26 @@ export function Heatmaps({ report }: { report: Report }): React.JSX.Element {
   const detail = useMemo(() => {
     if (!strategy) return null;
     const ms = report.adapters.map((a) => errorMatrix(report, a, strategy, gridKind, kv));
-    return { matrices: ms, domain: sharedDomain(ms.filter((m): m is HeatmapMatrix => m !== null).map((m) => m.values)) };
-  }, [report, strategy, gridKind, kv]);
+    return { matrices: ms, domain: detailDomain(report, strategy, gridKind, kv, oneScale, log) };
+  }, [report, strategy, gridKind, kv, oneScale, log]);
 
   const summary = useMemo(() => {
     const ms = report.adapters.map((a) => summaryMatrix(report, a, kv));
-    return { matrices: ms, domain: sharedDomain(ms.map((m) => m.values)) };
-  }, [report, kv]);
+    const values = ms.map((m) => m.values);
+    return { matrices: ms, domain: log ? logDomain(values) : sharedDomain(values) };
+  }, [report, kv, log]);
+
+  const first = strategy ? report.adapters.map((a) => strategyResult(a, strategy)).find(Boolean) : undefined;
+  const bins = gridKind === 'tokens' && first ? first.tokens.binSize : null;
+  const columns = gridKind === 'tokens' ? (first?.tokens[kv][0]?.length ?? 0) : 0;
+  const texts = useColumnTexts(report, bins, columns);
 
   if (!strategy || !detail) {
     return <p className="empty">This run has only the exact strategy: there is no error to map. Add strategies and run again.</p>;
   }
   const kvName = kv.toUpperCase();
   const xName = gridKind === 'tokens' ? 'token' : 'KV head';
+  const scaleWhat = oneScale ? 'one scale for all adapters and strategies' : `one scale for all adapters (${strategy} only)`;
 
   return (
     <div className="heatmaps">
@@ -98,8 +112,16 @@ export function Heatmaps({ report }: { report: Report }): React.JSX.Element {
             ))}
           </select>
         </label>
-        <ColorBar domain={detail.domain} label={`relative ${kvName} error vs exact, one scale for all adapters`} />
+        <label title="Colour every strategy on the same scale, so their errors compare at a glance">
+          <input type="checkbox" checked={oneScale} onChange={(e) => setView({ oneScale: e.target.checked })} data-testid="one-scale" /> one scale for all strategies
+        </label>
+        <label title="Logarithmic colour scale: errors that differ by decades stay apart">
+          <input type="checkbox" checked={log} onChange={(e) => setView({ logScale: e.target.checked })} data-testid="log-scale" /> log scale
+        </label>
+        <ColorBar domain={detail.domain} log={log} label={`relative ${kvName} error vs exact, ${scaleWhat}`} testId="detail-colorbar" />
+        <Help topic="relErr" />
       </div>
+      {gridKind === 'tokens' && <p className="muted small">Scroll or drag on a map, or use the slider under it, to zoom into the document; zoomed in, the axis shows the text.</p>}
       <div className="chart-row">
         {report.adapters.map((a, i) => {
           const m = detail.matrices[i];
@@ -110,16 +132,20 @@ export function Heatmaps({ report }: { report: Report }): React.JSX.Element {
               key={a.name}
               matrix={m}
               domain={detail.domain}
+              log={log}
               title={`${a.name} · ${strategy} · ${kvName} error by layer × ${xName}`}
               xName={xName}
               testId={`heatmap-${gridKind}-${slug(a.name)}`}
+              columnText={gridKind === 'tokens' ? texts : null}
+              zoomable={gridKind === 'tokens'}
               onSelect={(r, c, value) => {
                 const layer = s?.layers.find((l) => l.layer === r);
+                const text = gridKind === 'tokens' ? texts?.[c] : undefined;
                 select({
                   chart: `${kvName} error, layer × ${xName}`,
                   adapter: a.name,
                   row: m.rows[r] ?? '',
-                  column: `${xName} ${m.columns[c] ?? ''}`,
+                  column: `${xName} ${m.columns[c] ?? ''}${text ? ` “${text}”` : ''}`,
                   value,
                   extra: layer ? [{ label: `layer K err`, value: sig3(layer.kRelErr) }, { label: `layer V err`, value: sig3(layer.vRelErr) }] : [],
                 });
@@ -131,7 +157,7 @@ export function Heatmaps({ report }: { report: Report }): React.JSX.Element {
       <SelectedDetails report={report} />
       <div className="toolbar">
         <h3>Summary: {kvName} error by layer × strategy</h3>
-        <ColorBar domain={summary.domain} label="one scale for all adapters" />
+        <ColorBar domain={summary.domain} log={log} label="one scale for all adapters and strategies" testId="summary-colorbar" />
       </div>
       <div className="chart-row">
         {report.adapters.map((a, i) => {
@@ -142,9 +168,11 @@ export function Heatmaps({ report }: { report: Report }): React.JSX.Element {
               key={a.name}
               matrix={m}
               domain={summary.domain}
+              log={log}
               title={`${a.name} · ${kvName} error by layer × strategy`}
               xName="strategy"
               testId={`heatmap-summary-${slug(a.name)}`}
+              labelEvery
               onSelect={(r, c, value) => {
                 const id = m.columns[c] as StrategyId | undefined;
                 const l = id ? strategyResult(a, id)?.layers.find((x) => x.layer === r) : undefined;
@@ -159,3 +187,5 @@ export function Heatmaps({ report }: { report: Report }): React.JSX.Element {
     </div>
   );
 }
+
+export type { HeatmapMatrix };

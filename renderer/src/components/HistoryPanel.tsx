@@ -1,9 +1,11 @@
-// Every finished run, saved as its report JSON: listed, reopenable, exportable.
+// Every finished run, saved as its report JSON: searchable, filterable, reopenable, exportable.
+import { useMemo, useState } from 'react';
 import { formatBytes } from '../logic/format.js';
+import { filterHistory, historyModels, type HistoryFilter } from '../logic/history-filter.js';
 import { useApp } from '../store/app.js';
 import { useHistory } from '../store/history.js';
 import { useResults } from '../store/results.js';
-import { ExportMenu } from './ExportMenu.js';
+import { ExportMenu, ExportProgress } from './ExportMenu.js';
 
 export function HistoryPanel(): React.JSX.Element {
   const { entries, loaded, loading, error, busy, notice, refresh, get, remove } = useHistory();
@@ -11,6 +13,9 @@ export function HistoryPanel(): React.JSX.Element {
   const open = useResults((s) => s.open);
   const openId = useResults((s) => s.reportId);
   const setTab = useApp((s) => s.setTab);
+  const [filter, setFilter] = useState<HistoryFilter>({ query: '', model: '', backend: '' });
+  const shown = useMemo(() => filterHistory(entries, filter), [entries, filter]);
+  const models = useMemo(() => historyModels(entries), [entries]);
 
   const reopen = async (id: string): Promise<void> => {
     const report = await get(id);
@@ -43,9 +48,46 @@ export function HistoryPanel(): React.JSX.Element {
           {notice}
         </p>
       )}
+      <ExportProgress />
       {!loaded && loading && <p className="state">Loading saved runs…</p>}
       {loaded && entries.length === 0 && <p className="empty">No saved runs yet. Every finished run is saved here automatically.</p>}
       {entries.length > 0 && (
+        <div className="toolbar history-filter">
+          <input
+            type="search"
+            className="search"
+            placeholder="Search model, adapters, strategies, document, prompt…"
+            aria-label="Search the saved runs"
+            value={filter.query}
+            onChange={(e) => setFilter({ ...filter, query: e.target.value })}
+            data-testid="history-search"
+          />
+          <label>
+            Model{' '}
+            <select value={filter.model} onChange={(e) => setFilter({ ...filter, model: e.target.value })} data-testid="history-model">
+              <option value="">any</option>
+              {models.map((m) => (
+                <option key={m} value={m}>
+                  {m}
+                </option>
+              ))}
+            </select>
+          </label>
+          <label>
+            Backend{' '}
+            <select value={filter.backend} onChange={(e) => setFilter({ ...filter, backend: e.target.value as HistoryFilter['backend'] })} data-testid="history-backend">
+              <option value="">any</option>
+              <option value="cpu">cpu</option>
+              <option value="cuda">cuda</option>
+            </select>
+          </label>
+          <span className="muted small" data-testid="history-count" aria-live="polite">
+            {shown.length === entries.length ? `${entries.length} run${entries.length === 1 ? '' : 's'}` : `${shown.length} of ${entries.length} runs`}
+          </span>
+        </div>
+      )}
+      {entries.length > 0 && shown.length === 0 && <p className="empty">No saved run matches. Clear the search or the filters.</p>}
+      {shown.length > 0 && (
         <div className="table-scroll">
           <table className="dense history-table">
             <thead>
@@ -53,6 +95,7 @@ export function HistoryPanel(): React.JSX.Element {
                 <th scope="col">when</th>
                 <th scope="col">model</th>
                 <th scope="col">adapters</th>
+                <th scope="col">document · prompt</th>
                 <th scope="col">strategies</th>
                 <th scope="col">doc tokens</th>
                 <th scope="col">backend</th>
@@ -61,23 +104,34 @@ export function HistoryPanel(): React.JSX.Element {
               </tr>
             </thead>
             <tbody>
-              {entries.map((e) => (
+              {shown.map((e) => (
                 <tr key={e.id} className={e.id === openId ? 'current' : ''} data-testid={`history-row-${e.id}`}>
                   <td>{new Date(e.createdAt).toLocaleString()}</td>
                   <td>{e.modelName}</td>
                   <td>{e.adapterNames.join(', ')}</td>
+                  <td className="small doc-preview" data-testid={`history-doc-${e.id}`}>
+                    <span title={e.documentStart}>{e.documentStart || <span className="muted">(empty)</span>}</span>
+                    {e.promptStart && (
+                      <span className="muted" title={e.promptStart}>
+                        {' '}
+                        · <q>{e.promptStart}</q>
+                      </span>
+                    )}
+                  </td>
                   <td className="small">{e.strategies.join(', ')}</td>
                   <td>{e.documentTokens.toLocaleString('en-US')}</td>
                   <td>{e.backend}</td>
                   <td>{formatBytes(e.fileBytes)}</td>
                   <td className="actions">
-                    <button type="button" onClick={() => void reopen(e.id)} disabled={busy === e.id} data-testid={`history-open-${e.id}`}>
-                      Open
-                    </button>
-                    <ExportMenu id={e.id} compact />
-                    <button type="button" className="small-btn danger-text" aria-label={`Delete run of ${new Date(e.createdAt).toLocaleString()}`} onClick={() => window.confirm('Delete this saved run?') && void remove(e.id)}>
-                      Delete
-                    </button>
+                    <div className="actions-row">
+                      <button type="button" onClick={() => void reopen(e.id)} disabled={busy === e.id} data-testid={`history-open-${e.id}`}>
+                        Open
+                      </button>
+                      <ExportMenu id={e.id} compact />
+                      <button type="button" className="small-btn danger-text" aria-label={`Delete run of ${new Date(e.createdAt).toLocaleString()}`} onClick={() => window.confirm('Delete this saved run?') && void remove(e.id)}>
+                        Delete
+                      </button>
+                    </div>
                   </td>
                 </tr>
               ))}

@@ -4,14 +4,15 @@ import { useMemo, useState } from 'react';
 import type { Report } from '../../../shared/report.js';
 import { EChart } from '../charts/EChart.js';
 import type { ChartOption } from '../charts/echarts.js';
-import { count, formatBytes, sig3 } from '../logic/format.js';
-import { memoryBars, scalingAxisMax, scalingLines, totalFor } from '../logic/memory.js';
+import { adapterColor, BASE_COLOR } from '../../../shared/chart-style.js';
+import { byteAxis, formatBytesTick, formatShare } from '../../../shared/format.js';
+import { METRIC_HELP } from '../../../shared/metric-help.js';
+import { count, formatBytes } from '../logic/format.js';
+import { adapterCounts, memoryBars, scalingAxisMax, scalingLines, totalFor } from '../logic/memory.js';
 import { strategyColor } from '../logic/strategy-order.js';
 import { useApp } from '../store/app.js';
 import { useResults } from '../store/results.js';
-
-const ADAPTER_COLORS = ['#0072B2', '#E69F00', '#009E73', '#CC79A7', '#56B4E9', '#D55E00', '#F0E442', '#000000'];
-const BASE_COLOR = '#9aa0a6';
+import { Help } from './Help.js';
 
 interface AxisTooltipItem {
   seriesName?: string;
@@ -20,9 +21,6 @@ interface AxisTooltipItem {
   marker?: string;
 }
 
-function bytesAxisLabel(v: number): string {
-  return formatBytes(v);
-}
 
 function BudgetInput(): React.JSX.Element {
   const budget = useResults((s) => s.budgetBytes);
@@ -65,6 +63,8 @@ export function MemoryCharts({ report }: { report: Report }): React.JSX.Element 
   const budget = budgetSel ?? appBudget ?? 8 * 1024 ** 3;
   const lines = useMemo(() => scalingLines(report, budget), [report, budget]);
   const xMax = scalingAxisMax(lines, report.adapters.length);
+  const barAxis = byteAxis(Math.max(1, ...bars.totals));
+  const lineAxis = byteAxis(Math.max(budget, ...lines.map((l) => totalFor(l, xMax))));
 
   const barOption = useMemo<ChartOption>(
     () => ({
@@ -83,17 +83,17 @@ export function MemoryCharts({ report }: { report: Report }): React.JSX.Element 
         },
       },
       xAxis: { type: 'category', data: bars.strategies, axisLabel: { fontSize: 10, interval: 0 } },
-      yAxis: { type: 'value', axisLabel: { formatter: bytesAxisLabel, fontSize: 10 } },
-      series: bars.series.map((s, i) => ({
+      yAxis: { type: 'value', min: 0, max: barAxis.max, interval: barAxis.interval, axisLabel: { formatter: formatBytesTick, fontSize: 10 } },
+      series: bars.series.map((s) => ({
         type: 'bar' as const,
         name: s.name,
         stack: 'total',
         data: s.values,
         barMaxWidth: 48,
-        itemStyle: { color: s.id === 'base' ? BASE_COLOR : (ADAPTER_COLORS[(i - 1) % ADAPTER_COLORS.length] ?? '#333') },
+        itemStyle: { color: s.id === 'base' ? BASE_COLOR : adapterColor(s.id) },
       })),
     }),
-    [bars],
+    [bars, barAxis],
   );
 
   const lineOption = useMemo<ChartOption>(
@@ -110,16 +110,14 @@ export function MemoryCharts({ report }: { report: Report }): React.JSX.Element 
           return [`<b>${count(n)} adapters</b>`, ...items.map((i) => `${i.marker ?? ''}${i.seriesName ?? ''}: ${formatBytes(Array.isArray(i.value) ? Number(i.value[1]) : 0)}`)].join('<br/>');
         },
       },
-      xAxis: { type: 'value', name: 'adapters', nameLocation: 'middle', nameGap: 24, min: 0, max: xMax, axisLabel: { fontSize: 10 } },
-      yAxis: { type: 'value', axisLabel: { formatter: bytesAxisLabel, fontSize: 10 } },
+      // Whole adapters from 1 to a round number that is also the last point drawn.
+      xAxis: { type: 'value', name: 'adapters', nameLocation: 'middle', nameGap: 24, min: 1, max: xMax, minInterval: 1, axisLabel: { fontSize: 10 } },
+      yAxis: { type: 'value', min: 0, max: lineAxis.max, interval: lineAxis.interval, axisLabel: { formatter: formatBytesTick, fontSize: 10 } },
       series: lines.map((l, i) => ({
         type: 'line' as const,
         name: l.strategy,
         showSymbol: false,
-        data: Array.from({ length: 41 }, (_, k) => {
-          const n = Math.round((k * xMax) / 40);
-          return [n, totalFor(l, n)];
-        }),
+        data: adapterCounts(xMax).map((n) => [n, totalFor(l, n)]),
         lineStyle: { width: 2, type: l.strategy === 'exact' ? ('solid' as const) : i % 2 ? ('dashed' as const) : ('solid' as const) },
         itemStyle: { color: strategyColor(l.strategy, report.settings.strategies) },
         ...(i === 0
@@ -135,14 +133,16 @@ export function MemoryCharts({ report }: { report: Report }): React.JSX.Element 
           : {}),
       })),
     }),
-    [lines, xMax, budget, report.settings.strategies],
+    [lines, xMax, budget, report.settings.strategies, lineAxis],
   );
 
   return (
     <div className="memory">
       <div className="two-col">
         <figure className="panel" data-testid="memory-chart">
-          <figcaption>Cache memory per strategy: shared base cache + each adapter's store</figcaption>
+          <figcaption>
+            Cache memory per strategy: shared base cache + each adapter's store <Help topic="storeShare" />
+          </figcaption>
           <EChart option={barOption} height={300} label="Stacked bars of cache memory per strategy; numbers in the table below" />
           <div className="table-scroll">
             <table className="dense numbers" data-testid="memory-table">
@@ -152,10 +152,13 @@ export function MemoryCharts({ report }: { report: Report }): React.JSX.Element 
                   {bars.series.map((s) => (
                     <th key={String(s.id)} scope="col">
                       {s.name}
+                      {s.id !== 'base' && <div className="muted small">{METRIC_HELP.storeShare.label}</div>}
                     </th>
                   ))}
                   <th scope="col">total</th>
-                  <th scope="col">vs exact</th>
+                  <th scope="col">
+                    {METRIC_HELP.totalShare.label} <Help topic="totalShare" />
+                  </th>
                 </tr>
               </thead>
               <tbody>
@@ -167,10 +170,18 @@ export function MemoryCharts({ report }: { report: Report }): React.JSX.Element 
                     {bars.series.map((s) => (
                       <td key={String(s.id)} data-testid={`memory-bytes-${st}-${s.id === 'base' ? 'base' : s.name}`} data-bytes={s.values[j]}>
                         {formatBytes(s.values[j] ?? 0)}
+                        {s.id !== 'base' && (
+                          <span className="muted small" data-testid={`store-share-${st}-${s.name}`}>
+                            {' '}
+                            ({formatShare(bars.storeShare[j]?.[s.id])})
+                          </span>
+                        )}
                       </td>
                     ))}
                     <td data-bytes={bars.totals[j]}>{formatBytes(bars.totals[j] ?? 0)}</td>
-                    <td>{Number.isFinite(bars.ratioToExact[j]) ? `${sig3((bars.ratioToExact[j] ?? 0) * 100)}%` : '—'}</td>
+                    <td data-testid={`total-share-${st}`} data-share={bars.ratioToExact[j]}>
+                      {formatShare(bars.ratioToExact[j])}
+                    </td>
                   </tr>
                 ))}
               </tbody>

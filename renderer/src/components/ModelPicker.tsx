@@ -1,4 +1,6 @@
 import { compactCount, formatBytes } from '../logic/format.js';
+import { TOKENIZER_NEEDED } from '../logic/request.js';
+import { useApp } from '../store/app.js';
 import { useSetup } from '../store/setup.js';
 import { FolderField } from './FolderField.js';
 
@@ -8,7 +10,8 @@ export function ModelPicker(): React.JSX.Element {
   const error = useSetup((s) => s.modelError);
   const loading = useSetup((s) => s.modelLoading);
   const tokenizerDir = useSetup((s) => s.tokenizerDir);
-  const setModelDir = useSetup((s) => s.setModelDir);
+  const chooseModel = useSetup((s) => s.chooseModel);
+  const workingDir = useApp((s) => s.info?.workingDir);
   const setTokenizerDir = useSetup((s) => s.setTokenizerDir);
   const refreshCount = useSetup((s) => s.refreshCount);
 
@@ -21,8 +24,9 @@ export function ModelPicker(): React.JSX.Element {
         purpose="model"
         value={modelDir}
         placeholder="/path/to/model"
-        onSubmit={(p) => p[0] && void setModelDir(p[0])}
+        onSubmit={(p) => p[0] && void chooseModel(p[0])}
         testId="model-dir"
+        hint={workingDir ? `~ is your home folder; other relative paths start at ${workingDir}` : undefined}
       />
       {loading && <p className="muted">Reading config and weight headers…</p>}
       {error && (
@@ -57,7 +61,11 @@ export function ModelPicker(): React.JSX.Element {
               {w}
             </p>
           ))}
-          {!model.hasTokenizer && <p className="warn">No tokenizer.json in the model folder: give a tokenizer folder below.</p>}
+          {!model.hasTokenizer && !tokenizerDir.trim() && (
+            <p className="warn" data-testid="tokenizer-needed">
+              {TOKENIZER_NEEDED}
+            </p>
+          )}
         </div>
       )}
       {(model && !model.hasTokenizer) || tokenizerDir ? (
@@ -70,6 +78,7 @@ export function ModelPicker(): React.JSX.Element {
             setTokenizerDir(p[0] ?? '');
             void refreshCount();
           }}
+          testId="tokenizer-dir"
         />
       ) : null}
     </section>

@@ -5,6 +5,8 @@ import { useCallback, useState } from 'react';
 import type { StrategyId } from '../../../shared/strategies.js';
 import { formatBytes, percent, sig3, visiblePiece } from '../logic/format.js';
 import { onlyDiffering, type Grid, type GridCell, type TokenView } from '../logic/grid.js';
+import type { ViewedGrid } from '../logic/output-view.js';
+import { Help } from './Help.js';
 import { TokenSpan } from './TokenSpan.js';
 
 interface Props {
@@ -14,6 +16,8 @@ interface Props {
   onOnlyDiffs(on: boolean): void;
   /** Store bytes per strategy and adapter index (reports only). */
   bytes?: (strategy: StrategyId, adapter: number) => number | null;
+  /** The grid as filtered, searched and sorted by the viewer (reports); without it, "only what differs" is applied here. */
+  viewed?: ViewedGrid;
 }
 
 interface Hovered {
@@ -21,21 +25,21 @@ interface Hovered {
   token: TokenView;
 }
 
-function Cell({ cell, live, onHover, showDiffOnly }: { cell: GridCell; live: boolean; onHover(h: Hovered | null): void; showDiffOnly: boolean }): React.JSX.Element {
+function Cell({ cell, live, onHover, showDiffOnly, hits }: { cell: GridCell; live: boolean; onHover(h: Hovered | null): void; showDiffOnly: boolean; hits?: Set<number> }): React.JSX.Element {
   const hover = useCallback((t: TokenView | null) => onHover(t ? { cell, token: t } : null), [cell, onHover]);
   const div = cell.firstDivergence;
   const same = cell.strategy !== 'exact' && !cell.differs && !live && cell.tokens.length > 0;
   const label = `${cell.adapterName}, ${cell.strategy}: ${cell.tokens.length} tokens${div !== null ? `, differs from exact from token ${div}` : ''}`;
   return (
-    <td className={`out-cell${cell.differs ? ' differs' : ''}`} data-testid={`output-cell-${cell.adapterName}-${cell.strategy}`} data-tokens={cell.tokens.length} data-first-divergence={div ?? ''} tabIndex={0} aria-label={label}>
+    <td className={`out-cell${cell.differs ? ' differs' : ''}${hits ? ' match' : ''}`} data-testid={`output-cell-${cell.adapterName}-${cell.strategy}`} data-tokens={cell.tokens.length} data-first-divergence={div ?? ''} data-hits={hits?.size ?? 0} tabIndex={0} aria-label={label}>
       {cell.tokens.length === 0 ? (
         <span className="muted">{live ? 'waiting…' : '(no tokens)'}</span>
-      ) : same && showDiffOnly ? (
+      ) : same && showDiffOnly && !hits ? (
         <span className="muted">= exact</span>
       ) : (
         <div className="tokens">
           {cell.tokens.map((t) => (
-            <TokenSpan key={t.index} token={t} first={t.index === div} onHover={hover} />
+            <TokenSpan key={t.index} token={t} first={t.index === div} onHover={hover} hit={hits?.has(t.index) ?? false} />
           ))}
           {live && <span className="caret" aria-hidden="true" />}
         </div>
@@ -51,10 +55,10 @@ function Cell({ cell, live, onHover, showDiffOnly }: { cell: GridCell; live: boo
   );
 }
 
-export function OutputGrid({ grid, live, onlyDiffs, onOnlyDiffs, bytes }: Props): React.JSX.Element {
+export function OutputGrid({ grid, live, onlyDiffs, onOnlyDiffs, bytes, viewed }: Props): React.JSX.Element {
   const [hovered, setHovered] = useState<Hovered | null>(null);
-  const shown = onlyDiffs ? onlyDiffering(grid) : grid;
-  const hidden = grid.rows.length - shown.rows.length;
+  const shown = viewed ? viewed.grid : onlyDiffs ? onlyDiffering(grid) : grid;
+  const hidden = viewed ? viewed.hiddenAsEqual : grid.rows.length - shown.rows.length;
   return (
     <div className="output-grid-wrap">
       <div className="toolbar">
@@ -64,6 +68,11 @@ export function OutputGrid({ grid, live, onlyDiffs, onOnlyDiffs, bytes }: Props)
         {onlyDiffs && hidden > 0 && (
           <span className="muted">
             {hidden} strateg{hidden === 1 ? 'y' : 'ies'} equal to exact hidden
+          </span>
+        )}
+        {!live && (
+          <span className="muted small legend-help">
+            KL <Help topic="kl" /> top-1 <Help topic="top1" />
           </span>
         )}
         <span className="inspector" aria-live="off" data-testid="token-inspector">
@@ -85,7 +94,7 @@ export function OutputGrid({ grid, live, onlyDiffs, onOnlyDiffs, bytes }: Props)
               <th scope="col" className="corner">
                 strategy \ adapter
               </th>
-              {grid.adapters.map((a) => (
+              {shown.adapters.map((a) => (
                 <th key={a} scope="col">
                   {a}
                 </th>
@@ -104,7 +113,7 @@ export function OutputGrid({ grid, live, onlyDiffs, onOnlyDiffs, bytes }: Props)
                   )}
                 </th>
                 {row.cells.map((c) => (
-                  <Cell key={c.adapter} cell={c} live={live} onHover={setHovered} showDiffOnly={onlyDiffs} />
+                  <Cell key={c.adapter} cell={c} live={live} onHover={setHovered} showDiffOnly={onlyDiffs} hits={viewed?.hits.get(c)} />
                 ))}
               </tr>
             ))}

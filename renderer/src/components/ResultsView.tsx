@@ -11,10 +11,11 @@ import { useResults, type ResultsSection } from '../store/results.js';
 import { isRunning, useRun } from '../store/run.js';
 import { useSetup } from '../store/setup.js';
 import { ErrorBoundary } from './ErrorBoundary.js';
-import { ExportMenu } from './ExportMenu.js';
+import { ExportMenu, ExportProgress } from './ExportMenu.js';
 import { Heatmaps } from './Heatmaps.js';
 import { MemoryCharts } from './MemoryCharts.js';
 import { OutputGrid } from './OutputGrid.js';
+import { OutputViewer } from './OutputViewer.js';
 import { QualityScatter } from './QualityScatter.js';
 
 const SECTIONS: { id: ResultsSection; label: string }[] = [
@@ -112,12 +113,18 @@ export function ResultsView(): React.JSX.Element {
   const reportId = useResults((s) => s.reportId);
   const section = useResults((s) => s.section);
   const setSection = useResults((s) => s.setSection);
-  const onlyDiffs = useResults((s) => s.onlyDiffs);
-  const setOnlyDiffs = useResults((s) => s.setOnlyDiffs);
   const setTab = useApp((s) => s.setTab);
   const status = useRun((s) => s.status);
   const hasStream = useRun((s) => Object.keys(s.streams).length > 0);
   const grid = useMemo(() => (report ? gridFromReport(report) : null), [report]);
+  const bytes = useMemo(
+    () =>
+      (strategy: Parameters<typeof strategyResult>[1], adapter: number): number | null => {
+        const a = report?.adapters[adapter];
+        return a ? (strategyResult(a, strategy)?.bytes ?? null) : null;
+      },
+    [report],
+  );
 
   const live = isRunning(status) || ((status === 'cancelled' || status === 'failed') && hasStream);
   if (live) return <LiveGrid />;
@@ -137,10 +144,6 @@ export function ResultsView(): React.JSX.Element {
       </div>
     );
   }
-  const bytes = (strategy: Parameters<typeof strategyResult>[1], adapter: number): number | null => {
-    const a = report.adapters[adapter];
-    return a ? (strategyResult(a, strategy)?.bytes ?? null) : null;
-  };
 
   return (
     <section className="results" aria-label="Results" data-testid="results">
@@ -153,8 +156,9 @@ export function ResultsView(): React.JSX.Element {
         ))}
         <ReportActions report={report} reportId={reportId} />
       </nav>
+      <ExportProgress />
       <ErrorBoundary what={SECTIONS.find((s) => s.id === section)?.label ?? section} key={section}>
-        {section === 'outputs' && <OutputGrid grid={grid} live={false} onlyDiffs={onlyDiffs} onOnlyDiffs={setOnlyDiffs} bytes={bytes} />}
+        {section === 'outputs' && <OutputViewer grid={grid} bytes={bytes} />}
         {section === 'errors' && <Heatmaps report={report} />}
         {section === 'memory' && <MemoryCharts report={report} />}
         {section === 'quality' && <QualityScatter report={report} />}

@@ -1,4 +1,4 @@
-import { useEffect, useState } from 'react';
+import { useEffect, useRef, useState } from 'react';
 import { duration } from '../logic/format.js';
 import { overallFraction, stageViews } from '../logic/stages.js';
 import { useApp } from '../store/app.js';
@@ -9,6 +9,11 @@ export function RunProgress(): React.JSX.Element | null {
   const setTab = useApp((s) => s.setTab);
   const [now, setNow] = useState(Date.now());
   const running = isRunning(run.status);
+  const cancelButton = useRef<HTMLButtonElement>(null);
+  // A run just started from the Run button (which is now disabled): keyboard focus goes to Cancel.
+  useEffect(() => {
+    if (run.status === 'starting' || run.status === 'running') cancelButton.current?.focus();
+  }, [run.runId, run.status === 'starting']);
   useEffect(() => {
     if (!running) return undefined;
     const t = setInterval(() => setNow(Date.now()), 500);
@@ -36,7 +41,7 @@ export function RunProgress(): React.JSX.Element | null {
           <div className="bar-fill" style={{ width: `${(frac * 100).toFixed(1)}%` }} />
         </div>
         {running ? (
-          <button type="button" className="danger" onClick={() => void run.cancel()} disabled={run.status === 'cancelling' || !run.runId} data-testid="cancel-button">
+          <button type="button" ref={cancelButton} className="danger" onClick={() => void run.cancel()} disabled={run.status === 'cancelling'} aria-disabled={!run.runId} data-testid="cancel-button">
             Cancel
           </button>
         ) : (

@@ -1,11 +1,17 @@
-import { STRATEGY_DESCRIPTIONS } from '../../../shared/strategies.js';
+import { maxLowrankRank, STRATEGY_DESCRIPTIONS } from '../../../shared/strategies.js';
+import { strategyProblems } from '../logic/request.js';
 import { SIMPLE_KINDS, selectedStrategies, type SimpleKind } from '../logic/strategy-selection.js';
 import { useSetup } from '../store/setup.js';
 
 export function StrategyPicker(): React.JSX.Element {
   const sel = useSetup((s) => s.strategies);
   const setStrategies = useSetup((s) => s.setStrategies);
-  const { ids, errors } = selectedStrategies(sel);
+  const model = useSetup((s) => s.model);
+  const tokenCount = useSetup((s) => s.tokenCount);
+  const { ids } = selectedStrategies(sel);
+  // Parameters checked against the model (hybrid:n ≤ its layers, lowrank:k ≤ what the SVD of ΔK, ΔV can give).
+  const errors = strategyProblems(sel, model, tokenCount);
+  const maxRank = model ? maxLowrankRank(model, tokenCount?.complete ? tokenCount.documentTokens : null) : null;
   const toggle = (k: SimpleKind, on: boolean): void => setStrategies({ ...sel, simple: { ...sel.simple, [k]: on } });
 
   return (
@@ -35,7 +41,7 @@ export function StrategyPicker(): React.JSX.Element {
             onChange={(e) => setStrategies({ ...sel, lowrank: { on: true, ranks: e.target.value } })}
             data-testid="strategy-lowrank-ranks"
           />
-          <span className="desc">k: truncated SVD rank of ΔK, ΔV per layer</span>
+          <span className="desc">k: truncated SVD rank of ΔK, ΔV per layer{maxRank !== null && <span data-testid="lowrank-bound"> (k ≤ {maxRank} here)</span>}</span>
         </li>
         <li>
           <label title={STRATEGY_DESCRIPTIONS.hybrid}>
@@ -49,11 +55,11 @@ export function StrategyPicker(): React.JSX.Element {
             onChange={(e) => setStrategies({ ...sel, hybrid: { on: true, layers: e.target.value } })}
             data-testid="strategy-hybrid-layers"
           />
-          <span className="desc">n: seed-minikv + exact K/V where it errs most</span>
+          <span className="desc">n: seed-minikv + exact K/V where it errs most{model && <span data-testid="hybrid-bound"> (n ≤ {model.numLayers} here)</span>}</span>
         </li>
       </ul>
       {errors.map((e) => (
-        <p key={e} className="error small">
+        <p key={e} className="error small" role="alert" data-testid="strategy-error">
           {e}
         </p>
       ))}

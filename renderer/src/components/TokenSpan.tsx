@@ -8,11 +8,13 @@ interface Props {
   token: TokenView;
   first: boolean;
   onHover(token: TokenView | null): void;
+  /** Part of a text-search match. */
+  hit?: boolean;
 }
 
 /** One generated token; from the first divergence from `exact` on, highlighted. */
-export const TokenSpan = memo(function TokenSpan({ token, first, onHover }: Props): React.JSX.Element {
-  const cls = `tok${token.diverged ? ' div' : ''}${first ? ' first' : ''}`;
+export const TokenSpan = memo(function TokenSpan({ token, first, onHover, hit = false }: Props): React.JSX.Element {
+  const cls = `tok${token.diverged ? ' div' : ''}${first ? ' first' : ''}${hit ? ' hit' : ''}`;
   const title = `#${token.index} id ${token.token} · p ${sig3(token.prob)}${token.kl !== null ? ` · KL vs exact ${sig3(token.kl)}` : ''}`;
   return (
     <span className={cls} title={title} data-prob={token.prob} data-kl={token.kl ?? undefined} onMouseEnter={() => onHover(token)} onMouseLeave={() => onHover(null)}>

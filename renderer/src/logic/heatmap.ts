@@ -15,8 +15,8 @@ export interface HeatmapMatrix {
   values: number[][];
 }
 
-/** Viridis (perceptually uniform, readable with colour-vision deficiencies), 9 stops. */
-export const VIRIDIS = ['#440154', '#472d7b', '#3b528b', '#2c728e', '#21918c', '#28ae80', '#5ec962', '#addc30', '#fde725'];
+/** Viridis (perceptually uniform, readable with colour-vision deficiencies): the reports use the same ramp. */
+export { VIRIDIS } from '../../../shared/chart-style.js';
 
 /** [min, max] over every finite value of every matrix; [0, 1] when there is none; max > min always. */
 export function sharedDomain(matrices: readonly (readonly (readonly number[])[])[]): [number, number] {
@@ -93,4 +93,59 @@ export function heatmapData(m: HeatmapMatrix): [number, number, number][] {
     }),
   );
   return out;
+}
+
+/**
+ * The colour domain of the detailed heatmaps: with `oneScale`, over every non-exact
+ * strategy of every adapter (so a good strategy does not look as bad as a poor one);
+ * otherwise over the adapters of the shown strategy only.
+ */
+export function detailDomain(report: Report, strategy: StrategyId, grid: GridKind, kind: KvKind, oneScale: boolean, log: boolean): [number, number] {
+  const strategies = oneScale ? heatmapStrategies(report) : [strategy];
+  const values: number[][][] = [];
+  for (const a of report.adapters)
+    for (const s of strategies) {
+      const m = errorMatrix(report, a, s, grid, kind);
+      if (m) values.push(m.values);
+    }
+  return log ? logDomain(values) : sharedDomain(values);
+}
+
+/** [floor, max] over the positive values for a log colour scale; the floor is what 0 is drawn as. */
+export function logDomain(matrices: readonly (readonly (readonly number[])[])[]): [number, number] {
+  let lo = Number.POSITIVE_INFINITY;
+  let hi = 0;
+  for (const m of matrices)
+    for (const row of m)
+      for (const v of row)
+        if (Number.isFinite(v) && v > 0) {
+          lo = Math.min(lo, v);
+          hi = Math.max(hi, v);
+        }
+  if (!(hi > 0)) return [1e-6, 1];
+  // Four decades at most below the largest error: smaller differences are all "none".
+  const floor = Math.max(lo, hi * 1e-4);
+  return [floor, hi > floor ? hi : floor * 10];
+}
+
+/** A matrix as coloured: log10 of each value (0 and below drawn at the floor) on a log scale. */
+export function colourMatrix(m: HeatmapMatrix, log: boolean, floor: number): HeatmapMatrix {
+  if (!log) return m;
+  return { ...m, values: m.values.map((row) => row.map((v) => (Number.isFinite(v) ? Math.log10(Math.max(v, floor)) : Number.NaN))) };
+}
+
+/** The colour domain as drawn (log10 of it on a log scale). */
+export function colourDomain(domain: [number, number], log: boolean): [number, number] {
+  return log ? [Math.log10(domain[0]), Math.log10(domain[1])] : domain;
+}
+
+/** Token ids per column of a token grid (the first `perColumn` of each bin), to decode as axis and hover text. */
+export function columnTokenGroups(report: Report, binSize: number, columns: number, perColumn = 12): number[][] {
+  return Array.from({ length: columns }, (_, c) => report.documentTokens.slice(c * binSize, Math.min(report.documentTokens.length, c * binSize + Math.min(binSize, perColumn))));
+}
+
+/** Pixel height of a heatmap: rows sized to the number of layers (taller rows for few layers, never 80 px bands). */
+export function heatmapHeight(rows: number, extra = 56): number {
+  const rowPx = Math.max(8, Math.min(22, Math.floor(360 / Math.max(1, rows))));
+  return rows * rowPx + extra;
 }

@@ -1,7 +1,7 @@
 // Memory views: per strategy, the shared base cache plus every adapter's store
 // (stacked), and total cache memory against the number of adapters.
 import type { Report } from '../../../shared/report.js';
-import { memorySeries } from '../../../shared/report-views.js';
+import { memorySeries, summaryRows } from '../../../shared/report-views.js';
 import type { StrategyId } from '../../../shared/strategies.js';
 import { strategyResult } from './heatmap.js';
 import { orderStrategies } from './strategy-order.js';
@@ -18,8 +18,10 @@ export interface MemoryBars {
   strategies: StrategyId[];
   series: MemoryBarSeries[];
   totals: number[];
-  /** Total of each strategy divided by exact's total (1 for exact). */
+  /** METRIC_HELP.totalShare per strategy: total ÷ exact's total (1 for exact; NaN without exact). */
   ratioToExact: number[];
+  /** METRIC_HELP.storeShare per strategy and adapter: store ÷ that adapter's exact cache (NaN without exact). */
+  storeShare: number[][];
 }
 
 /**
@@ -46,9 +48,11 @@ export function memoryBars(report: Report): MemoryBars {
   }));
   const series = [base, ...adapters];
   const totals = strategies.map((s) => byStrategy.get(s)?.total ?? 0);
-  const exactIndex = strategies.indexOf('exact');
-  const exactTotal = exactIndex >= 0 ? (totals[exactIndex] ?? 0) : 0;
-  return { strategies, series, totals, ratioToExact: totals.map((t) => (exactTotal > 0 ? t / exactTotal : Number.NaN)) };
+  const ratioToExact = strategies.map((s) => byStrategy.get(s)?.totalVsExact ?? Number.NaN);
+  // The same numbers as the reports' summary (shared/report-views summaryRow.bytesVsExact).
+  const shares = new Map(summaryRows(report).map((r) => [`${r.adapter}|${r.strategy}`, r.bytesVsExact ?? Number.NaN]));
+  const storeShare = strategies.map((s) => report.adapters.map((a) => shares.get(`${a.name}|${s}`) ?? Number.NaN));
+  return { strategies, series, totals, ratioToExact, storeShare };
 }
 
 export interface ScalingLine {
@@ -81,10 +85,29 @@ export function scalingLines(report: Report, budgetBytes: number): ScalingLine[]
   });
 }
 
-/** How far the x axis of the scaling chart goes: past the point where exact leaves the budget. */
+/** The smallest 1, 2 or 5 × 10^k at or above n (a round place for an axis to end). */
+export function niceCeil(n: number): number {
+  if (!(n > 1)) return 1;
+  const pow = 10 ** Math.floor(Math.log10(n));
+  return ([1, 2, 5, 10].map((f) => f * pow).find((x) => x >= n) ?? 10 * pow);
+}
+
+/**
+ * How far the adapter axis of the scaling chart goes: past the point where exact leaves
+ * the budget, ending on a round whole number of adapters that is also the last point drawn.
+ */
 export function scalingAxisMax(lines: readonly ScalingLine[], adapters: number): number {
   const finite = lines.map((l) => l.fits).filter((f) => Number.isFinite(f) && f > 0);
   const smallest = finite.length ? Math.min(...finite) : 0;
   const want = Math.max(adapters * 2, Math.ceil(smallest * 1.5), 8);
-  return Math.min(want, 1_000_000);
+  return niceCeil(Math.min(want, 1_000_000));
+}
+
+/** Whole adapter counts from 1 to max, at most ~`points` of them, always ending at max. */
+export function adapterCounts(max: number, points = 40): number[] {
+  const step = Math.max(1, Math.ceil(max / points));
+  const out: number[] = [];
+  for (let n = 1; n < max; n += step) out.push(n);
+  out.push(max);
+  return out;
 }

@@ -13,6 +13,8 @@ interface HistoryState {
   busy: string | null;
   /** Last export's outcome, for a status line. */
   notice: string | null;
+  /** The export being prepared (a PDF takes tens of seconds), for a progress line. */
+  exporting: { id: string; format: ExportFormat; startedAt: number } | null;
   refresh(): Promise<void>;
   setEntries(entries: HistoryEntry[]): void;
   get(id: string): Promise<Report | null>;
@@ -49,6 +51,7 @@ export const useHistory = create<HistoryState>((set, get) => ({
   error: null,
   busy: null,
   notice: null,
+  exporting: null,
   refresh: async () => {
     set({ loading: true });
     try {
@@ -80,7 +83,7 @@ export const useHistory = create<HistoryState>((set, get) => ({
     }
   },
   exportRun: async (id, format, native) => {
-    set({ busy: id, notice: null, error: null });
+    set({ busy: id, notice: null, error: null, exporting: { id, format, startedAt: Date.now() } });
     try {
       if (native) {
         const { path } = await rpc().call('report.saveAs', { id, format });
@@ -93,7 +96,7 @@ export const useHistory = create<HistoryState>((set, get) => ({
     } catch (e) {
       set({ error: `Export as ${format.toUpperCase()} failed: ${errorMessage(e)}` });
     } finally {
-      set({ busy: null });
+      set({ busy: null, exporting: null });
     }
   },
 }));

@@ -1,8 +1,11 @@
-// The report on screen (a finished run, or one reopened from history) and how it is viewed.
+// The report on screen (a finished run, or one reopened from history) and how it is
+// viewed. The view (section, search, filters, sort, scales) is mirrored in the URL's
+// hash (persist.ts), so a reload keeps it and a copied link opens the same view.
 import { create } from 'zustand';
 import type { Report } from '../../../shared/report.js';
 import type { StrategyId } from '../../../shared/strategies.js';
 import type { GridKind, KvKind } from '../logic/heatmap.js';
+import type { OutputSort } from '../logic/output-view.js';
 import type { QualityMetric } from '../logic/scatter.js';
 
 export type ResultsSection = 'outputs' | 'errors' | 'memory' | 'quality';
@@ -17,22 +20,51 @@ export interface SelectedCell {
   extra?: { label: string; value: string }[];
 }
 
-interface ResultsState {
-  report: Report | null;
-  reportId: string | null;
-  source: 'run' | 'history' | null;
+/** What the hash carries: everything about how a report is looked at. */
+export interface ResultsView {
   section: ResultsSection;
   onlyDiffs: boolean;
+  /** Text search in the outputs (case-insensitive). */
+  query: string;
+  /** Adapters (columns) and strategies (rows) hidden from the outputs. */
+  hiddenAdapters: string[];
+  hiddenStrategies: StrategyId[];
+  sort: OutputSort;
   kv: KvKind;
   gridKind: GridKind;
   /** Strategy of the detailed heatmaps; null: the first non-exact one. */
   heatmapStrategy: StrategyId | null;
-  selected: SelectedCell | null;
+  /** One colour scale over every strategy (else over the adapters of the shown strategy). */
+  oneScale: boolean;
+  logScale: boolean;
   metric: QualityMetric;
+}
+
+export const DEFAULT_VIEW: ResultsView = {
+  section: 'outputs',
+  onlyDiffs: false,
+  query: '',
+  hiddenAdapters: [],
+  hiddenStrategies: [],
+  sort: 'run',
+  kv: 'v',
+  gridKind: 'tokens',
+  heatmapStrategy: null,
+  oneScale: true,
+  logScale: false,
+  metric: 'meanKl',
+};
+
+interface ResultsState extends ResultsView {
+  report: Report | null;
+  reportId: string | null;
+  source: 'run' | 'history' | null;
+  selected: SelectedCell | null;
   /** Budget for the "adapters that fit" view; null: the session's cache budget. */
   budgetBytes: number | null;
   open(report: Report, reportId: string | null, source: 'run' | 'history'): void;
   close(): void;
+  setView(patch: Partial<ResultsView>): void;
   setSection(section: ResultsSection): void;
   setOnlyDiffs(on: boolean): void;
   setKv(kv: KvKind): void;
@@ -44,22 +76,18 @@ interface ResultsState {
 }
 
 export const useResults = create<ResultsState>((set) => ({
+  ...DEFAULT_VIEW,
   report: null,
   reportId: null,
   source: null,
-  section: 'outputs',
-  onlyDiffs: false,
-  kv: 'v',
-  gridKind: 'tokens',
-  heatmapStrategy: null,
   selected: null,
-  metric: 'meanKl',
   budgetBytes: null,
   open: (report, reportId, source) => {
     const keep = (id: StrategyId | null): StrategyId | null => (id && report.settings.strategies.includes(id) ? id : null);
     set((s) => ({ report, reportId, source, selected: null, heatmapStrategy: keep(s.heatmapStrategy) }));
   },
   close: () => set({ report: null, reportId: null, source: null, selected: null }),
+  setView: (patch) => set({ ...patch, selected: null }),
   setSection: (section) => set({ section }),
   setOnlyDiffs: (onlyDiffs) => set({ onlyDiffs }),
   setKv: (kv) => set({ kv, selected: null }),

@@ -61,10 +61,16 @@ export const useRun = create<RunState>((set, get) => ({
     set({ ...IDLE, status: 'starting', request, adapterNames: namesOf(request), startedAt: Date.now() });
     try {
       const { runId } = await rpc().call('run.start', { request });
+      const cancelAsked = get().status === 'cancelling';
       set({ runId, status: get().status === 'starting' ? 'running' : get().status });
       const queued = early.filter((e) => e.payload.runId === runId);
       early = [];
       for (const e of queued) replay(e.event, e.payload);
+      // Cancel was pressed before main answered: send it now.
+      if (cancelAsked && get().status === 'cancelling') {
+        set({ status: 'running' });
+        await get().cancel();
+      }
       return true;
     } catch (e) {
       set({ status: 'failed', error: errorMessage(e), endedAt: Date.now() });
@@ -74,6 +80,10 @@ export const useRun = create<RunState>((set, get) => ({
 
   cancel: async () => {
     const { runId, status } = get();
+    if (!runId && status === 'starting') {
+      set({ status: 'cancelling' }); // start() sends it once the run has an id
+      return;
+    }
     if (!runId || !isRunning(status)) return;
     set({ status: 'cancelling' });
     try {
@@ -94,14 +104,17 @@ export const useRun = create<RunState>((set, get) => ({
         return;
       }
       if (active.runId === runId) return;
+      // A reloaded tab: the run's true elapsed time (main's clock, as a duration), every stage so far, the tokens so far.
       set({
         ...IDLE,
         status: 'running',
         runId: active.runId,
         request: active.request,
         adapterNames: namesOf(active.request),
-        startedAt: Date.now(),
-        ...(active.progress ? { seen: { [active.progress.stage]: active.progress }, current: active.progress.stage } : {}),
+        startedAt: Date.now() - active.elapsedMs,
+        seen: { ...active.stages },
+        current: active.progress?.stage ?? null,
+        streams: appendTokens({}, active.tokens),
       });
     } catch {
       // Not connected yet: the next reconnect tries again.
@@ -140,6 +153,11 @@ const handlers: Handlers = {
   },
 };
 
+/** run.start has not answered yet: events of the new run cannot be told from others. */
+function awaitingId(s: RunState): boolean {
+  return s.runId === null && (s.status === 'starting' || s.status === 'cancelling');
+}
+
 function replay(event: string, payload: { runId: string }): void {
   const h = handlers[event as keyof Handlers] as ((p: unknown) => void) | undefined;
   h?.(payload);
@@ -147,7 +165,7 @@ function replay(event: string, payload: { runId: string }): void {
 
 function route<E extends keyof Handlers>(event: E, payload: RpcEvents[E] & { runId: string }): void {
   const s = useRun.getState();
-  if (s.status === 'starting' && s.runId === null) {
+  if (awaitingId(s)) {
     early.push({ event, payload });
     return;
   }
@@ -160,7 +178,7 @@ export function attachRunEvents(client: RpcClient, onFinished?: (payload: RpcEve
     client.on('run.progress', (p) => route('run.progress', p)),
     client.on('run.tokens', (p) => route('run.tokens', p)),
     client.on('run.finished', (p) => {
-      const mine = useRun.getState().runId === p.runId || (useRun.getState().status === 'starting' && useRun.getState().runId === null);
+      const mine = useRun.getState().runId === p.runId || awaitingId(useRun.getState());
       route('run.finished', p);
       if (mine) onFinished?.(p);
     }),

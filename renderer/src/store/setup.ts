@@ -1,10 +1,12 @@
-// The setup form: model, adapters, document, prompt, strategies, generation settings.
+// The setup form: model, adapters, document, prompt, strategies, generation settings,
+// with what main says about each (inspections, the token count, the memory estimate).
 import { create } from 'zustand';
 import type { CompareRequest } from '../../../shared/compare.js';
 import { DEFAULT_SETTINGS } from '../../../shared/compare.js';
-import type { DemoInputs, ModelInfo, TokenCount } from '../../../shared/rpc.js';
-import { baseName, type GenerationSettings, type SetupAdapter, type SetupSnapshot } from '../logic/request.js';
-import { EMPTY_SELECTION, selectionFromIds, type StrategySelection } from '../logic/strategy-selection.js';
+import type { DemoInputs, FolderPurpose, ModelInfo, RunEstimate, TokenCount } from '../../../shared/rpc.js';
+import { fromDraft, isBlank, type DraftFields } from '../logic/draft.js';
+import { baseName, countLimit, maxNewTokensProblem, needsTokenizer, strategyProblems, type GenerationSettings, type SetupAdapter, type SetupSnapshot } from '../logic/request.js';
+import { EMPTY_SELECTION, selectedStrategies, selectionFromIds, type StrategySelection } from '../logic/strategy-selection.js';
 import { errorMessage, rpc } from '../rpc/instance.js';
 
 export interface AdapterEntry extends SetupAdapter {
@@ -17,19 +19,49 @@ export interface SetupState extends SetupSnapshot {
   modelLoading: boolean;
   counting: boolean;
   countError: string | null;
+  /** Where each folder browser was last (kept in the draft). */
+  browseDirs: Partial<Record<FolderPurpose, string>>;
+  /** True once the saved draft (or the preselected demo) is in the form: saving waits for it. */
+  ready: boolean;
+  /** Said after adding folders that are already in the list (they are not added twice). */
+  adapterNotice: string | null;
+  /** The form as it was before "Load demo" replaced it; Undo puts it back. */
+  undo: DraftFields | null;
+  /** 'preselected': a first visit got the demo; 'loaded': the user asked for it. */
+  demo: 'preselected' | 'loaded' | null;
+  estimate: RunEstimate | null;
+  /** The strategies the estimate was made for, comma-joined (so a view can tell a stale one). */
+  estimateFor: string;
+  /** The estimate was made from a token count that stopped at its limit: it is a lower bound. */
+  estimateAtLeast: boolean;
+  estimateError: string | null;
+  estimating: boolean;
   setModelDir(dir: string): Promise<void>;
+  /** The user picked a model (the preselected demo's note goes). */
+  chooseModel(dir: string): Promise<void>;
   setTokenizerDir(dir: string): void;
   addAdapters(dirs: readonly string[], names?: readonly string[]): Promise<void>;
   removeAdapter(id: number): void;
   renameAdapter(id: number, name: string): void;
+  clearAdapterNotice(): void;
   setDocument(text: string): void;
   setPrompt(text: string): void;
   refreshCount(): Promise<void>;
+  refreshEstimate(): Promise<void>;
   setStrategies(sel: StrategySelection): void;
   setSettings(patch: Partial<GenerationSettings>): void;
-  loadDemo(demo: DemoInputs): Promise<void>;
+  setBrowseDir(purpose: FolderPurpose, dir: string): void;
+  /** Fills the form with the demo; 'user' keeps the form it replaces for Undo. */
+  loadDemo(demo: DemoInputs, how: 'preselect' | 'user'): Promise<void>;
+  undoLoad(): Promise<void>;
+  dismissDemoNotice(): void;
   /** Refills the form from a request (e.g. a reopened run). */
   applyRequest(request: CompareRequest): Promise<void>;
+  /** Puts saved fields back into the form and checks them again. */
+  restore(fields: DraftFields): Promise<void>;
+  /** The form's persistent fields (what the draft keeps). */
+  fields(): DraftFields;
+  markReady(): void;
 }
 
 export const DEFAULT_GENERATION: GenerationSettings = {
@@ -45,34 +77,34 @@ export const DEFAULT_GENERATION: GenerationSettings = {
 
 let nextAdapterId = 1;
 
-/** Entries for new adapter folders (duplicates of `known` and of each other dropped), not yet inspected. */
-function newEntries(dirs: readonly string[], names?: readonly string[], known = new Set<string>()): AdapterEntry[] {
-  const out: AdapterEntry[] = [];
-  dirs.forEach((dir, i) => {
-    const d = dir.trim();
-    if (!d || known.has(d)) return;
-    known.add(d);
-    out.push({ id: nextAdapterId++, dir: d, name: names?.[i] ?? baseName(d), info: null, error: null, loading: true });
-  });
-  return out;
+function entry(dir: string, name: string): AdapterEntry {
+  return { id: nextAdapterId++, dir, name, info: null, error: null, loading: true };
 }
+
 let modelSeq = 0;
 let countSeq = 0;
+let estimateSeq = 0;
 
 export const useSetup = create<SetupState>((set, get) => {
   async function inspectAdapter(id: number): Promise<void> {
-    const entry = get().adapters.find((a) => a.id === id);
+    const current = get().adapters.find((a) => a.id === id);
     const modelDir = get().modelDir.trim();
-    if (!entry) return;
+    if (!current) return;
     if (!modelDir) {
       patchAdapter(id, { loading: false, info: null, error: 'Choose the model first: adapters are checked against it.' });
       return;
     }
     patchAdapter(id, { loading: true, error: null });
     try {
-      const info = await rpc().call('adapter.inspect', { modelDir, dir: entry.dir });
+      const info = await rpc().call('adapter.inspect', { modelDir, dir: current.dir });
       if (get().modelDir.trim() !== modelDir) return;
-      patchAdapter(id, { loading: false, info, error: null });
+      // main resolved ~ and relative paths: show the folder it really read, once.
+      const twin = get().adapters.find((a) => a.id !== id && a.dir === info.dir);
+      if (twin) {
+        set({ adapters: get().adapters.filter((a) => a.id !== id), adapterNotice: `${current.dir} is ${info.dir}, which is already in the list as ${twin.name}.` });
+        return;
+      }
+      patchAdapter(id, { loading: false, info, error: null, dir: info.dir });
     } catch (e) {
       if (get().modelDir.trim() !== modelDir) return;
       patchAdapter(id, { loading: false, info: null, error: errorMessage(e) });
@@ -81,6 +113,26 @@ export const useSetup = create<SetupState>((set, get) => {
 
   function patchAdapter(id: number, patch: Partial<AdapterEntry>): void {
     set({ adapters: get().adapters.map((a) => (a.id === id ? { ...a, ...patch } : a)) });
+  }
+
+  function fill(f: DraftFields): void {
+    set({
+      modelDir: f.modelDir,
+      tokenizerDir: f.tokenizerDir,
+      adapters: f.adapters.map((a) => entry(a.dir, a.name)),
+      documentText: f.documentText,
+      promptText: f.promptText,
+      strategies: f.strategies,
+      settings: f.settings,
+      browseDirs: f.browseDirs,
+      model: null,
+      modelError: null,
+      tokenCount: null,
+      countError: null,
+      estimate: null,
+      estimateError: null,
+      adapterNotice: null,
+    });
   }
 
   return {
@@ -97,20 +149,32 @@ export const useSetup = create<SetupState>((set, get) => {
     countError: null,
     strategies: EMPTY_SELECTION,
     settings: DEFAULT_GENERATION,
+    browseDirs: {},
+    ready: false,
+    adapterNotice: null,
+    undo: null,
+    demo: null,
+    estimate: null,
+    estimateFor: '',
+    estimateAtLeast: false,
+    estimateError: null,
+    estimating: false,
 
     setModelDir: async (dir) => {
       const seq = ++modelSeq;
       const trimmed = dir.trim();
-      set({ modelDir: dir, model: null, modelError: null, modelLoading: Boolean(trimmed), tokenCount: null });
+      set({ modelDir: dir, model: null, modelError: null, modelLoading: Boolean(trimmed), tokenCount: null, estimate: null });
       if (!trimmed) {
         set({ modelLoading: false });
+        await Promise.all(get().adapters.map((a) => inspectAdapter(a.id)));
         return;
       }
       let model: ModelInfo | null = null;
       try {
         model = await rpc().call('model.inspect', { dir: trimmed });
         if (seq !== modelSeq) return;
-        set({ model, modelLoading: false, modelError: null });
+        // main resolved ~ and relative paths: the field shows the folder it read.
+        set({ model, modelDir: model.dir, modelLoading: false, modelError: null });
       } catch (e) {
         if (seq !== modelSeq) return;
         set({ model: null, modelLoading: false, modelError: errorMessage(e) });
@@ -118,13 +182,30 @@ export const useSetup = create<SetupState>((set, get) => {
       await Promise.all([...get().adapters.map((a) => inspectAdapter(a.id)), get().refreshCount()]);
     },
 
-    setTokenizerDir: (tokenizerDir) => {
-      set({ tokenizerDir });
+    chooseModel: async (dir) => {
+      if (get().demo === 'preselected') set({ demo: null });
+      await get().setModelDir(dir);
     },
 
+    setTokenizerDir: (tokenizerDir) => set({ tokenizerDir }),
+
     addAdapters: async (dirs, names) => {
-      const known = new Set(get().adapters.map((a) => a.dir));
-      const added = newEntries(dirs, names, known);
+      const known = new Map(get().adapters.map((a) => [a.dir, a.name]));
+      const added: AdapterEntry[] = [];
+      const repeated: string[] = [];
+      dirs.forEach((dir, i) => {
+        const d = dir.trim();
+        if (!d) return;
+        const already = known.get(d);
+        if (already !== undefined) {
+          repeated.push(`${d} is already in the list as ${already}.`);
+          return;
+        }
+        const e = entry(d, names?.[i] ?? baseName(d));
+        known.set(d, e.name);
+        added.push(e);
+      });
+      set({ adapterNotice: repeated.length ? repeated.join(' ') : null, ...(get().demo === 'preselected' ? { demo: null } : {}) });
       if (!added.length) return;
       set({ adapters: [...get().adapters, ...added] });
       await Promise.all(added.map((a) => inspectAdapter(a.id)));
@@ -132,19 +213,27 @@ export const useSetup = create<SetupState>((set, get) => {
 
     removeAdapter: (id) => set({ adapters: get().adapters.filter((a) => a.id !== id) }),
     renameAdapter: (id, name) => patchAdapter(id, { name }),
-    setDocument: (documentText) => set({ documentText }),
+    clearAdapterNotice: () => set({ adapterNotice: null }),
+    setDocument: (documentText) => set({ documentText, ...(get().demo === 'preselected' ? { demo: null } : {}) }),
     setPrompt: (promptText) => set({ promptText }),
 
     refreshCount: async () => {
       const seq = ++countSeq;
-      const { modelDir, model, tokenizerDir, documentText, promptText } = get();
-      if (!model || !modelDir.trim()) {
+      const s = get();
+      if (!s.model || !s.modelDir.trim() || needsTokenizer(s)) {
         set({ tokenCount: null, counting: false, countError: null });
         return;
       }
       set({ counting: true });
       try {
-        const params = { modelDir: modelDir.trim(), documentText, promptText, ...(tokenizerDir.trim() ? { tokenizerDir: tokenizerDir.trim() } : {}) };
+        const params = {
+          modelDir: s.modelDir.trim(),
+          documentText: s.documentText,
+          promptText: s.promptText,
+          // Past the context plus the new tokens, "over by at least N" is all the form says.
+          limit: countLimit(s.model, s.settings.maxNewTokens),
+          ...(s.tokenizerDir.trim() ? { tokenizerDir: s.tokenizerDir.trim() } : {}),
+        };
         const tokenCount: TokenCount = await rpc().call('text.count', params);
         if (seq !== countSeq) return;
         set({ tokenCount, counting: false, countError: null });
@@ -154,30 +243,77 @@ export const useSetup = create<SetupState>((set, get) => {
       }
     },
 
+    refreshEstimate: async () => {
+      const seq = ++estimateSeq;
+      const s = get();
+      const { ids } = selectedStrategies(s.strategies);
+      const usable =
+        s.model !== null &&
+        s.tokenCount !== null &&
+        s.adapters.length > 0 &&
+        s.adapters.every((a) => a.info !== null) &&
+        strategyProblems(s.strategies, s.model, s.tokenCount).length === 0 &&
+        maxNewTokensProblem(s.settings.maxNewTokens) === null;
+      if (!usable || !s.tokenCount) {
+        set({ estimate: null, estimateError: null, estimating: false });
+        return;
+      }
+      set({ estimating: true });
+      try {
+        const estimate = await rpc().call('run.estimate', {
+          modelDir: s.modelDir.trim(),
+          adapterDirs: s.adapters.map((a) => a.dir),
+          strategies: ids,
+          documentTokens: s.tokenCount.documentTokens,
+          promptTokens: s.tokenCount.promptTokens,
+          maxNewTokens: s.settings.maxNewTokens,
+          dtype: s.settings.dtype,
+        });
+        if (seq !== estimateSeq) return;
+        set({ estimate, estimateFor: ids.join(','), estimateAtLeast: !s.tokenCount.complete, estimateError: null, estimating: false });
+      } catch (e) {
+        if (seq !== estimateSeq) return;
+        set({ estimate: null, estimateError: errorMessage(e), estimating: false });
+      }
+    },
+
     setStrategies: (strategies) => set({ strategies }),
     setSettings: (patch) => set({ settings: { ...get().settings, ...patch } }),
+    setBrowseDir: (purpose, dir) => set({ browseDirs: { ...get().browseDirs, [purpose]: dir } }),
 
-    loadDemo: async (demo) => {
-      set({
-        adapters: newEntries(demo.adapterDirs),
+    loadDemo: async (demo, how) => {
+      const before = get().fields();
+      const replacing = how === 'user' && !isBlank(before);
+      fill({
+        modelDir: demo.modelDir,
+        tokenizerDir: '',
+        adapters: demo.adapterDirs.map((d) => ({ dir: d, name: baseName(d) })),
         documentText: demo.documentText,
         promptText: demo.promptText,
-        tokenizerDir: '',
         strategies: selectionFromIds(demo.strategies),
         settings: { ...DEFAULT_GENERATION, maxNewTokens: demo.maxNewTokens },
+        browseDirs: before.browseDirs,
       });
+      set({ undo: replacing ? before : null, demo: how === 'preselect' ? 'preselected' : 'loaded' });
       await get().setModelDir(demo.modelDir);
     },
 
+    undoLoad: async () => {
+      const before = get().undo;
+      if (!before) return;
+      set({ undo: null, demo: null });
+      await get().restore(before);
+    },
+
+    dismissDemoNotice: () => set({ demo: null, undo: null }),
+
     applyRequest: async (r) => {
-      set({
-        adapters: newEntries(
-          r.adapters.map((a) => a.dir),
-          r.adapters.map((a) => a.name ?? baseName(a.dir)),
-        ),
+      await get().restore({
+        modelDir: r.modelDir,
+        tokenizerDir: r.tokenizerDir ?? '',
+        adapters: r.adapters.map((a) => ({ dir: a.dir, name: a.name ?? baseName(a.dir) })),
         documentText: r.documentText,
         promptText: r.promptText,
-        tokenizerDir: r.tokenizerDir ?? '',
         strategies: selectionFromIds(r.strategies),
         settings: {
           maxNewTokens: r.maxNewTokens,
@@ -189,8 +325,32 @@ export const useSetup = create<SetupState>((set, get) => {
           device: r.device,
           stopAtEos: r.stopAtEos,
         },
+        browseDirs: get().browseDirs,
       });
-      await get().setModelDir(r.modelDir);
     },
+
+    restore: async (f) => {
+      fill(f);
+      set({ demo: null });
+      await get().setModelDir(f.modelDir);
+    },
+
+    fields: () => {
+      const s = get();
+      return {
+        modelDir: s.modelDir,
+        tokenizerDir: s.tokenizerDir,
+        adapters: s.adapters.map((a) => ({ dir: a.dir, name: a.name })),
+        documentText: s.documentText,
+        promptText: s.promptText,
+        strategies: s.strategies,
+        settings: s.settings,
+        browseDirs: s.browseDirs,
+      };
+    },
+
+    markReady: () => set({ ready: true }),
   };
 });
+
+export { fromDraft };
