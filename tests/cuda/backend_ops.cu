@@ -8,6 +8,7 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <functional>
@@ -729,12 +730,65 @@ void bench_gemms() {
   }
 }
 
+
+// --bench: one layer's attention_parts on the benchmark's decode step (Llama-2-7B attention:
+// 32 heads of 128, a 1098-token document, 3 adapters × exact, base, seed-minikv, delta-int8 →
+// 12 rows: the base span read by 9 of them through their stores, 3 exact caches of their own)
+// and on its teacher-forced scoring (the same 12 rows × 32 positions), as time per layer and
+// the K/V bytes it must read per second.
+void bench_attention() {
+  const int hd = 128, heads = 32, kv = 32, T = 1098, own = 40;
+  World w(*gpu, DT::BF16, hd, heads, kv, T, own, 5);
+  std::vector<std::shared_ptr<KvCache>> exacts;
+  for (int a = 0; a < 3; ++a) {
+    auto e = std::make_shared<KvCache>(*gpu, DT::BF16, 2, kv, hd, T + own);
+    e->set_length(T + own);
+    exacts.push_back(e);
+  }
+  const size_t span_bytes = size_t(2) * kv * T * hd * 2;  // one layer's K and V of the document
+  std::printf("attention_parts, one layer, bf16, hd %d, %d/%d heads, %d-token document (µs per layer; K/V GB/s)\n", hd, heads, kv, T);
+  for (const int per_row : {1, 32}) {
+    std::vector<Row> rows;
+    for (int j = 0; j < per_row; ++j) {
+      for (int a = 0; a < 3; ++a) {
+        const int pos = T + j;
+        rows.push_back(Row{exacts[a].get(), pos, nullptr, false});
+        for (const int v : {0, 1, 3}) rows.push_back(Row{w.views[v].get(), pos, nullptr, false});
+      }
+    }
+    const int n = static_cast<int>(rows.size());
+    AttnPlanner planner;
+    planner.build(*w.model, rows.data(), n, per_row == 1, size_t(256) << 20);
+    TableUpload up;
+    planner.add_to(up);
+    Buffer tables, partials(*gpu, std::max<size_t>(planner.partial_floats(), 1) * 4, "bench");
+    up.upload(*gpu, tables, false);
+    Buffer q(*gpu, size_t(n) * heads * hd * 2, "bench"), out(*gpu, size_t(n) * heads * hd * 2, "bench");
+    gpu->memset0(q.get(), size_t(n) * heads * hd * 2);
+    const AttnPlan plan = planner.plan(up, 0, partials.as<float>());
+    auto run = [&] { gpu->attention_parts(DT::BF16, out.get(), q.get(), plan, n, heads, kv, hd); };
+    for (int i = 0; i < 3; ++i) run();
+    gpu->sync("bench");
+    const int reps = per_row == 1 ? 200 : 20;
+    const auto t0 = std::chrono::steady_clock::now();
+    for (int i = 0; i < reps; ++i) run();
+    gpu->sync("bench");
+    const double us = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count() / reps;
+    // Bytes it must read: the base span once, the 3 exact caches, the int8 store (≈ half a span).
+    const double bytes = 4.5 * span_bytes;
+    std::printf("  %-40s %8.1f µs  %6.0f GB/s  (%d rows; ×32 layers: %.2f ms)\n",
+                per_row == 1 ? "decode step (12 rows)" : "scoring (12 rows × 32 positions)", us, bytes / (us * 1e-6) / 1e9, n,
+                us * 32 / 1000);
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   if (argc > 1 && std::string(argv[1]) == "--bench") {
     try {
       gpu = &cuda_device();
+      bench_attention();
       bench_gemms();
     } catch (const std::exception& e) {
       std::printf("bench: error: %s\n", e.what());
