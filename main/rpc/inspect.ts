@@ -1,11 +1,14 @@
 // What the UI shows about a model / adapter folder before a run, and token counts, from
 // the existing loaders. Only config files, safetensors headers and the tokenizer are
-// read: no weights are loaded, so picking a 13 GB checkpoint answers at once.
+// read: no weights are loaded, so picking a 13 GB checkpoint answers at once. Every
+// parse, regex and tokenization runs on a worker thread with a time limit
+// (open-async.ts, tokenize-async.ts): no folder and no document can stall the server.
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { openAdapter } from '../model/adapter.js';
-import { openCheckpoint, type CheckpointInfo } from '../model/checkpoint.js';
-import type { LensTokenizer } from '../model/tokenizer.js';
+import type { CheckpointInfo } from '../model/checkpoint.js';
+import { LoadError } from '../model/errors.js';
+import { openAdapterInWorker, openCheckpointInWorker } from '../model/open-async.js';
+import { countTokensInWorker, tokenizerSummaryInWorker } from '../model/tokenize-async.js';
 import type { AdapterInfo, ModelInfo, TokenCount } from '../../shared/rpc.js';
 
 async function isFile(p: string): Promise<boolean> {
@@ -44,14 +47,14 @@ export function modelInfoOf(ck: CheckpointInfo, hasTokenizer: boolean): ModelInf
 }
 
 export async function inspectModel(dir: string): Promise<ModelInfo> {
-  const ck = await openCheckpoint(dir);
+  const ck = await openCheckpointInWorker(dir);
   return modelInfoOf(ck, await isFile(path.join(ck.dir, 'tokenizer.json')));
 }
 
 /** Validates the adapter against the model (a mismatch is the loader's LoadError, saying why). */
 export async function inspectAdapter(modelDir: string, dir: string): Promise<AdapterInfo> {
-  const ck = await openCheckpoint(modelDir);
-  const { summary } = await openAdapter(dir, ck.config.native);
+  const ck = await openCheckpointInWorker(modelDir);
+  const { summary } = await openAdapterInWorker(dir, ck.config.native);
   return {
     dir: summary.dir,
     name: summary.name,
@@ -69,17 +72,27 @@ export async function inspectAdapter(modelDir: string, dir: string): Promise<Ada
   };
 }
 
-/** Counts as the runner will tokenize: the document with its special prefix (BOS), the prompt without. */
+/**
+ * Counts as the runner will tokenize: the document with its special prefix (BOS), the
+ * prompt without. With `limit`, stops (complete false) once the counts reach it.
+ * A tokenizer with more ids than the model's vocabulary is refused here, naming it.
+ */
 export async function countTokens(
   modelDir: string,
-  tokenizer: LensTokenizer,
+  tokenizerDir: string,
   documentText: string,
   promptText: string,
+  limit?: number,
 ): Promise<TokenCount> {
-  const ck = await openCheckpoint(modelDir);
-  return {
-    documentTokens: tokenizer.encodeDocument(documentText).length,
-    promptTokens: tokenizer.encodePrompt(promptText).length,
-    contextLimit: ck.config.native.maxPositionEmbeddings,
-  };
+  const ck = await openCheckpointInWorker(modelDir);
+  const summary = await tokenizerSummaryInWorker(tokenizerDir);
+  const vocab = ck.config.native.vocabSize;
+  if (summary.vocabSize > vocab) {
+    throw new LoadError({
+      file: path.join(summary.dir, 'tokenizer.json'),
+      message: `this tokenizer has ${summary.vocabSize} token ids but the model (${ck.config.file}) has a vocabulary of ${vocab}; pick the tokenizer that belongs to this model.`,
+    });
+  }
+  const counts = await countTokensInWorker(tokenizerDir, documentText, promptText, { limit });
+  return { ...counts, contextLimit: ck.config.native.maxPositionEmbeddings };
 }

@@ -12,10 +12,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { CacheManager } from '../cache/cache-manager.js';
 import { demoAvailable, demoRequest } from '../compare/demo.js';
+import { preflightRequest } from '../compare/preflight.js';
 import { runComparison } from '../compare/runner.js';
 import { EngineSession } from '../compare/session.js';
 import type { BackendChoice } from '../engine/native-loader.js';
-import { loadTokenizer, type LensTokenizer } from '../model/tokenizer.js';
+import { DigestCache } from '../model/digest-cache.js';
 import { projectRoot } from '../paths.js';
 import type { CompareProgress, CompareRequest, TokenEvent } from '../../shared/compare.js';
 import type {
@@ -47,6 +48,12 @@ export interface PlatformHooks {
 export interface AppServiceOptions {
   transport: AppInfo['transport'];
   historyDir: string;
+  /**
+   * Where state that outlives the process is kept besides history: the file-digest cache
+   * (a second start on the same checkpoint hashes nothing). Without it digests last as
+   * long as the process.
+   */
+  dataDir?: string;
   cacheBudgetBytes: number;
   device?: BackendChoice;
   platform?: PlatformHooks;
@@ -115,7 +122,7 @@ export class AppService {
   private session: EngineSession | null = null;
   private active: RunState | null = null;
   private readonly listeners = new Set<EventListener>();
-  private readonly tokenizers = new Map<string, Promise<LensTokenizer>>();
+  private readonly digestCache: DigestCache;
   private readonly cacheThrottle: Throttle<null>;
   private readonly unsubscribeCache: () => void;
   private disposed = false;
@@ -123,6 +130,7 @@ export class AppService {
   constructor(private readonly options: AppServiceOptions) {
     this.history = new HistoryStore(options.historyDir);
     this.cache = new CacheManager({ budgetBytes: options.cacheBudgetBytes });
+    this.digestCache = options.dataDir ? DigestCache.inDataDir(options.dataDir) : new DigestCache(null);
     const throttleMs = options.throttleMs ?? 100;
     this.cacheThrottle = new Throttle(throttleMs * 2, () => this.emit('cache.changed', this.cache.usage()));
     this.unsubscribeCache = this.cache.onChange(() => this.cacheThrottle.push(null));
@@ -150,20 +158,9 @@ export class AppService {
   /** The engine, loaded on first use; a missing build is an error the caller sees. */
   private engine(): EngineSession {
     if (this.disposed) throw rpcError('INTERNAL', 'AdapterLens is shutting down');
-    this.session ??= new EngineSession(this.options.device ?? 'auto');
+    // The session's adapters count in this service's cache budget and are freed by cache.clear.
+    this.session ??= new EngineSession(this.options.device ?? 'auto', { cache: this.cache, digestCache: this.digestCache });
     return this.session;
-  }
-
-  private tokenizer(dir: string): Promise<LensTokenizer> {
-    const key = path.resolve(dir);
-    let tok = this.tokenizers.get(key);
-    if (!tok) {
-      if (this.tokenizers.size >= 8) this.tokenizers.clear(); // a handful of models per session at most
-      tok = loadTokenizer(key);
-      tok.catch(() => this.tokenizers.delete(key)); // do not cache a failure: the user may fix the folder
-      this.tokenizers.set(key, tok);
-    }
-    return tok;
   }
 
   private makeHandlers(): Handlers {
@@ -172,8 +169,8 @@ export class AppService {
       'app.info': async () => this.appInfo(),
       'model.inspect': ({ dir }) => inspectModel(dir),
       'adapter.inspect': ({ modelDir, dir }) => inspectAdapter(modelDir, dir),
-      'text.count': async ({ modelDir, tokenizerDir, documentText, promptText }) =>
-        countTokens(modelDir, await this.tokenizer(tokenizerDir ?? modelDir), documentText, promptText),
+      'text.count': ({ modelDir, tokenizerDir, documentText, promptText, limit }) =>
+        countTokens(modelDir, tokenizerDir ?? modelDir, documentText, promptText, limit),
       'fs.browse': ({ dir }) => browseFolder(dir),
       'dialog.pickFolders': async ({ purpose, multiple }) => {
         if (!platform.pickFolders) throw rpcError('NOT_SUPPORTED', 'there are no native dialogs in the browser; browse the folders instead');
@@ -196,6 +193,7 @@ export class AppService {
         return this.cache.usage();
       },
       'history.list': async () => (await this.history.list()).entries,
+      'history.skipped': async () => (await this.history.list()).skipped,
       'history.get': ({ id }) => this.savedReport(id),
       'history.delete': async ({ id }) => {
         const deleted = await this.history.delete(id);
@@ -280,15 +278,20 @@ export class AppService {
       this.emit('run.tokens', { runId, tokens: batch });
     };
     let lastStage: string | null = null;
+    const onProgress = (p: CompareProgress): void => {
+      run.progress = p;
+      const stageChanged = p.stage !== lastStage;
+      lastStage = p.stage;
+      progress.push(p, stageChanged || p.done === p.total);
+    };
     try {
+      // Before any weight is loaded: the document against the context (bound first, then
+      // tokenized on a worker thread), the tokenizer against the model.
+      onProgress({ stage: 'load', done: 0, total: run.request.adapters.length + 1, detail: 'checking the inputs' });
+      await preflightRequest(session, run.request, run.controller.signal);
       const report = await runComparison(session, this.cache, run.request, {
         signal: run.controller.signal,
-        onProgress: (p) => {
-          run.progress = p;
-          const stageChanged = p.stage !== lastStage;
-          lastStage = p.stage;
-          progress.push(p, stageChanged || p.done === p.total);
-        },
+        onProgress,
         onToken: (t) => {
           if (tokens.length > 0 && tokens[0]!.step !== t.step) flushTokens();
           tokens.push(t);
@@ -300,10 +303,18 @@ export class AppService {
       });
       flushTokens();
       progress.flush();
-      const { id } = await this.history.save(report);
+      // The run is over once the report exists: a history folder that cannot be written
+      // costs the saved copy, never the result.
+      let reportId: string | null = null;
+      let saveError: string | null = null;
+      try {
+        reportId = (await this.history.save(report)).id;
+      } catch (e) {
+        saveError = `the report was not saved to ${this.history.dir} (${describeSaveFailure(e)}); export it now to keep it`;
+      }
       this.active = null;
-      this.emit('run.finished', { runId, reportId: id, report });
-      await this.emitHistory();
+      this.emit('run.finished', { runId, reportId, report, saveError });
+      if (reportId !== null) await this.emitHistory();
     } catch (e) {
       flushTokens();
       progress.cancel();
@@ -311,6 +322,9 @@ export class AppService {
       const error = toErrorPayload(e);
       if (error.code === 'CANCELLED' || run.controller.signal.aborted) this.emit('run.cancelled', { runId });
       else this.emit('run.failed', { runId, error });
+    } finally {
+      // The adapters this run used become evictable (budget, adapter bound, cache.clear).
+      session.releaseRunHolds();
     }
   }
 
@@ -333,6 +347,21 @@ export class AppService {
     this.session = null;
     this.listeners.clear();
   }
+}
+
+function describeSaveFailure(e: unknown): string {
+  const err = e as NodeJS.ErrnoException;
+  const reasons: Record<string, string> = {
+    EACCES: 'permission denied',
+    EPERM: 'permission denied',
+    EROFS: 'the file system is read-only',
+    ENOSPC: 'the disk is full',
+    EDQUOT: 'the disk quota is exceeded',
+    ENOTDIR: 'a path component is not a folder',
+    EEXIST: 'a file is in the way of the folder',
+  };
+  if (typeof err.code === 'string') return reasons[err.code] ?? err.code;
+  return err instanceof Error ? err.message : String(e);
 }
 
 function demoInputs(r: CompareRequest): DemoInputs {

@@ -186,7 +186,7 @@ describe('request', () => {
     adapters: [{ dir: '/x/qv', name: 'qv', info: null, error: null, loading: false }],
     documentText: 'hello',
     promptText: ' p',
-    tokenCount: { documentTokens: 10, promptTokens: 2, contextLimit: 64 },
+    tokenCount: { documentTokens: 10, promptTokens: 2, contextLimit: 64, complete: true },
     strategies: { ...EMPTY_SELECTION, simple: { ...EMPTY_SELECTION.simple, base: true } },
     settings: { maxNewTokens: 8, sampling: 'greedy', temperature: 0.7, topP: 0.9, seed: 1, dtype: 'fp32', device: 'auto', stopAtEos: true },
   });
@@ -223,7 +223,7 @@ describe('request', () => {
     assert.ok(problems.some((p) => p.includes("need 72 positions; the model's context is 64")));
   });
   it('measures context use', () => {
-    assert.deepEqual(contextUse({ documentTokens: 50, promptTokens: 5, contextLimit: 64 }, 4), { used: 59, limit: 64, over: false, near: true });
+    assert.deepEqual(contextUse({ documentTokens: 50, promptTokens: 5, contextLimit: 64, complete: true }, 4), { used: 59, limit: 64, over: false, near: true });
     assert.equal(contextUse(null, 4), null);
     assert.equal(baseName('/a/b/qv-r8/'), 'qv-r8');
   });

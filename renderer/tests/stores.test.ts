@@ -33,7 +33,7 @@ function tick(): Promise<void> {
 describe('run store', () => {
   let client: FakeClient;
   let detach: () => void;
-  let finished: string[];
+  let finished: (string | null)[];
   beforeEach(() => {
     detach?.();
     client = new FakeClient().handle('run.start', () => ({ runId: 'r1' })).handle('run.cancel', () => ({ cancelled: true }));
@@ -53,7 +53,7 @@ describe('run store', () => {
     client.emit('run.tokens', { runId: 'r1', tokens: [{ adapter: 0, strategy: 'exact', step: 0, token: 5, piece: 'x', prob: 0.9 }] });
     assert.equal(useRun.getState().current, 'generate');
     assert.equal(useRun.getState().streams['0|exact']?.length, 1);
-    client.emit('run.finished', { runId: 'r1', reportId: 'id1', report: makeReport() });
+    client.emit('run.finished', { runId: 'r1', reportId: 'id1', report: makeReport(), saveError: null });
     assert.equal(useRun.getState().status, 'finished');
     assert.equal(useRun.getState().reportId, 'id1');
     assert.deepEqual(finished, ['id1']);
@@ -108,7 +108,7 @@ describe('setup store', () => {
         if (dir === '/bad') throw new RpcError({ code: 'INVALID_INPUT', message: 'adapter for another model' });
         return adapter(dir);
       })
-      .handle('text.count', ({ documentText }) => ({ documentTokens: documentText.length, promptTokens: 1, contextLimit: 64 }));
+      .handle('text.count', ({ documentText }) => ({ documentTokens: documentText.length, promptTokens: 1, contextLimit: 64, complete: true }));
     setRpc(client);
     await useSetup.getState().loadDemo({ modelDir: '/m', adapterDirs: ['/a1', '/bad'], documentText: 'abcdef', promptText: ' p', strategies: ['exact', 'base', 'lowrank:4'], maxNewTokens: 16 });
     const s = useSetup.getState();
@@ -129,7 +129,7 @@ describe('setup store', () => {
     const client = new FakeClient()
       .handle('model.inspect', ({ dir }) => (dir === '/slow' ? new Promise<ModelInfo>((r) => (slow = r)) : { ...model, dir, name: 'fast' }))
       .handle('adapter.inspect', ({ dir }) => adapter(dir))
-      .handle('text.count', () => ({ documentTokens: 1, promptTokens: 0, contextLimit: 64 }));
+      .handle('text.count', () => ({ documentTokens: 1, promptTokens: 0, contextLimit: 64, complete: true }));
     setRpc(client);
     const first = useSetup.getState().setModelDir('/slow');
     await tick();

@@ -8,10 +8,10 @@ import path from 'node:path';
 import { dispatch } from '../../main/rpc/dispatch.js';
 import { AppService } from '../../main/rpc/service.js';
 import { loadTokenizer } from '../../main/model/tokenizer.js';
-import { REPORT_SCHEMA, type Report } from '../../shared/report.js';
+import type { Report } from '../../shared/report.js';
 import type { AdapterInfo, AppInfo, ExportedFile, FolderListing, HistoryEntry, ModelInfo, RpcErrorCode, RpcEventName, TokenCount } from '../../shared/rpc.js';
 import { findChromium, renderReport } from '../../main/report/index.js';
-import { ADAPTERS_DIR, MODEL_DIR, OTHER_MODEL_ADAPTER, tempDir, tinyRequest } from './helpers.js';
+import { ADAPTERS_DIR, asJson, MODEL_DIR, OTHER_MODEL_ADAPTER, sampleReport, tempDir, tinyRequest } from './helpers.js';
 
 const FIXTURE_REPORT = path.join(import.meta.dirname, '..', 'fixtures', 'reports', 'demo-llama-gqa-bf16.json');
 const historyDir = path.join(tempDir('service'), 'history');
@@ -47,15 +47,7 @@ function waitForEvent(name: RpcEventName): Promise<unknown> {
 }
 
 function fakeReport(): Report {
-  return {
-    schema: REPORT_SCHEMA,
-    createdAt: '2026-02-03T04:05:06.789Z',
-    backend: { kind: 'cpu', device: 'test', fallbackReason: null },
-    settings: { strategies: ['exact'] },
-    model: { name: 'tiny' },
-    documentTokens: [1, 2],
-    adapters: [{ name: 'qv' }],
-  } as unknown as Report;
+  return sampleReport();
 }
 
 describe('AppService', () => {
@@ -102,7 +94,7 @@ describe('AppService', () => {
     const tok = await loadTokenizer(MODEL_DIR);
     const documentText = 'Hello world, this is a document.';
     const c = await ok<TokenCount>('text.count', { modelDir: MODEL_DIR, documentText, promptText: ' Summary:' });
-    assert.deepEqual(c, { documentTokens: tok.encodeDocument(documentText).length, promptTokens: tok.encodePrompt(' Summary:').length, contextLimit: 2048 });
+    assert.deepEqual(c, { documentTokens: tok.encodeDocument(documentText).length, promptTokens: tok.encodePrompt(' Summary:').length, contextLimit: 2048, complete: true });
     assert.equal(c.documentTokens, tok.encodePrompt(documentText).length + 1);
   });
 
@@ -139,7 +131,7 @@ describe('AppService', () => {
       assert.deepEqual(picked, { ok: true, result: { paths: ['/picked/adapter/true'] } });
       const answer = await dispatch(withHooks.handlers, 'report.saveAs', { id, format: 'json' });
       assert.deepEqual(answer, { ok: true, result: { path: '/saved/adapterlens-2026-02-03T04-05-06.json' } });
-      assert.deepEqual(JSON.parse(saved[0]!.content), fakeReport());
+      assert.deepEqual(JSON.parse(saved[0]!.content), asJson(fakeReport()));
     } finally {
       await withHooks.dispose();
     }
@@ -153,7 +145,7 @@ describe('AppService', () => {
     const file = await ok<ExportedFile>('report.export', { id, format: 'json' });
     assert.equal(file.mimeType, 'application/json');
     assert.equal(file.encoding, 'utf8');
-    assert.deepEqual(JSON.parse(file.content), fakeReport());
+    assert.deepEqual(JSON.parse(file.content), asJson(fakeReport()));
     const changed = waitForEvent('history.changed');
     assert.deepEqual(await ok('history.delete', { id }), { deleted: true });
     const payload = (await changed) as { entries: HistoryEntry[] };
