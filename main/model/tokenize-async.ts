@@ -6,6 +6,7 @@
 // bound (token-bound.ts) already reaches the limit is not tokenized at all.
 import { stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+import { cancellationError } from '../cancellation.js';
 import { pool } from '../worker/pool.js';
 import { WorkerCrashError, WorkerTimeoutError } from '../worker/errors.js';
 import { LoadError } from './errors.js';
@@ -37,14 +38,22 @@ function explain(dir: string, doing: string, e: unknown): unknown {
   return e;
 }
 
-export async function encodeInWorker(dirIn: string, text: string, kind: 'document' | 'prompt', options: TokenizeOptions = {}): Promise<number[]> {
-  const dir = resolve(dirIn);
+/** The ids as the worker sends them (moved, not copied). */
+async function encodeIds(dir: string, text: string, kind: 'document' | 'prompt', options: TokenizeOptions): Promise<Int32Array> {
   try {
     const { ids } = await pool('tokenize').run('encode', { dir, text, kind }, { signal: options.signal, timeoutMs: options.timeoutMs ?? TOKENIZE_TIMEOUT_MS });
-    return Array.from(ids);
+    return ids;
   } catch (e) {
     throw explain(dir, kind === 'document' ? 'tokenizing the document' : 'tokenizing the prompt', e);
   }
+}
+
+export async function encodeInWorker(dirIn: string, text: string, kind: 'document' | 'prompt', options: TokenizeOptions = {}): Promise<number[]> {
+  const ids = await encodeIds(resolve(dirIn), text, kind, options);
+  // A plain loop: Array.from on a typed array of millions of ids takes the main thread for a noticeable time.
+  const out = new Array<number>(ids.length);
+  for (let i = 0; i < ids.length; i++) out[i] = ids[i]!;
+  return out;
 }
 
 const summaries = new Map<string, { stamp: string; summary: Promise<TokenizerSummary> }>();
@@ -62,21 +71,35 @@ async function folderStamp(dir: string): Promise<string> {
   return parts.join('|');
 }
 
-/** Loads and checks a tokenizer folder in a worker; remembered while its files do not change. */
+/** `p`, or a cancellation as soon as `signal` aborts (the work behind `p` goes on for its other waiters). */
+function untilAborted<T>(p: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (!signal) return p;
+  if (signal.aborted) return Promise.reject(cancellationError());
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(cancellationError());
+    signal.addEventListener('abort', onAbort, { once: true });
+    p.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
+}
+
+/**
+ * Loads and checks a tokenizer folder in a worker; remembered while its files do not
+ * change. Callers share one load: a caller's signal stops its own wait, not the load.
+ */
 export async function tokenizerSummaryInWorker(dirIn: string, options: TokenizeOptions = {}): Promise<TokenizerSummary> {
   const dir = resolve(dirIn);
   const stamp = await folderStamp(dir);
   const hit = summaries.get(dir);
-  if (hit && hit.stamp === stamp) return hit.summary;
+  if (hit && hit.stamp === stamp) return untilAborted(hit.summary, options.signal);
   const summary = pool('tokenize')
-    .run('tokenizer-summary', { dir }, { signal: options.signal, timeoutMs: options.timeoutMs ?? TOKENIZER_LOAD_TIMEOUT_MS })
+    .run('tokenizer-summary', { dir }, { timeoutMs: options.timeoutMs ?? TOKENIZER_LOAD_TIMEOUT_MS })
     .catch((e: unknown) => {
       if (summaries.get(dir)?.summary === summary) summaries.delete(dir); // a failure is not remembered: the user may fix the folder
       throw explain(dir, 'loading the tokenizer', e);
     });
   if (summaries.size >= 32) summaries.clear();
   summaries.set(dir, { stamp, summary });
-  return summary;
+  return untilAborted(summary, options.signal);
 }
 
 export interface TokenCountResult {
@@ -104,9 +127,10 @@ export async function countTokensInWorker(
     const promptTokens = minTokensFor(summary.maxTokenUnits, promptText);
     if (documentTokens + promptTokens >= options.limit) return { documentTokens, promptTokens, complete: false };
   }
+  // Only the lengths are needed: the ids stay typed arrays.
   const [document, prompt] = await Promise.all([
-    encodeInWorker(dir, documentText, 'document', options),
-    promptText === '' ? Promise.resolve([]) : encodeInWorker(dir, promptText, 'prompt', options),
+    encodeIds(dir, documentText, 'document', options),
+    promptText === '' ? Promise.resolve(new Int32Array(0)) : encodeIds(dir, promptText, 'prompt', options),
   ]);
   return { documentTokens: document.length, promptTokens: prompt.length, complete: true };
 }

@@ -46,15 +46,15 @@ export function modelInfoOf(ck: CheckpointInfo, hasTokenizer: boolean): ModelInf
   };
 }
 
-export async function inspectModel(dir: string): Promise<ModelInfo> {
-  const ck = await openCheckpointInWorker(dir);
+export async function inspectModel(dir: string, signal?: AbortSignal): Promise<ModelInfo> {
+  const ck = await openCheckpointInWorker(dir, { signal });
   return modelInfoOf(ck, await isFile(path.join(ck.dir, 'tokenizer.json')));
 }
 
 /** Validates the adapter against the model (a mismatch is the loader's LoadError, saying why). */
-export async function inspectAdapter(modelDir: string, dir: string): Promise<AdapterInfo> {
-  const ck = await openCheckpointInWorker(modelDir);
-  const { summary } = await openAdapterInWorker(dir, ck.config.native);
+export async function inspectAdapter(modelDir: string, dir: string, signal?: AbortSignal): Promise<AdapterInfo> {
+  const ck = await openCheckpointInWorker(modelDir, { signal });
+  const { summary } = await openAdapterInWorker(dir, ck.config.native, { signal });
   return {
     dir: summary.dir,
     name: summary.name,
@@ -83,9 +83,10 @@ export async function countTokens(
   documentText: string,
   promptText: string,
   limit?: number,
+  signal?: AbortSignal,
 ): Promise<TokenCount> {
-  const ck = await openCheckpointInWorker(modelDir);
-  const summary = await tokenizerSummaryInWorker(tokenizerDir);
+  const ck = await openCheckpointInWorker(modelDir, { signal });
+  const summary = await tokenizerSummaryInWorker(tokenizerDir, { signal });
   const vocab = ck.config.native.vocabSize;
   if (summary.vocabSize > vocab) {
     throw new LoadError({
@@ -93,6 +94,6 @@ export async function countTokens(
       message: `this tokenizer has ${summary.vocabSize} token ids but the model (${ck.config.file}) has a vocabulary of ${vocab}; pick the tokenizer that belongs to this model.`,
     });
   }
-  const counts = await countTokensInWorker(tokenizerDir, documentText, promptText, { limit });
+  const counts = await countTokensInWorker(tokenizerDir, documentText, promptText, { limit, signal });
   return { ...counts, contextLimit: ck.config.native.maxPositionEmbeddings };
 }

@@ -123,6 +123,8 @@ export class AppService {
   private active: RunState | null = null;
   private readonly listeners = new Set<EventListener>();
   private readonly digestCache: DigestCache;
+  /** Aborted by dispose(): stops the inspections and counts still running on worker threads. */
+  private readonly lifetime = new AbortController();
   private readonly cacheThrottle: Throttle<null>;
   private readonly unsubscribeCache: () => void;
   private disposed = false;
@@ -167,10 +169,10 @@ export class AppService {
     const platform = this.options.platform ?? {};
     return {
       'app.info': async () => this.appInfo(),
-      'model.inspect': ({ dir }) => inspectModel(dir),
-      'adapter.inspect': ({ modelDir, dir }) => inspectAdapter(modelDir, dir),
+      'model.inspect': ({ dir }) => inspectModel(dir, this.lifetime.signal),
+      'adapter.inspect': ({ modelDir, dir }) => inspectAdapter(modelDir, dir, this.lifetime.signal),
       'text.count': ({ modelDir, tokenizerDir, documentText, promptText, limit }) =>
-        countTokens(modelDir, tokenizerDir ?? modelDir, documentText, promptText, limit),
+        countTokens(modelDir, tokenizerDir ?? modelDir, documentText, promptText, limit, this.lifetime.signal),
       'fs.browse': ({ dir }) => browseFolder(dir),
       'dialog.pickFolders': async ({ purpose, multiple }) => {
         if (!platform.pickFolders) throw rpcError('NOT_SUPPORTED', 'there are no native dialogs in the browser; browse the folders instead');
@@ -335,6 +337,7 @@ export class AppService {
   async dispose(): Promise<void> {
     if (this.disposed) return;
     this.disposed = true;
+    this.lifetime.abort();
     const run = this.active;
     if (run) {
       run.controller.abort();
