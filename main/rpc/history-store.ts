@@ -83,8 +83,10 @@ export class HistoryStore {
     try {
       names = await fs.readdir(this.dir);
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { entries: [], skipped: [] };
-      throw e;
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') return { entries: [], skipped: [] };
+      // A folder that cannot be listed is said where skipped files are, not thrown: the app goes on.
+      return { entries: [], skipped: [{ file: this.dir, reason: `the history folder cannot be read (${typeof code === 'string' ? code : String(e)})` }] };
     }
     const entries: HistoryEntry[] = [];
     const skipped: SkippedFile[] = [];

@@ -314,20 +314,27 @@ export class AppService {
       } catch (e) {
         saveError = `the report was not saved to ${this.history.dir} (${describeSaveFailure(e)}); export it now to keep it`;
       }
-      this.active = null;
+      this.endRun(session);
       this.emit('run.finished', { runId, reportId, report, saveError });
       if (reportId !== null) await this.emitHistory();
     } catch (e) {
       flushTokens();
       progress.cancel();
-      this.active = null;
+      this.endRun(session);
       const error = toErrorPayload(e);
       if (error.code === 'CANCELLED' || run.controller.signal.aborted) this.emit('run.cancelled', { runId });
       else this.emit('run.failed', { runId, error });
-    } finally {
-      // The adapters this run used become evictable (budget, adapter bound, cache.clear).
-      session.releaseRunHolds();
     }
+  }
+
+  /**
+   * The run is over: the adapters it used become evictable (budget, adapter bound,
+   * cache.clear), then the next run may start. Before the end event, so that whoever reacts
+   * to it (a new run.start, a cache.stats) sees the run fully ended.
+   */
+  private endRun(session: EngineSession): void {
+    session.releaseRunHolds();
+    this.active = null;
   }
 
   /**

@@ -246,7 +246,7 @@ const POOL_OPTIONS = {
   inspect: { name: 'inspect', size: 2, resourceLimits: { maxOldGenerationSizeMb: 1024 } },
   tokenize: { name: 'tokenize', size: 2, resourceLimits: { maxOldGenerationSizeMb: 4096 } },
   /** Shards are hashed in parallel, one worker per file. */
-  hash: { name: 'hash', size: Math.min(4, cpus), resourceLimits: { maxOldGenerationSizeMb: 256 } },
+  hash: { name: 'hash', size: Math.max(2, Math.min(4, cpus)), resourceLimits: { maxOldGenerationSizeMb: 256 } },
 } as const satisfies Record<string, PoolOptions>;
 
 export type PoolKind = keyof typeof POOL_OPTIONS;
