@@ -104,7 +104,11 @@ export function compilePythonRegex(pattern: string, wrap: (re2Source: string) =>
     prefixGroup: (text, group) => {
       const m = re.matcher(text);
       if (!m.lookingAt()) return undefined;
-      return m.group(group);
+      try {
+        return m.group(group);
+      } catch {
+        return null; // the pattern has no such group
+      }
     },
   };
 }

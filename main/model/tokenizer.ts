@@ -70,10 +70,32 @@ const tokenizerConfigSchema = z
   })
   .loose();
 
+// The model section, per type, as far as the library relies on it (a vocabulary of the
+// wrong shape makes it fail later, on some text, with messages that name nothing).
+const tokenId = z.number().int().nonnegative();
+const optionalToken = z.string().nullish();
+const bpeModel = z
+  .object({
+    type: z.literal('BPE'),
+    vocab: z.record(z.string(), tokenId),
+    merges: z.array(z.union([z.string(), z.tuple([z.string(), z.string()])])).optional(),
+    unk_token: optionalToken,
+    byte_fallback: z.boolean().nullish(),
+    fuse_unk: z.boolean().nullish(),
+    dropout: z.number().min(0).max(1).nullish(),
+    continuing_subword_prefix: optionalToken,
+    end_of_word_suffix: optionalToken,
+  })
+  .loose();
+const unigramModel = z
+  .object({ type: z.literal('Unigram'), vocab: z.array(z.tuple([z.string(), z.number()])).min(1), unk_id: tokenId.nullish(), byte_fallback: z.boolean().nullish() })
+  .loose();
+const wordModel = z.object({ type: z.enum(['WordPiece', 'WordLevel']), vocab: z.record(z.string(), tokenId), unk_token: z.string() }).loose();
+
 const tokenizerJsonSchema = z
   .object({
-    model: z.object({ type: z.string().optional() }).loose(),
-    added_tokens: z.array(z.object({ id: z.number().int().nonnegative(), content: z.string() }).loose()).optional(),
+    model: z.discriminatedUnion('type', [bpeModel, unigramModel, wordModel], { error: 'expected a BPE, Unigram, WordPiece or WordLevel model with its vocabulary' }),
+    added_tokens: z.array(z.object({ id: tokenId, content: z.string() }).loose()).optional(),
   })
   .loose();
 
@@ -202,7 +224,16 @@ export class LensTokenizer {
   encodePrompt(text: string): number[] {
     const hit = this.recent.prompt;
     if (hit && hit.text === text) return [...hit.ids];
-    return this.tok.encode(text, { add_special_tokens: false }).ids;
+    let ids: number[];
+    try {
+      ids = this.tok.encode(text, { add_special_tokens: false }).ids;
+    } catch (e) {
+      throw new LoadError({ file: join(this.dir, 'tokenizer.json'), message: `this tokenizer fails on the text (${(e as Error).message}); it may use a component @huggingface/tokenizers does not implement.`, cause: e });
+    }
+    if (!ids.every((id) => Number.isInteger(id) && id >= 0 && id < this.vocabSize)) {
+      throw new LoadError({ file: join(this.dir, 'tokenizer.json'), message: 'this tokenizer produces token ids outside its vocabulary; the file is corrupt, restore it from the original checkpoint.' });
+    }
+    return ids;
   }
 
   /**
@@ -337,10 +368,21 @@ export async function loadTokenizer(dirIn: string): Promise<LensTokenizer> {
     });
   }
 
+  // Past construction the library can still fail on what it accepted: any such failure is
+  // the file's, said as a LoadError naming it.
+  const lib = <T>(doing: string, f: () => T): T => {
+    try {
+      return f();
+    } catch (e) {
+      if (e instanceof LoadError) throw e;
+      throw new LoadError({ file: jsonFile, message: `@huggingface/tokenizers fails ${doing} with this tokenizer (${(e as Error)?.message ?? String(e)}); it may be corrupt or use a component the library does not implement.`, cause: e });
+    }
+  };
+
   const idOf = (field: 'bos_token' | 'eos_token'): number | null => {
     const content = tokenContent(cfg[field]);
     if (content === null) return null;
-    const id = tok.token_to_id(content);
+    const id = lib(`looking up ${field}`, () => tok.token_to_id(content));
     if (id === undefined) {
       throw new LoadError({
         file: configFile,
@@ -354,7 +396,13 @@ export async function loadTokenizer(dirIn: string): Promise<LensTokenizer> {
   const eosId = idOf('eos_token');
 
   let vocabSize = 0;
-  for (const id of tok.get_vocab(true).values()) vocabSize = Math.max(vocabSize, id + 1);
+  for (const id of lib('listing the vocabulary', () => tok.get_vocab(true)).values()) vocabSize = Math.max(vocabSize, id + 1);
+  // A probe: the tokenizer must turn a short text into ids of its vocabulary and back.
+  lib('on a probe text', () => {
+    const ids = tok.encode('Hello world 1', { add_special_tokens: true }).ids;
+    if (!ids.every((id) => Number.isInteger(id) && id >= 0 && id < vocabSize)) throw new Error('it produces ids outside its vocabulary');
+    if (ids.length > 0) tok.decode(ids, { skip_special_tokens: false });
+  });
   const maxTokenUnits = lengthBoundFor(tokJson, vocabEntries);
 
   const warnings: string[] = [];
@@ -370,8 +418,8 @@ export async function loadTokenizer(dirIn: string): Promise<LensTokenizer> {
     documentPrefix = cfg.add_bos_token && bosId !== null ? [bosId] : [];
   } else {
     // No flag: use what the post-processor puts before the text.
-    const plain = tok.encode('a', { add_special_tokens: false }).ids;
-    const full = tok.encode('a', { add_special_tokens: true }).ids;
+    const plain = lib('encoding a probe', () => tok.encode('a', { add_special_tokens: false }).ids);
+    const full = lib('encoding a probe', () => tok.encode('a', { add_special_tokens: true }).ids);
     let at = -1;
     for (let i = 0; i + plain.length <= full.length && at < 0; i++) {
       if (plain.every((v, j) => full[i + j] === v)) at = i;
