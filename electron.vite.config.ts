@@ -34,7 +34,8 @@ export default defineConfig({
         // files (main/worker/pool.ts loads ./task-worker.js beside the bundle).
         input: { index: resolve(__dirname, 'main/electron/index.ts'), 'task-worker': resolve(__dirname, 'main/worker/task-worker.ts') },
         external: [/\.node$/],
-        output: { format: 'es', entryFileNames: '[name].js' },
+        // Chunks beside the entries: code in a chunk finds ./task-worker.js next to itself.
+        output: { format: 'es', entryFileNames: '[name].js', chunkFileNames: '[name]-[hash].js' },
       },
     },
   },

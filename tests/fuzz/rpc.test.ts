@@ -17,7 +17,7 @@ import { AppService, type Handlers } from '../../main/rpc/service.js';
 import { startServer, type RunningServer } from '../../main/server/server.js';
 import { RPC_METHOD_NAMES, type RpcErrorCode, type RpcMethodName } from '../../shared/rpc.js';
 import { ADAPTERS_DIR, MODEL_DIR, TestRpcClient, tempDir } from '../rpc/helpers.js';
-import { fuzz, hostileJson, regexish } from './settings.js';
+import { FUZZ_MS, fuzz, hostileJson, regexish } from './settings.js';
 
 const INPUT_ERRORS: ReadonlySet<RpcErrorCode> = new Set(['BAD_REQUEST', 'INVALID_INPUT', 'NOT_FOUND', 'NOT_SUPPORTED']);
 
@@ -98,7 +98,7 @@ describe('fuzz: the RPC answers bad input with typed errors only', { timeout: 30
       fc.asyncProperty(call, async ([method, params]) => {
         checkAnswer(await dispatch(service.handlers, method, params), `${method} ${JSON.stringify(params)?.slice(0, 200)}`);
       }),
-      6000,
+      2 * FUZZ_MS,
     );
   });
 

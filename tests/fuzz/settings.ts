@@ -9,7 +9,7 @@ export const FUZZ_MS = Number(process.env.ADAPTERLENS_FUZZ_MS ?? 3000);
 
 /** Parameters for fc.assert: many runs, stopped by the time limit. */
 export function fuzzParams<T>(ms = FUZZ_MS): fc.Parameters<T> {
-  return { seed: FUZZ_SEED, numRuns: 1_000_000, plugins: [fc.interruptAfterTimeLimit(ms)], endOnFailure: false };
+  return { seed: FUZZ_SEED, numRuns: 1_000_000, plugins: [fc.interruptAfterTimeLimit(ms) as fc.Plugin<T>], endOnFailure: false };
 }
 
 /** Runs a property and says how many inputs it tried (shown by the spec reporter). */

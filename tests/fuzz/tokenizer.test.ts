@@ -13,7 +13,7 @@ import { loadTokenizer } from '../../main/model/tokenizer.js';
 import { encodeInWorker } from '../../main/model/tokenize-async.js';
 import { shutdownPools } from '../../main/worker/pool.js';
 import { tempDir } from '../rpc/helpers.js';
-import { extremeNumber, fuzz, hostileJson, mutateFields, regexish } from './settings.js';
+import { extremeNumber, FUZZ_MS, fuzz, hostileJson, mutateFields, regexish } from './settings.js';
 
 const letters = 'abcdefghijklmnopqrstuvwxyz';
 const vocab: Record<string, number> = { '<unk>': 0, '<s>': 1, '</s>': 2, '▁': 3 };
@@ -85,7 +85,7 @@ describe('fuzz: tokenizer loader and tokenizing', { timeout: 300_000 }, () => {
         }
         fs.rmSync(dir, { recursive: true });
       }),
-      4000,
+      2 * FUZZ_MS,
     );
   });
 });

@@ -5,7 +5,7 @@
 // size exceeded" or a raw ENOENT. Every variant is a copy of the tiny fixture model or
 // adapter with one thing changed. Each block has a time limit: a regression that hangs
 // fails here instead of stalling CI.
-import { describe, it, before, after } from 'node:test';
+import { describe, it, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
