@@ -16,8 +16,11 @@ export interface OpenOptions {
   timeoutMs?: number;
 }
 
-/** Config files and headers of a real checkpoint parse in well under a second. */
-export const OPEN_TIMEOUT_MS = 30_000;
+/**
+ * Config files and headers of a real checkpoint parse in well under a second; two minutes
+ * leaves room for hundreds of shards on slow network storage.
+ */
+export const OPEN_TIMEOUT_MS = 120_000;
 
 function explain(dir: string, what: string, e: unknown): unknown {
   if (e instanceof WorkerTimeoutError) {

@@ -132,6 +132,20 @@ export class HistoryStore {
     }
   }
 
+  /**
+   * The saved run rendered in a text format (json, html, md, csv) on a worker thread: an
+   * HTML report with its charts takes a noticeable time to render. Errors as get().
+   */
+  async render(id: string, format: 'json' | 'html' | 'md' | 'csv'): Promise<{ content: string; createdAt: string }> {
+    const file = this.fileOf(id);
+    try {
+      return await pool('inspect').run('history-render', { file, id, maxBytes: HISTORY_FILE_MAX_BYTES, format }, { timeoutMs: READ_TIMEOUT_MS * 2 });
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new HistoryNotFoundError(`no saved run "${id}" (it may have been deleted)`);
+      throw new ReportFormatError(`the saved run "${id}" cannot be opened: ${unreadable(e).message}; delete it`);
+    }
+  }
+
   /** False when there was no such run. */
   async delete(id: string): Promise<boolean> {
     const file = this.fileOf(id);

@@ -23,6 +23,7 @@ import type {
   ActiveRun,
   AppInfo,
   DemoInputs,
+  ExportFormat,
   ExportedFile,
   RpcEventName,
   RpcEvents,
@@ -34,7 +35,7 @@ import { rpcError, toErrorPayload } from './errors.js';
 import { browseFolder } from './fs-browse.js';
 import { HistoryNotFoundError, HistoryStore } from './history-store.js';
 import { countTokens, inspectAdapter, inspectModel } from './inspect.js';
-import { canExport, exportReport, type PdfPrinter } from './report-export.js';
+import { canExport, exportedPdf, exportedText, requirePdfPrinter, type PdfPrinter } from './report-export.js';
 
 /** What only some transports can do; absent hooks make the methods answer NOT_SUPPORTED. */
 export interface PlatformHooks {
@@ -202,10 +203,10 @@ export class AppService {
         if (deleted) await this.emitHistory();
         return { deleted };
       },
-      'report.export': async ({ id, format }) => exportReport(await this.savedReport(id), format, platform.printPdf),
+      'report.export': ({ id, format }) => this.exportSaved(id, format),
       'report.saveAs': async ({ id, format }) => {
         if (!platform.saveFile) throw rpcError('NOT_SUPPORTED', 'there is no save dialog in the browser; use export (the browser downloads the file)');
-        const file = await exportReport(await this.savedReport(id), format, platform.printPdf);
+        const file = await this.exportSaved(id, format);
         return { path: await platform.saveFile(file) };
       },
     };
@@ -236,6 +237,26 @@ export class AppService {
   private async savedReport(id: string) {
     try {
       return await this.history.get(id);
+    } catch (e) {
+      if (e instanceof HistoryNotFoundError) throw rpcError('NOT_FOUND', e.message);
+      throw e;
+    }
+  }
+
+  /**
+   * A saved run in an export format: read, checked and rendered on a worker thread (an HTML
+   * report's charts take a while to render); a PDF is then printed here from that HTML.
+   */
+  private async exportSaved(id: string, format: ExportFormat): Promise<ExportedFile> {
+    const printer = this.options.platform?.printPdf;
+    if (format === 'pdf') requirePdfPrinter(printer); // NOT_SUPPORTED before any work
+    const rendered = await this.savedRendering(id, format === 'pdf' ? 'html' : format);
+    return format === 'pdf' ? exportedPdf(rendered.createdAt, rendered.content, printer) : exportedText(rendered.createdAt, format, rendered.content);
+  }
+
+  private async savedRendering(id: string, format: 'json' | 'html' | 'md' | 'csv') {
+    try {
+      return await this.history.render(id, format);
     } catch (e) {
       if (e instanceof HistoryNotFoundError) throw rpcError('NOT_FOUND', e.message);
       throw e;

@@ -23,6 +23,8 @@ export interface TaskMap {
   /** A saved run's history entry, after the full report schema (history-store.ts). */
   'history-entry': { input: { file: string; id: string; maxBytes: number }; output: HistoryEntry };
   'history-report': { input: { file: string; id: string; maxBytes: number }; output: Report };
+  /** A saved run rendered as text (json: the report itself, pretty-printed), with its creation time for the file name. */
+  'history-render': { input: { file: string; id: string; maxBytes: number; format: 'json' | 'html' | 'md' | 'csv' }; output: { content: string; createdAt: string } };
 }
 
 export type TaskName = keyof TaskMap;

@@ -67,6 +67,13 @@ const HANDLERS: { [N in TaskName]: Handler<N> } = {
     const { readHistoryFile } = await import('../rpc/history-file.js');
     return { value: (await readHistoryFile(file, maxBytes)).report };
   },
+  'history-render': async ({ file, maxBytes, format }) => {
+    const { readHistoryFile } = await import('../rpc/history-file.js');
+    const { report } = await readHistoryFile(file, maxBytes);
+    if (format === 'json') return { value: { content: JSON.stringify(report, null, 1), createdAt: report.createdAt } };
+    const { renderReport } = await import('../report/index.js');
+    return { value: { content: await renderReport(report, format), createdAt: report.createdAt } };
+  },
 };
 
 export async function runTask(task: TaskName, input: unknown, progress: Progress): Promise<TaskResult> {
