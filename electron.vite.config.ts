@@ -30,9 +30,12 @@ export default defineConfig({
       // would pull in its optional native requires (kerberos, ...), so it stays external too.
       externalizeDeps: { include: ['playwright-core'] },
       rolldownOptions: {
-        input: { index: resolve(__dirname, 'main/electron/index.ts') },
+        // task-worker: the body of the worker threads that hash, tokenize and parse user
+        // files (main/worker/pool.ts loads ./task-worker.js beside the bundle).
+        input: { index: resolve(__dirname, 'main/electron/index.ts'), 'task-worker': resolve(__dirname, 'main/worker/task-worker.ts') },
         external: [/\.node$/],
-        output: { format: 'es', entryFileNames: '[name].js' },
+        // Chunks beside the entries: code in a chunk finds ./task-worker.js next to itself.
+        output: { format: 'es', entryFileNames: '[name].js', chunkFileNames: '[name]-[hash].js' },
       },
     },
   },

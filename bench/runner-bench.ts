@@ -16,6 +16,7 @@ import { performance } from 'node:perf_hooks';
 import { CacheManager } from '../main/cache/cache-manager.js';
 import { runComparison } from '../main/compare/runner.js';
 import { EngineSession } from '../main/compare/session.js';
+import { DigestCache } from '../main/model/digest-cache.js';
 import { loadTokenizer } from '../main/model/tokenizer.js';
 import { DEFAULT_SETTINGS, type CompareRequest } from '../shared/compare.js';
 import type { Report } from '../shared/report.js';
@@ -99,7 +100,11 @@ async function main(): Promise<void> {
     fs.writeFileSync(path.join(work!, 'doc.txt'), await documentOf(Number(outFile)));
     return;
   }
-  const session = new EngineSession('cuda');
+  // As the CLI keeps them: file digests in a data folder. A fresh process's first start
+  // (FRESH_FIRST=1) begins without it, hashing everything; a second start finds it.
+  const dataDir = path.join(work!, 'data');
+  if (process.env.FRESH_FIRST === '1') fs.rmSync(dataDir, { recursive: true, force: true });
+  const session = new EngineSession('cuda', { digestCache: DigestCache.inDataDir(dataDir) });
   const manager = new CacheManager({ budgetBytes: 120 * 2 ** 30 });
   const info = session.engine.addon.info();
   const out: Record<string, unknown> = { path: 'runner', device: info.device, engine: info.engineVersion, mode };

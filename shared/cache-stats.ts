@@ -1,7 +1,8 @@
 // What the cache manager reports about itself (live usage for the UI and the RPC
 // contract). main/cache/cache-manager.ts produces it; shared/ only describes it.
 
-export type CacheEntryKind = 'base-cache' | 'exact-cache' | 'store';
+/** 'adapter': an adapter's weights loaded in the engine (EngineSession), held while a run uses them. */
+export type CacheEntryKind = 'base-cache' | 'exact-cache' | 'store' | 'adapter';
 
 export interface CacheUsageEntry {
   key: string;

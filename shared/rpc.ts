@@ -119,8 +119,8 @@ export interface TokenCount {
   /** The model's max_position_embeddings. */
   contextLimit: number;
   /**
-   * False when counting stopped at the call's `limit`: document + prompt hold at least
-   * documentTokens + promptTokens tokens (the exact figure is unknown).
+   * False when counting stopped at the call's `limit`: documentTokens and promptTokens are
+   * then lower bounds that together reach the limit (the text was not fully tokenized).
    */
   complete: boolean;
 }
@@ -194,6 +194,12 @@ export interface FolderListing {
   entries: FolderEntry[];
 }
 
+/** A file in the history folder that is not a readable saved run, and why. */
+export interface SkippedHistoryFile {
+  file: string;
+  reason: string;
+}
+
 export interface HistoryEntry {
   id: string;
   createdAt: string;
@@ -250,8 +256,9 @@ export interface RpcMethods {
   /** Validates an adapter against the model; a bad adapter is an INVALID_INPUT error saying why. */
   'adapter.inspect': { params: { modelDir: string; dir: string }; result: AdapterInfo };
   /**
-   * Token counts of the document (with BOS) and the prompt, with the model's tokenizer.
-   * With `limit`, counting stops once document + prompt reach that many tokens (complete: false).
+   * Token counts of the document (with BOS) and the prompt, with the model's tokenizer,
+   * counted off the main thread. With `limit`, counting stops once document + prompt reach
+   * it (result.complete false): send the context plus new tokens to learn "too long" fast.
    */
   'text.count': {
     params: { modelDir: string; tokenizerDir?: string; documentText: string; promptText: string; limit?: number };
@@ -293,6 +300,8 @@ export interface RpcMethods {
   'cache.clear': { params: NoParams; result: CacheUsage };
   /** Newest first. */
   'history.list': { params: NoParams; result: HistoryEntry[] };
+  /** Files of the history folder that history.list leaves out, with the reason (corrupt, not a report, not a regular file). */
+  'history.skipped': { params: NoParams; result: SkippedHistoryFile[] };
   'history.get': { params: { id: string }; result: Report };
   'history.delete': { params: { id: string }; result: { deleted: boolean } };
   /** A saved run rendered in a format, returned to the caller (the browser downloads it). */
@@ -323,6 +332,7 @@ export const RPC_METHOD_NAMES = [
   'cache.stats',
   'cache.clear',
   'history.list',
+  'history.skipped',
   'history.get',
   'history.delete',
   'report.export',
@@ -341,8 +351,11 @@ export interface RpcEvents {
   'run.progress': { runId: string; progress: CompareProgress };
   /** Tokens of one decode step (one per live sequence), in order. */
   'run.tokens': { runId: string; tokens: TokenEvent[] };
-  /** The report was saved to history under reportId. */
-  'run.finished': { runId: string; reportId: string; report: Report };
+  /**
+   * The run finished. reportId: where history saved it; null when saving failed, and then
+   * saveError says why (the report is still delivered here: a failed save never costs the result).
+   */
+  'run.finished': { runId: string; reportId: string | null; report: Report; saveError: string | null };
   'run.failed': { runId: string; error: RpcErrorPayload };
   'run.cancelled': { runId: string };
   /** Cache-manager usage after it changed (throttled). */

@@ -22,8 +22,9 @@
 //                   batch · b · (3·hidden + (2·heads + 2·H)·D + 2·intermediate),
 //                   attention partial states batch · heads · 2 · (D + 2 + 64) · 4 per chunk
 //   scoring logits: A · S sequences · G scored positions · V · 4 (on the device, at most 1 GiB)
-// Weights and adapter weights are reported but are outside the cache budget; every
-// other item is in it (the runner's RunScope owns the transients under the same budget).
+// The model's weights are reported but are outside the cache budget; every other item is
+// in it: adapters are cache entries (evicted least recently used), and the runner's
+// RunScope owns the transients under the same budget.
 // The sum is a conservative peak: everything is counted as live at once.
 import type { NativeModelConfig } from '../engine/native-types.js';
 import { formatBytes } from '../../shared/format.js';
@@ -165,7 +166,7 @@ export function estimateMemory(input: MemoryEstimateInput): MemoryEstimate {
   const add = (id: MemoryItemId, item: string, bytes: number, inCacheBudget = true) => items.push({ id, item, bytes, inCacheBudget });
 
   add('weights', 'model weights', input.weightsBytes, false);
-  add('adapter-weights', 'adapter weights', input.adapters.reduce((s, a) => s + a.paramBytes, 0), false);
+  add('adapter-weights', 'adapter weights', input.adapters.reduce((s, a) => s + a.paramBytes, 0));
   add('base-cache', 'base cache', kvCacheBytes(model, T, b));
   add('exact-caches', plural(A, 'exact cache'), A * kvCacheBytes(model, T, b));
   for (const [id, s] of parsed) {

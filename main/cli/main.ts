@@ -6,12 +6,15 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { CacheManager } from '../cache/cache-manager.js';
-import { isCancelled } from '../engine/cancel.js';
+import { isCancellation } from '../cancellation.js';
+import { writeFileAtomicSync } from '../files/atomic-write.js';
+import { DigestCache } from '../model/digest-cache.js';
 import { isLoadError } from '../model/errors.js';
 import { CompareInputError, runComparison } from '../compare/runner.js';
 import { EngineSession } from '../compare/session.js';
 import { DemoUnavailableError, demoRequest } from '../compare/demo.js';
-import { serveCommand } from './serve.js';
+import { defaultDataDir, serveCommand } from './serve.js';
+import { terminalCell, terminalSafe } from './terminal-text.js';
 import { REPORT_USAGE, reportCommand } from './report-command.js';
 import { REPORT_OUTPUT_OPTIONS, REPORT_OUTPUT_USAGE, writeReportOutputs } from './report-outputs.js';
 import { VERIFY_USAGE, verifyCommand } from './verify-command.js';
@@ -59,10 +62,22 @@ const OPTIONS = {
   help: { type: 'boolean', short: 'h' },
 } as const;
 
+// Numbers are parsed strictly: Number() would take "" as 0 and "0x3" as 3.
+const DECIMAL = /^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i;
+const WHOLE = /^\d+$/;
+
 function num(name: string, value: string | undefined, fallback: number, check: (n: number) => boolean, what: string): number {
   if (value === undefined) return fallback;
-  const n = Number(value);
-  if (!Number.isFinite(n) || !check(n)) throw new UsageError(`--${name} ${value}: expected ${what}`);
+  const n = DECIMAL.test(value) ? Number(value) : Number.NaN;
+  if (!Number.isFinite(n) || !check(n)) throw new UsageError(`--${name} ${terminalCell(JSON.stringify(value))}: expected ${what}`);
+  return n;
+}
+
+/** A whole number written in decimal digits only. */
+function int(name: string, value: string | undefined, fallback: number, what: string): number {
+  if (value === undefined) return fallback;
+  const n = WHOLE.test(value) ? Number(value) : Number.NaN;
+  if (!Number.isSafeInteger(n)) throw new UsageError(`--${name} ${terminalCell(JSON.stringify(value))}: expected ${what}`);
   return n;
 }
 
@@ -104,10 +119,10 @@ function requestFrom(values: Values): CompareRequest {
     documentText,
     promptText: values.prompt ?? '',
     strategies,
-    maxNewTokens: num('max-new-tokens', values['max-new-tokens'], DEFAULT_SETTINGS.maxNewTokens, (n) => Number.isInteger(n) && n >= 0, 'a whole number ≥ 0'),
+    maxNewTokens: int('max-new-tokens', values['max-new-tokens'], DEFAULT_SETTINGS.maxNewTokens, 'a whole number ≥ 0 (decimal digits)'),
     temperature: num('temperature', values.temperature, DEFAULT_SETTINGS.temperature, (n) => n >= 0, 'a number ≥ 0 (0 = greedy)'),
     topP: num('top-p', values['top-p'], DEFAULT_SETTINGS.topP, (n) => n > 0 && n <= 1, 'a number in (0, 1]'),
-    seed: num('seed', values.seed, DEFAULT_SETTINGS.seed, (n) => Number.isInteger(n) && n >= 0, 'a whole number ≥ 0'),
+    seed: int('seed', values.seed, DEFAULT_SETTINGS.seed, 'a whole number ≥ 0 (decimal digits)'),
     dtype: oneOf('dtype', values.dtype, ['fp32', 'bf16', 'fp16'] as const, DEFAULT_SETTINGS.dtype),
     device: oneOf('device', values.device, ['auto', 'cpu', 'cuda'] as const, DEFAULT_SETTINGS.device),
     stopAtEos: !values['no-stop-at-eos'],
@@ -121,7 +136,8 @@ function progressPrinter(): (p: CompareProgress) => void {
   let lastPct = -1;
   return (p) => {
     const pct = p.total > 0 ? Math.floor((100 * p.done) / p.total) : 0;
-    const line = `${STAGE_LABELS[p.stage]}: ${p.done}/${p.total}${p.detail ? ` (${p.detail})` : ''}`;
+    // The detail carries adapter names: shown escaped, never as terminal control sequences.
+    const line = `${STAGE_LABELS[p.stage]}: ${p.done}/${p.total}${p.detail ? ` (${terminalCell(p.detail)})` : ''}`;
     if (tty) {
       process.stderr.write(`\r\x1b[K${line}`);
       if (p.done === p.total && p.stage === 'score') process.stderr.write('\n');
@@ -134,30 +150,24 @@ function progressPrinter(): (p: CompareProgress) => void {
   };
 }
 
-async function compare(request: CompareRequest, values: Values): Promise<number> {
-  const controller = new AbortController();
-  const onSigint = (): void => {
-    process.stderr.write('\ncancelling…\n');
-    controller.abort();
-  };
-  process.once('SIGINT', onSigint);
+async function compare(request: CompareRequest, values: Values, signal: AbortSignal): Promise<number> {
   const budgetGiB = num('budget-gib', values['budget-gib'], 8, (n) => n > 0, 'a number of GiB > 0');
-  const session = new EngineSession(request.device);
-  if (session.engine.fallbackReason) process.stderr.write(`engine: ${session.engine.backend} (${session.engine.fallbackReason})\n`);
+  const session = new EngineSession(request.device, { digestCache: DigestCache.inDataDir(defaultDataDir()) });
+  if (session.engine.fallbackReason) process.stderr.write(`engine: ${session.engine.backend} (${terminalSafe(session.engine.fallbackReason)})\n`);
   const cacheManager = new CacheManager({ budgetBytes: Math.round(budgetGiB * 2 ** 30) });
   try {
-    const report: Report = await runComparison(session, cacheManager, request, { signal: controller.signal, onProgress: progressPrinter() });
+    const report: Report = await runComparison(session, cacheManager, request, { signal, onProgress: progressPrinter() });
+    // The table first: whatever happens to the files, the run's numbers are on the screen.
+    process.stdout.write(formatSummaryTable(report));
     if (values.json) {
       fs.mkdirSync(path.dirname(path.resolve(values.json)), { recursive: true });
-      fs.writeFileSync(values.json, JSON.stringify(report, null, 1));
-      process.stderr.write(`report written to ${values.json} (${formatBytes(fs.statSync(values.json).size)})\n`);
+      writeFileAtomicSync(values.json, JSON.stringify(report, null, 1));
+      process.stderr.write(`report written to ${terminalSafe(values.json)} (${formatBytes(fs.statSync(values.json).size)})\n`);
     }
-    process.stdout.write(formatSummaryTable(report));
-    // After the table: a PDF without Chromium fails here, with the run's numbers already shown.
+    // A PDF without Chromium fails here, after the other formats are written.
     await writeReportOutputs(report, values);
     return 0;
   } finally {
-    process.removeListener('SIGINT', onSigint);
     cacheManager.dispose();
     session.dispose();
   }
@@ -172,6 +182,12 @@ const SUBCOMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
 
 export async function main(argv: string[]): Promise<number> {
   const name = argv[0];
+  // Ctrl-C cancels a compare or demo at any stage (load included) and ends with 130.
+  const controller = new AbortController();
+  const onSigint = (): void => {
+    process.stderr.write('\ncancelling…\n');
+    controller.abort();
+  };
   try {
     // Inside the try: an error a subcommand does not handle still ends as one readable line.
     if (name !== undefined && Object.hasOwn(SUBCOMMANDS, name)) return await SUBCOMMANDS[name]!(argv.slice(1));
@@ -181,26 +197,29 @@ export async function main(argv: string[]): Promise<number> {
       process.stdout.write(`${USAGE}\n`);
       return command || values.help ? 0 : 2;
     }
-    if (command === 'compare') return await compare(requestFrom(values), values);
-    if (command === 'demo') {
-      const device = values.device ? { device: oneOf('device', values.device, ['auto', 'cpu', 'cuda'] as const, 'auto') } : {};
-      return await compare({ ...(await demoRequest()), ...device }, values);
-    }
-    throw new UsageError(`unknown command "${command}"`);
+    if (command !== 'compare' && command !== 'demo') throw new UsageError(`unknown command "${terminalCell(command)}"`);
+    const request =
+      command === 'compare'
+        ? requestFrom(values)
+        : { ...(await demoRequest()), ...(values.device ? { device: oneOf('device', values.device, ['auto', 'cpu', 'cuda'] as const, 'auto') } : {}) };
+    process.once('SIGINT', onSigint);
+    return await compare(request, values, controller.signal);
   } catch (e) {
     if (e instanceof UsageError || (e instanceof TypeError && (e as { code?: string }).code?.startsWith('ERR_PARSE_ARGS'))) {
-      process.stderr.write(`adapterlens: ${e.message}\n\n${USAGE}\n`);
+      process.stderr.write(`adapterlens: ${terminalSafe(e.message)}\n\n${USAGE}\n`);
       return 2;
     }
-    if (isCancelled(e)) {
+    if (isCancellation(e) || controller.signal.aborted) {
       process.stderr.write('adapterlens: cancelled; nothing was written.\n');
       return 130;
     }
     if (e instanceof CompareInputError || e instanceof DemoUnavailableError || isLoadError(e)) {
-      process.stderr.write(`adapterlens: ${(e as Error).message}\n`);
+      process.stderr.write(`adapterlens: ${terminalSafe((e as Error).message)}\n`);
       return 1;
     }
-    process.stderr.write(`adapterlens: ${e instanceof Error ? e.message : String(e)}\n`);
+    process.stderr.write(`adapterlens: ${terminalSafe(e instanceof Error ? e.message : String(e))}\n`);
     return 1;
+  } finally {
+    process.removeListener('SIGINT', onSigint);
   }
 }

@@ -4,6 +4,7 @@ import { parseArgs } from 'node:util';
 import { ReportFormatError, readReportFile } from '../report/read-report.js';
 import { PdfUnavailableError } from '../report/render-pdf.js';
 import { REPORT_OUTPUT_OPTIONS, REPORT_OUTPUT_USAGE, hasOutputs, writeReportOutputs } from './report-outputs.js';
+import { terminalSafe } from './terminal-text.js';
 
 export const REPORT_USAGE = `  adapterlens report REPORT.json ${REPORT_OUTPUT_USAGE}
                       render a saved adapterlens.report/1 JSON in other formats`;
@@ -13,7 +14,7 @@ export async function reportCommand(argv: string[]): Promise<number> {
   try {
     parsed = parseArgs({ args: argv, options: { ...REPORT_OUTPUT_OPTIONS, help: { type: 'boolean', short: 'h' } }, allowPositionals: true, strict: true });
   } catch (e) {
-    process.stderr.write(`adapterlens report: ${(e as Error).message}\n\nUsage:\n${REPORT_USAGE}\n`);
+    process.stderr.write(`adapterlens report: ${terminalSafe((e as Error).message)}\n\nUsage:\n${REPORT_USAGE}\n`);
     return 2;
   }
   const { values, positionals } = parsed;
@@ -31,7 +32,7 @@ export async function reportCommand(argv: string[]): Promise<number> {
     return 0;
   } catch (e) {
     if (e instanceof ReportFormatError || e instanceof PdfUnavailableError) {
-      process.stderr.write(`adapterlens report: ${e.message}\n`);
+      process.stderr.write(`adapterlens report: ${terminalSafe(e.message)}\n`);
       return 1;
     }
     throw e;

@@ -4,7 +4,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { formatBytes } from '../../shared/format.js';
 import type { Report } from '../../shared/report.js';
+import { writeFileAtomicSync } from '../files/atomic-write.js';
 import { renderReport, type ReportFormat } from '../report/index.js';
+import { terminalSafe } from './terminal-text.js';
 
 /** parseArgs options, spread into a command's own. */
 export const REPORT_OUTPUT_OPTIONS = {
@@ -32,7 +34,8 @@ export async function writeReportOutputs(report: Report, outputs: ReportOutputs,
     if (!file) continue;
     const data = await renderReport(report, format);
     fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
-    fs.writeFileSync(file, data);
-    log(`${format.toUpperCase()} report written to ${file} (${formatBytes(fs.statSync(file).size)})`);
+    // Write-then-rename: an interrupted write never leaves half a report under the name.
+    writeFileAtomicSync(file, data);
+    log(`${format.toUpperCase()} report written to ${terminalSafe(file)} (${formatBytes(fs.statSync(file).size)})`);
   }
 }

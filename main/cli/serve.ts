@@ -17,7 +17,7 @@ export const SERVE_USAGE = `Usage:
   adapterlens serve [--port N] [--host 127.0.0.1] [--data-dir DIR] [--budget-gib G] [--device auto|cpu|cuda]
     --port N        port to listen on (default 8765; 0 picks a free one)
     --host H        address to bind (default 127.0.0.1; anything else is reachable from the network)
-    --data-dir DIR  where finished runs are kept (default $XDG_DATA_HOME/adapterlens or ~/.local/share/adapterlens)
+    --data-dir DIR  where finished runs and file digests are kept (default $XDG_DATA_HOME/adapterlens or ~/.local/share/adapterlens)
     --budget-gib G  cache memory budget (default 8)
     --device D      engine build to use (default auto)`;
 
@@ -109,6 +109,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
   const service = new AppService({
     transport: 'websocket',
     historyDir: path.join(config.dataDir, 'history'),
+    dataDir: config.dataDir,
     cacheBudgetBytes: config.budgetBytes,
     device: config.device,
   });

@@ -1,6 +1,7 @@
 // The plain-text table the CLI prints after a comparison: one row per (adapter, strategy).
 import { formatBytes } from '../../shared/format.js';
 import type { Report } from '../../shared/report.js';
+import { terminalCell } from './terminal-text.js';
 
 function pad(s: string, n: number, right = false): string {
   return right ? s.padStart(n) : s.padEnd(n);
@@ -16,7 +17,7 @@ export function formatSummaryTable(report: Report): string {
       const meanV = s.layers.reduce((x, l) => x + l.vRelErr, 0) / n;
       const worst = s.layers.reduce((w, l) => (l.vRelErr > w.vRelErr ? l : w), s.layers[0]!);
       rows.push([
-        a.name,
+        terminalCell(a.name),
         s.strategy,
         formatBytes(s.bytes),
         meanK.toFixed(4),
@@ -31,10 +32,11 @@ export function formatSummaryTable(report: Report): string {
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (r: string[]): string => r.map((c, i) => pad(c, widths[i]!, i >= 2)).join('  ');
   const out = [line(head), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)];
-  out.push('', `base cache (shared, counted once): ${formatBytes(report.memory.baseCacheBytes)}; ${report.backend.kind} on ${report.backend.device}`);
+  out.push('', `base cache (shared, counted once): ${formatBytes(report.memory.baseCacheBytes)}; ${report.backend.kind} on ${terminalCell(report.backend.device)}`);
   for (const a of report.adapters) {
     const exact = a.strategies.find((s) => s.strategy === 'exact');
-    if (exact) out.push(`${a.name} (exact): ${JSON.stringify(exact.generation.text)}`);
+    // JSON.stringify escapes C0 controls but leaves C1 and bidi controls raw.
+    if (exact) out.push(`${terminalCell(a.name)} (exact): ${terminalCell(JSON.stringify(exact.generation.text))}`);
   }
   return `${out.join('\n')}\n`;
 }

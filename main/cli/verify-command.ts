@@ -3,12 +3,13 @@
 // 0 when the report still holds, 1 when it does not (the list says what moved), 2 for a
 // usage error, 130 when cancelled.
 import { parseArgs } from 'node:util';
-import { isCancelled } from '../engine/cancel.js';
+import { isCancellation } from '../cancellation.js';
 import { STAGE_LABELS, type CompareStage } from '../../shared/compare.js';
 import { ReportFormatError, readReportFile } from '../report/read-report.js';
 import { DEFAULT_TOLERANCE, DEFAULT_TOLERANCES, FAMILY_METRICS, type MetricFamily, type Tolerances } from '../report/report-diff.js';
 import { verifyReport, type FolderOverrides } from '../report/verify.js';
 import { formatVerification } from '../report/verify-text.js';
+import { terminalSafe } from './terminal-text.js';
 
 export const VERIFY_USAGE = `  adapterlens verify REPORT.json [--tolerance T] [--tolerance errors|scores|probs=T]
                       [--model DIR] [--tokenizer DIR] [--adapter NAME=DIR ...] [--budget-gib G]
@@ -97,19 +98,19 @@ export async function verifyCommand(argv: string[]): Promise<number> {
         },
       },
     });
-    process.stdout.write(formatVerification(result, tolerances));
+    process.stdout.write(terminalSafe(formatVerification(result, tolerances)));
     return result.ok ? 0 : 1;
   } catch (e) {
     if (e instanceof VerifyUsageError || (e instanceof TypeError && (e as { code?: string }).code?.startsWith('ERR_PARSE_ARGS'))) {
-      process.stderr.write(`adapterlens verify: ${e.message}\n\nUsage:\n${VERIFY_USAGE}\n`);
+      process.stderr.write(`adapterlens verify: ${terminalSafe(e.message)}\n\nUsage:\n${VERIFY_USAGE}\n`);
       return 2;
     }
-    if (isCancelled(e) || controller.signal.aborted) {
+    if (isCancellation(e) || controller.signal.aborted) {
       process.stderr.write('adapterlens verify: cancelled.\n');
       return 130;
     }
     if (e instanceof ReportFormatError) {
-      process.stderr.write(`adapterlens verify: ${e.message}\n`);
+      process.stderr.write(`adapterlens verify: ${terminalSafe(e.message)}\n`);
       return 1;
     }
     throw e;

@@ -22,6 +22,8 @@ import { projectRoot } from '../paths.js';
 import type { CompareProgress, CompareRequest, CompareStage, TokenEvent } from '../../shared/compare.js';
 import { REPORT_SCHEMA, type AdapterResult, type Generation, type LayerErrors, type Report, type Scores, type StrategyResult } from '../../shared/report.js';
 import { parseStrategy, strategyId, type StrategyId } from '../../shared/strategies.js';
+import { CompareInputError } from './input-error.js';
+import { preflightRequest } from './preflight.js';
 import { firstDivergence, headGrid, layerErrors, scoresFromEngine, tokenBinFor, tokenGrid } from './metrics.js';
 import type { EngineSession, LoadedAdapter, LoadedModel } from './session.js';
 
@@ -34,10 +36,7 @@ export interface RunHooks {
 // Rows per pass of multi-sequence prefills (prompt feed); scoring passes are sized by the engine.
 const BATCH_ROWS = 1024;
 
-/** A request that cannot run (bad input, too long, too big): raised before anything is allocated. */
-export class CompareInputError extends Error {
-  override readonly name = 'CompareInputError';
-}
+export { CompareInputError };
 
 function adapterName(choice: { name?: string; dir: string }): string {
   return choice.name?.trim() || path.basename(path.resolve(choice.dir));
@@ -93,7 +92,11 @@ export async function runComparison(
     throw new CompareInputError(`the CPU engine computes in fp32 only; ${request.dtype} needs the CUDA build (use --dtype fp32)`);
   }
 
-  // ---- load -----------------------------------------------------------------
+  // ---- check, then load -------------------------------------------------------
+  // Before any weight is loaded, off the main thread: the model's config, the tokenizer
+  // against it, the document against the context (preflight.ts). The tokenizer remembers
+  // what it encoded there, so the encode below costs nothing.
+  await preflightRequest(session, request, signal);
   progress('load', 0, request.adapters.length + 1, 'model');
   const model: LoadedModel = await session.loadModel(
     request.modelDir,
@@ -110,13 +113,13 @@ export async function runComparison(
     adapters.push(await session.loadAdapter(model, choice.dir, signal));
   }
   const tokenizerDir = request.tokenizerDir ?? model.dir;
-  const tokenizer = await session.loadTokenizer(tokenizerDir);
+  const tokenizer = await session.loadTokenizer(tokenizerDir, signal);
   const tokenizerDigest = await session.digest(path.resolve(tokenizerDir), signal);
 
   // ---- tokenize and check before allocating ------------------------------------
   progress('tokenize', 0, 1);
-  const documentTokens = tokenizer.encodeDocument(request.documentText);
-  const promptTokens = tokenizer.encodePrompt(request.promptText);
+  const documentTokens = await tokenizer.encodeDocumentAsync(request.documentText, { signal });
+  const promptTokens = await tokenizer.encodePromptAsync(request.promptText, { signal });
   if (documentTokens.length < 1 || (documentTokens.length < 2 && promptTokens.length === 0)) {
     throw new CompareInputError('the document is empty: paste the text the adapters should share');
   }
@@ -149,9 +152,9 @@ export async function runComparison(
   const leadLength = promptTokens.length > 0 ? T : T - 1;
   const capacity = leadLength + feed.length + request.maxNewTokens + 1;
 
+  // Closed in `finally` only, never on abort: native calls still running when the signal
+  // fires stop at their own cancel token and must find their caches alive.
   const scope: RunScope = cacheManager.scope();
-  const abortScope = (): void => scope.close();
-  signal?.addEventListener('abort', abortScope, { once: true });
   try {
     const addon = session.engine.addon;
     // Caches and stores of one model in two dtypes must not share keys (fp32 keeps its old keys).
@@ -417,8 +420,8 @@ export async function runComparison(
       adapters: adapterResults,
     };
   } finally {
-    signal?.removeEventListener('abort', abortScope);
     scope.close();
+    session.releaseRunHolds();
   }
 }
 

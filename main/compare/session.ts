@@ -1,16 +1,34 @@
 // An engine session: the loaded base model, its tokenizer and adapters, kept across
-// comparison runs so that a second run on the same model loads nothing again. The
-// session also remembers file digests (keyed by path, size and mtime) so a 13 GB
-// checkpoint is hashed once, not per run.
-import fs from 'node:fs/promises';
+// comparison runs so that a second run on the same model loads nothing again.
+//
+// Loading, in order:
+//  1. the loader's own checks (config.json, headers, adapter_config.json and its regexes)
+//     run on a worker thread (open-async.ts): a missing or broken folder is a LoadError
+//     naming it, before anything is hashed or allocated;
+//  2. file digests come from a DigestCache (digest-cache.ts) when every file's stamp is
+//     unchanged, which decides whether what is loaded can be reused, without reading a byte;
+//  3. otherwise hashing (worker threads, shards in parallel) and the engine's weight load
+//     start together and are awaited together; a failure of either stops the other.
+//
+// Adapters live in the cache manager as entries of kind 'adapter', so their bytes count in
+// the budget, least recently used ones are evicted (by the budget and beyond
+// maxLoadedAdapters), and cache.clear frees them. The adapters a run uses stay pinned
+// until the run ends: releaseRunHolds(), or the next loadModel (each run starts with one).
+import { createHash } from 'node:crypto';
 import path from 'node:path';
+import { CacheManager, type CacheResource, type Lease } from '../cache/cache-manager.js';
+import { cancellationError, isCancellation } from '../cancellation.js';
 import { loadAddon, type BackendChoice, type LoadedAddon } from '../engine/native-loader.js';
 import { cancelTokenFor } from '../engine/cancel.js';
 import type { NativeAdapter, NativeModel, NativeModelConfig } from '../engine/native-types.js';
-import { openCheckpoint, type CheckpointInfo } from '../model/checkpoint.js';
-import { openAdapter, type AdapterSummary } from '../model/adapter.js';
+import type { CheckpointInfo } from '../model/checkpoint.js';
+import type { AdapterSummary } from '../model/adapter.js';
+import { DigestCache } from '../model/digest-cache.js';
+import { LoadError } from '../model/errors.js';
+import { openAdapterInWorker, openCheckpointInWorker } from '../model/open-async.js';
 import { loadTokenizer, type LensTokenizer } from '../model/tokenizer.js';
-import { sha256Dir, type DirDigest } from '../model/sha256.js';
+import { tokenizerSummaryInWorker } from '../model/tokenize-async.js';
+import { cachedDirDigest, sha256Dir, type DirDigest } from '../model/sha256.js';
 
 /** The engine's compute dtype of weights, activations and KV caches. */
 export type ComputeDtype = NonNullable<NativeModelConfig['dtype']>;
@@ -37,33 +55,71 @@ export interface LoadProgress {
   (what: string, done: number, total: number): void;
 }
 
+export interface SessionOptions {
+  /**
+   * The cache manager whose budget the loaded adapters count in (the one the runs use).
+   * Without one the session keeps a private manager with no byte budget.
+   */
+  cache?: CacheManager;
+  /** Digests that survive restarts (DigestCache.inDataDir); by default they last as long as the session. */
+  digestCache?: DigestCache;
+  /** Loaded adapters kept beyond those a run holds (least recently used go first). Default 16. */
+  maxLoadedAdapters?: number;
+}
+
+interface AdapterSlot {
+  key: string;
+  loaded: LoadedAdapter;
+  /** The model it was loaded into. */
+  model: LoadedModel;
+}
+
 export class EngineSession {
   readonly engine: LoadedAddon;
+  readonly digestCache: DigestCache;
+  private readonly cache: CacheManager;
+  private readonly ownsCache: boolean;
+  private readonly maxLoadedAdapters: number;
   private model: LoadedModel | null = null;
-  private readonly adapters = new Map<string, LoadedAdapter>();
+  /** By folder, least recently used first. */
+  private readonly adapters = new Map<string, AdapterSlot>();
+  /** Pins on the adapters the current run uses. */
+  private runHolds = new Set<Lease<CacheResource>>();
   private readonly tokenizers = new Map<string, LensTokenizer>();
-  private readonly digests = new Map<string, { stamp: string; digest: DirDigest }>();
 
-  constructor(device: BackendChoice = 'auto') {
+  constructor(device: BackendChoice = 'auto', options: SessionOptions = {}) {
     this.engine = loadAddon(device);
+    this.ownsCache = !options.cache;
+    this.cache = options.cache ?? new CacheManager({ budgetBytes: Number.MAX_SAFE_INTEGER });
+    this.digestCache = options.digestCache ?? new DigestCache(null);
+    this.maxLoadedAdapters = options.maxLoadedAdapters ?? 16;
   }
 
   /**
    * The loaded model for `dir` in compute dtype `dtype`, loading it (and dropping any
    * other model, or the same model in another dtype, and its adapters) when needed.
-   * The CPU engine refuses any dtype but fp32 (the native load throws).
+   * The CPU engine refuses any dtype but fp32 (the native load throws). Each call starts a
+   * new run as far as adapter pins go: the previous run's adapters become evictable.
    */
   async loadModel(dirIn: string, signal?: AbortSignal, onProgress?: LoadProgress, dtype: ComputeDtype = 'fp32'): Promise<LoadedModel> {
     const dir = path.resolve(dirIn);
-    const digest = await this.digest(dir, signal, (d, t) => onProgress?.('hashing model files', d, t));
-    if (this.model && this.model.dir === dir && this.model.digest.combined === digest.combined && this.model.dtype === dtype) return this.model;
+    this.releaseRunHolds();
+    const checkpoint = await openCheckpointInWorker(dir, { signal });
+    const known = await cachedDirDigest(dir, this.digestCache);
+    const current = this.model;
+    if (current && current.dir === dir && current.dtype === dtype && known?.combined === current.digest.combined) return current;
     this.disposeModel();
-    const checkpoint = await openCheckpoint(dir, { signal });
-    const native = await this.engine.addon.loadModel(
-      { ...checkpoint.config.native, dtype },
-      checkpoint.tensors,
-      (d, t) => onProgress?.('loading weights', d, t),
-      cancelTokenFor(this.engine.addon, signal),
+    const [digest, native] = await loadTogether(
+      signal,
+      (sig) => (known ? Promise.resolve(known) : this.digest(dir, sig, (d, t) => onProgress?.('hashing model files', d, t))),
+      (sig) =>
+        this.engine.addon.loadModel(
+          { ...checkpoint.config.native, dtype },
+          checkpoint.tensors,
+          (d, t) => onProgress?.('loading weights', d, t),
+          cancelTokenFor(this.engine.addon, sig),
+        ),
+      (m) => m.dispose(),
     );
     this.model = { dir, checkpoint, dtype, native, digest };
     return this.model;
@@ -71,46 +127,135 @@ export class EngineSession {
 
   async loadAdapter(model: LoadedModel, dirIn: string, signal?: AbortSignal, onProgress?: LoadProgress): Promise<LoadedAdapter> {
     const dir = path.resolve(dirIn);
-    const digest = await this.digest(dir, signal, (d, t) => onProgress?.('hashing adapter files', d, t));
+    const opened = await openAdapterInWorker(dir, model.checkpoint.config.native, { signal });
+    const known = await cachedDirDigest(dir, this.digestCache);
     const hit = this.adapters.get(dir);
-    if (hit && hit.digest.combined === digest.combined) return hit;
-    hit?.native.dispose();
-    this.adapters.delete(dir);
-    const opened = await openAdapter(dir, model.checkpoint.config.native, { signal });
-    const native = await model.native.loadAdapter(
-      opened.spec,
-      (d, t) => onProgress?.(`loading adapter ${opened.summary.name}`, d, t),
-      cancelTokenFor(this.engine.addon, signal),
+    if (hit && hit.model === model && known?.combined === hit.loaded.digest.combined && this.cache.has(hit.key)) {
+      await this.hold(hit);
+      return hit.loaded;
+    }
+    if (hit) this.forget(hit);
+    const [digest, native] = await loadTogether(
+      signal,
+      (sig) => (known ? Promise.resolve(known) : this.digest(dir, sig, (d, t) => onProgress?.('hashing adapter files', d, t))),
+      (sig) =>
+        model.native.loadAdapter(
+          opened.spec,
+          (d, t) => onProgress?.(`loading adapter ${opened.summary.name}`, d, t),
+          cancelTokenFor(this.engine.addon, sig),
+        ),
+      (a) => a.dispose(),
     );
+    if (this.model !== model) {
+      // The model was replaced while this adapter loaded into it.
+      native.dispose();
+      throw cancellationError();
+    }
     const vRanks = new Array<number>(model.checkpoint.config.native.numLayers).fill(0);
     for (const m of opened.summary.perModule) if (m.module === 'v_proj') vRanks[m.layer] = m.rank;
     const loaded: LoadedAdapter = { dir, summary: opened.summary, native, digest, vRanks };
-    this.adapters.set(dir, loaded);
+    const slot: AdapterSlot = { key: adapterKey(model, loaded), loaded, model };
+    this.adapters.set(dir, slot);
+    await this.hold(slot, native);
+    this.trimAdapters();
     return loaded;
   }
 
-  async loadTokenizer(dirIn: string): Promise<LensTokenizer> {
+  /**
+   * Unpins the adapters the current run holds: they stay loaded, counted in the cache
+   * budget, until the budget, the adapter bound or cache.clear evicts them. Called when a
+   * run ends (AppService, the CLI); the next loadModel does it too.
+   */
+  releaseRunHolds(): void {
+    const holds = this.runHolds;
+    this.runHolds = new Set();
+    for (const lease of holds) lease.release();
+  }
+
+  /** Loaded adapters (tests, diagnostics). */
+  loadedAdapterCount(): number {
+    return this.adapters.size;
+  }
+
+  /**
+   * The tokenizer of `dirIn`, checked first on a worker thread (time-limited) and then
+   * loaded here. With a model loaded, a tokenizer whose ids go beyond the model's
+   * vocabulary is refused now rather than failing at prefill.
+   */
+  async loadTokenizer(dirIn: string, signal?: AbortSignal): Promise<LensTokenizer> {
     const dir = path.resolve(dirIn);
     let tok = this.tokenizers.get(dir);
     if (!tok) {
+      await tokenizerSummaryInWorker(dir, { signal });
       tok = await loadTokenizer(dir);
+      if (this.tokenizers.size >= 8) this.tokenizers.clear();
       this.tokenizers.set(dir, tok);
     }
+    const model = this.model;
+    if (model) checkTokenizerFits(tok, model);
     return tok;
   }
 
-  /** SHA-256 of a folder's relevant files, reusing the last result while no file changed. */
+  /** SHA-256 of a folder's relevant files; files whose stamp is unchanged are not read again (DigestCache). */
   async digest(dir: string, signal?: AbortSignal, onProgress?: (done: number, total: number) => void): Promise<DirDigest> {
-    const stamp = await folderStamp(dir);
-    const hit = this.digests.get(dir);
-    if (hit && hit.stamp === stamp) return hit.digest;
-    const digest = await sha256Dir(dir, { signal, onProgress });
-    this.digests.set(dir, { stamp, digest });
-    return digest;
+    return sha256Dir(dir, { signal, onProgress, cache: this.digestCache });
+  }
+
+  /** Pins `slot`'s cache entry for the current run, creating the entry from `native` when it is new. */
+  private async hold(slot: AdapterSlot, native?: NativeAdapter): Promise<void> {
+    let disposed = false;
+    const resource: CacheResource | null = native
+      ? {
+          bytes: native.bytes,
+          dispose: () => {
+            if (disposed) return;
+            disposed = true;
+            native.dispose();
+            if (this.adapters.get(slot.loaded.dir) === slot) this.adapters.delete(slot.loaded.dir);
+          },
+        }
+      : null;
+    if (!resource) {
+      // Re-pinning a loaded adapter: its entry must still be cached (acquire is then a hit and creates nothing).
+      if (!this.cache.has(slot.key)) throw new Error(`adapter ${slot.loaded.dir} is no longer loaded`);
+    }
+    const create = async (): Promise<CacheResource> => resource ?? { bytes: 0, dispose: () => {} };
+    let lease: Lease<CacheResource>;
+    try {
+      lease = await this.cache.acquire(slot.key, 'adapter', `adapter ${slot.loaded.summary.name}`, create);
+    } catch (e) {
+      resource?.dispose();
+      throw e;
+    }
+    if (resource && lease.hit) resource.dispose(); // an entry of that key existed already (not expected)
+    this.runHolds.add(lease);
+    // Most recently used last.
+    this.adapters.delete(slot.loaded.dir);
+    if (this.cache.has(slot.key)) this.adapters.set(slot.loaded.dir, slot);
+  }
+
+  /** Evicts least recently used adapters beyond maxLoadedAdapters (pinned ones are retired, freed at release). */
+  private trimAdapters(): void {
+    const excess = this.adapters.size - this.maxLoadedAdapters;
+    if (excess <= 0) return;
+    const pinned = new Set([...this.runHolds].map((l) => l.key));
+    let n = excess;
+    for (const slot of [...this.adapters.values()]) {
+      if (n <= 0) break;
+      if (pinned.has(slot.key)) continue;
+      this.forget(slot);
+      n--;
+    }
+  }
+
+  private forget(slot: AdapterSlot): void {
+    if (this.adapters.get(slot.loaded.dir) === slot) this.adapters.delete(slot.loaded.dir);
+    this.cache.evict(slot.key);
   }
 
   private disposeModel(): void {
-    for (const a of this.adapters.values()) a.native.dispose();
+    this.releaseRunHolds();
+    for (const slot of [...this.adapters.values()]) this.forget(slot);
     this.adapters.clear();
     this.model?.native.dispose();
     this.model = null;
@@ -118,16 +263,59 @@ export class EngineSession {
 
   dispose(): void {
     this.disposeModel();
+    if (this.ownsCache) this.cache.dispose();
   }
 }
 
-/** Names, sizes and mtimes of a folder's files: changes whenever a file does. */
-async function folderStamp(dir: string): Promise<string> {
-  const entries = await fs.readdir(dir, { withFileTypes: true });
-  const parts: string[] = [];
-  for (const e of entries.filter((x) => x.isFile()).sort((a, b) => a.name.localeCompare(b.name))) {
-    const st = await fs.stat(path.join(dir, e.name));
-    parts.push(`${e.name}:${st.size}:${st.mtimeMs}`);
+function adapterKey(model: LoadedModel, adapter: LoadedAdapter): string {
+  return createHash('sha256').update(`adapterlens.adapter/1\n${model.digest.combined}@${model.dtype}\n${adapter.dir}\n${adapter.digest.combined}`).digest('hex');
+}
+
+/**
+ * Runs `hash` and `load` at once and returns both results. The first to fail stops the
+ * other (one AbortSignal for both); a load that succeeded alongside a failed hash is
+ * disposed. A real failure is reported over the cancellation it caused.
+ */
+async function loadTogether<D, N>(
+  signal: AbortSignal | undefined,
+  hash: (signal: AbortSignal) => Promise<D>,
+  load: (signal: AbortSignal) => Promise<N>,
+  disposeLoaded: (n: N) => void,
+): Promise<[D, N]> {
+  if (signal?.aborted) throw cancellationError();
+  const controller = new AbortController();
+  const onAbort = (): void => controller.abort();
+  signal?.addEventListener('abort', onAbort, { once: true });
+  const stopOnFailure = <T>(p: Promise<T>): Promise<T> =>
+    p.catch((e: unknown) => {
+      controller.abort();
+      throw e;
+    });
+  let hashing: Promise<D>;
+  let loading: Promise<N>;
+  try {
+    hashing = stopOnFailure(hash(controller.signal));
+    loading = stopOnFailure(load(controller.signal));
+  } catch (e) {
+    controller.abort();
+    signal?.removeEventListener('abort', onAbort);
+    throw e;
   }
-  return parts.join('|');
+  const [h, l] = await Promise.allSettled([hashing, loading]);
+  signal?.removeEventListener('abort', onAbort);
+  if (h.status === 'fulfilled' && l.status === 'fulfilled') return [h.value, l.value];
+  if (l.status === 'fulfilled') disposeLoaded(l.value);
+  if (signal?.aborted) throw cancellationError();
+  const failures = [h, l].filter((r): r is PromiseRejectedResult => r.status === 'rejected').map((r) => r.reason as unknown);
+  throw failures.find((e) => !isCancellation(e)) ?? failures[0];
+}
+
+/** A tokenizer for another vocabulary would make the engine read embeddings out of range. */
+function checkTokenizerFits(tok: LensTokenizer, model: LoadedModel): void {
+  const vocab = model.checkpoint.config.native.vocabSize;
+  if (tok.vocabSize <= vocab) return;
+  throw new LoadError({
+    file: path.join(tok.dir, 'tokenizer.json'),
+    message: `this tokenizer has ${tok.vocabSize} token ids but the model (${model.checkpoint.config.file}, vocab_size ${vocab}) has only ${vocab}; pick the tokenizer that belongs to this model.`,
+  });
 }

@@ -1,8 +1,8 @@
 // The platform hooks only Electron has (AppService's PlatformHooks): native folder
 // pickers, a save dialog that writes an export, and Chromium's PDF printer.
-import fs from 'node:fs/promises';
 import { BrowserWindow, dialog } from 'electron';
 import type { PlatformHooks } from '../rpc/service.js';
+import { writeFileAtomic } from '../files/atomic-write.js';
 
 const TITLES = { model: 'Choose the base model folder', adapter: 'Choose LoRA adapter folders', tokenizer: 'Choose the tokenizer folder' } as const;
 
@@ -45,7 +45,7 @@ export function electronPlatform(parent: () => BrowserWindow | null): PlatformHo
       const win = parent();
       const result = win ? await dialog.showSaveDialog(win, options) : await dialog.showSaveDialog(options);
       if (result.canceled || !result.filePath) return null;
-      await fs.writeFile(result.filePath, file.encoding === 'base64' ? Buffer.from(file.content, 'base64') : file.content);
+      await writeFileAtomic(result.filePath, file.encoding === 'base64' ? Buffer.from(file.content, 'base64') : file.content);
       return result.filePath;
     },
     printPdf,

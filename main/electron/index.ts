@@ -35,6 +35,8 @@ if (!app.requestSingleInstanceLock()) {
     const service = new AppService({
       transport: 'electron',
       historyDir,
+      // The file-digest cache lives beside history: a second start on the same checkpoint hashes nothing.
+      dataDir: app.getPath('userData'),
       cacheBudgetBytes: CACHE_BUDGET,
       platform: electronPlatform(() => win),
     });

@@ -21,6 +21,7 @@ import type { LoraModuleName, NativeAdapterSpec, NativeLoraModule, NativeModelCo
 import { LORA_MODULES, type LoadOptions, moduleFeatures, modulePath } from './checkpoint.js';
 import { LoadError, show } from './errors.js';
 import { readJson, validate } from './json-file.js';
+import { compilePythonRegex, type LinearRegex } from './python-regex.js';
 import { type SafetensorsEntry, readSafetensorsHeader, weightRef } from './safetensors.js';
 
 export interface AdapterModuleSummary {
@@ -63,30 +64,44 @@ export interface OpenedAdapter {
   summary: AdapterSummary;
 }
 
-const posInt = z.number().int().positive();
-const stringOrList = z.union([z.string(), z.array(z.string())]);
+/**
+ * Bounds far above any real adapter (ranks are at most a few thousand, alphas a few
+ * hundred) that keep a corrupt or hostile adapter_config.json from reaching the engine:
+ * an alpha of 1e308 would make every scale infinite.
+ */
+export const ADAPTER_LIMITS = { rank: 1 << 16, alpha: 1e6, layerIndex: 1 << 16, listItems: 4096, nameChars: 4096 } as const;
+
+const CORRUPT = 'no real adapter has that; the file is corrupt';
+const posInt = z.number().int().positive().max(ADAPTER_LIMITS.rank, `at most ${ADAPTER_LIMITS.rank}; ${CORRUPT}`);
+const alphaValue = z.number().nonnegative().max(ADAPTER_LIMITS.alpha, `at most ${ADAPTER_LIMITS.alpha}; ${CORRUPT}`);
+const layerIndex = z.number().int().nonnegative().max(ADAPTER_LIMITS.layerIndex, `at most ${ADAPTER_LIMITS.layerIndex}; ${CORRUPT}`);
+const name = z.string().max(ADAPTER_LIMITS.nameChars, `at most ${ADAPTER_LIMITS.nameChars} characters; ${CORRUPT}`);
+const nameList = z.array(name).max(ADAPTER_LIMITS.listItems, `at most ${ADAPTER_LIMITS.listItems} entries; ${CORRUPT}`);
+const stringOrList = z.union([name, nameList]);
+const patternMap = <T extends z.ZodType>(value: T) =>
+  z.record(name, value).refine((m) => Object.keys(m).length <= ADAPTER_LIMITS.listItems, `at most ${ADAPTER_LIMITS.listItems} entries; ${CORRUPT}`);
 
 const adapterConfigSchema = z
   .object({
     peft_type: z.string(),
     r: posInt.nullish(),
-    lora_alpha: z.number().nonnegative().nullish(),
+    lora_alpha: alphaValue.nullish(),
     use_rslora: z.boolean().nullish(),
     target_modules: stringOrList.nullish(),
     exclude_modules: stringOrList.nullish(),
-    layers_to_transform: z.union([z.number().int().nonnegative(), z.array(z.number().int().nonnegative())]).nullish(),
+    layers_to_transform: z.union([layerIndex, z.array(layerIndex).max(ADAPTER_LIMITS.listItems)]).nullish(),
     layers_pattern: stringOrList.nullish(),
-    rank_pattern: z.record(z.string(), posInt).nullish(),
-    alpha_pattern: z.record(z.string(), z.number().nonnegative()).nullish(),
+    rank_pattern: patternMap(posInt).nullish(),
+    alpha_pattern: patternMap(alphaValue).nullish(),
     fan_in_fan_out: z.boolean().nullish(),
     base_model_name_or_path: z.string().nullish(),
     use_dora: z.boolean().nullish(),
-    modules_to_save: z.array(z.string()).nullish(),
+    modules_to_save: nameList.nullish(),
     bias: z.string().nullish(),
     megatron_config: z.unknown().optional(),
     lora_bias: z.boolean().nullish(),
     layer_replication: z.unknown().optional(),
-    target_parameters: z.array(z.string()).nullish(),
+    target_parameters: nameList.nullish(),
     trainable_token_indices: z.unknown().optional(),
     alora_invocation_tokens: z.unknown().optional(),
     use_qalora: z.boolean().nullish(),
@@ -99,56 +114,22 @@ const adapterConfigSchema = z
 
 type AdapterConfig = z.output<typeof adapterConfigSchema>;
 
-// ---------------------------------------------------------------- Python regex -> JS
+// ---------------------------------------------------------------- Python regexes, on RE2
 
-/**
- * Translates the Python `re` syntax PEFT configs use into a JS RegExp source: named groups
- * (?P<n>..) / (?P=n), \A, \Z. Anything JS cannot express throws (the caller names the field).
- */
-export function pythonRegexSource(pattern: string): string {
-  let out = '';
-  for (let i = 0; i < pattern.length; i++) {
-    const c = pattern[i]!;
-    if (c === '\\') {
-      const n = pattern[i + 1];
-      if (n === undefined) throw new Error('the pattern ends with a lone backslash');
-      if (n === 'A') out += '^';
-      else if (n === 'Z') out += '$';
-      else out += c + n;
-      i++;
-      continue;
-    }
-    if (pattern.startsWith('(?P<', i)) {
-      out += '(?<';
-      i += 3;
-      continue;
-    }
-    if (pattern.startsWith('(?P=', i)) {
-      const close = pattern.indexOf(')', i);
-      if (close < 0) throw new Error('unterminated (?P=name)');
-      out += `\\k<${pattern.slice(i + 4, close)}>`;
-      i = close;
-      continue;
-    }
-    if (/^\(\?[aiLmsux]+\)/.test(pattern.slice(i))) throw new Error('inline flags such as (?i) are not supported');
-    out += c;
-  }
-  // Validate now, so a bad pattern is reported once with its field.
-  new RegExp(out);
-  return out;
-}
-
-function compile(file: string, field: string, pattern: string, wrap: (src: string) => string): RegExp {
+function compile(file: string, field: string, pattern: string, wrap?: (src: string) => string): LinearRegex {
   try {
-    return new RegExp(wrap(pythonRegexSource(pattern)));
+    return compilePythonRegex(pattern, wrap);
   } catch (e) {
     throw new LoadError({
       file,
       field,
-      message: `field "${field}" holds the regular expression ${show(pattern)}, which AdapterLens cannot use (${(e as Error).message}); simplify it or list the module names instead.`,
+      message: `field "${field}" holds the regular expression ${show(pattern)}, which AdapterLens cannot use: ${(e as Error).message}; simplify it or list the module names instead.`,
     });
   }
 }
+
+/** The layer-number group the layer patterns capture. */
+const LAYER_GROUP = 'al_layer';
 
 // ---------------------------------------------------------------- module keys
 
@@ -191,14 +172,14 @@ function resolveTargets(file: string, cfg: AdapterConfig, numLayers: number): Ta
 
   // ---- target_modules
   let listTargets: string[] | null = null;
-  let regexTarget: RegExp | null = null;
+  let regexTarget: LinearRegex | null = null;
   const tm = cfg.target_modules;
   if (tm == null) {
     listTargets = PEFT_DEFAULT_TARGETS;
     warnings.push('adapter_config.json has no "target_modules"; PEFT\'s default for Llama, Mistral and Qwen2 (q_proj, v_proj) is assumed.');
   } else if (typeof tm === 'string') {
     if (tm.toLowerCase() === 'all-linear') listTargets = [...LORA_MODULES];
-    else regexTarget = compile(file, 'target_modules', tm, (s) => `^(?:${s})$`);
+    else regexTarget = compile(file, 'target_modules', tm);
   } else {
     listTargets = tm;
   }
@@ -222,19 +203,20 @@ function resolveTargets(file: string, cfg: AdapterConfig, numLayers: number): Ta
       message: 'field "layers_pattern" is set without "layers_to_transform"; PEFT refuses that combination, so set both or neither.',
     });
   }
+  // PEFT: re.match(rf".*\.{pattern}\.(\d+)\.", key), or r".*\.[^.]*\.(\d+)\." without a pattern.
   const layerRegexes = usingLayerIndexes
     ? lpList.length === 0
-      ? [/^.*\.[^.]*\.(\d+)\./]
-      : lpList.map((p) => compile(file, 'layers_pattern', p, (s) => `^.*\\.(?:${s})\\.(\\d+)\\.`))
+      ? [compile(file, 'layers_pattern', `.*\\.[^.]*\\.(?P<${LAYER_GROUP}>\\d+)\\.`)]
+      : lpList.map((p) => compile(file, 'layers_pattern', p, (s) => `.*\\.(?:${s})\\.(?P<${LAYER_GROUP}>\\d+)\\.`))
     : [];
   const layerSet = usingLayerIndexes ? new Set(Array.isArray(ltt) ? ltt : [ltt]) : null;
 
   // ---- exclude_modules
   const ex = cfg.exclude_modules;
-  const excludeRegex = typeof ex === 'string' ? compile(file, 'exclude_modules', ex, (s) => `^(?:${s})$`) : null;
+  const excludeRegex = typeof ex === 'string' ? compile(file, 'exclude_modules', ex) : null;
   const excludeList = Array.isArray(ex) ? ex : null;
   const excluded = (key: string): boolean =>
-    excludeRegex ? excludeRegex.test(key) : excludeList ? excludeList.some((e) => key === e || key.endsWith(`.${e}`)) : false;
+    excludeRegex ? excludeRegex.fullMatch(key) : excludeList ? excludeList.some((e) => key === e || key.endsWith(`.${e}`)) : false;
 
   const nameMatches = (key: string, t: string): boolean => key === t || key.endsWith(`.${t}`);
 
@@ -256,7 +238,7 @@ function resolveTargets(file: string, cfg: AdapterConfig, numLayers: number): Ta
     if (excluded(key)) continue;
     let found: boolean;
     if (regexTarget) {
-      found = regexTarget.test(key);
+      found = regexTarget.fullMatch(key);
     } else if (listTargets!.includes(key)) {
       found = true;
     } else {
@@ -264,9 +246,9 @@ function resolveTargets(file: string, cfg: AdapterConfig, numLayers: number): Ta
       if (found && layerSet) {
         let idx: number | null = null;
         for (const re of layerRegexes) {
-          const m = re.exec(key);
-          if (m) {
-            idx = Number(m[1]);
+          const digits = re.prefixGroup(key, LAYER_GROUP);
+          if (digits) {
+            idx = Number(digits);
             break;
           }
         }
@@ -480,14 +462,15 @@ export async function openAdapter(dirIn: string, base: NativeModelConfig, option
   const r = cfg.r ?? 8;
   const alpha = cfg.lora_alpha ?? 8;
   const useRslora = cfg.use_rslora ?? false;
+  // PEFT: the first key k with re.match(rf"(.*\.)?({k})$", key).
   const rankPattern = Object.entries(cfg.rank_pattern ?? {}).map(
-    ([k, v]) => [compile(configFile, `rank_pattern.${k}`, k, (s) => `^(?:.*\\.)?(?:${s})$`), v] as const,
+    ([k, v]) => [compile(configFile, `rank_pattern.${k}`, k, (s) => `(?:.*\\.)?(?:${s})`), v] as const,
   );
   const alphaPattern = Object.entries(cfg.alpha_pattern ?? {}).map(
-    ([k, v]) => [compile(configFile, `alpha_pattern.${k}`, k, (s) => `^(?:.*\\.)?(?:${s})$`), v] as const,
+    ([k, v]) => [compile(configFile, `alpha_pattern.${k}`, k, (s) => `(?:.*\\.)?(?:${s})`), v] as const,
   );
-  const pick = (patterns: (readonly [RegExp, number])[], key: string, dflt: number): number =>
-    patterns.find(([re]) => re.test(key))?.[1] ?? dflt;
+  const pick = (patterns: (readonly [LinearRegex, number])[], key: string, dflt: number): number =>
+    patterns.find(([re]) => re.fullMatch(key))?.[1] ?? dflt;
   onProgress?.(1, 2);
   signal?.throwIfAborted();
 

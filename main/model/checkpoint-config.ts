@@ -54,30 +54,53 @@ export interface ResolvedModelConfig {
 const posInt = z.number().int().positive();
 const posNum = z.number().positive();
 
+/**
+ * Upper bounds for every size field: far above any real checkpoint (Llama-3.1-405B has
+ * 126 layers, 16384 hidden, 53248 intermediate, 128256 vocab; Llama 4 a 10M context), and
+ * low enough that a corrupt or hostile config.json is refused before anything is sized
+ * from it.
+ */
+export const CONFIG_LIMITS = {
+  vocabSize: 1 << 24,
+  hiddenSize: 1 << 17,
+  intermediateSize: 1 << 20,
+  numLayers: 1024,
+  numHeads: 4096,
+  headDim: 4096,
+  maxPositionEmbeddings: 1 << 26,
+  ropeTheta: 1e12,
+  ropeFactor: 1e6,
+} as const;
+
+const CORRUPT = 'no real checkpoint has that; the file is corrupt or not a model config';
+const size = (max: number, what: string) => posInt.max(max, `at most ${max} ${what}; ${CORRUPT}`);
+const finitePos = (max: number) => posNum.max(max, `at most ${max}; ${CORRUPT}`);
+
 const configSchema = z
   .object({
     architectures: z.array(z.string()).nullish(),
     model_type: z.string().nullish(),
-    vocab_size: posInt,
-    hidden_size: posInt,
-    intermediate_size: posInt,
-    num_hidden_layers: posInt,
-    num_attention_heads: posInt,
-    num_key_value_heads: posInt.nullish(),
-    head_dim: posInt.nullish(),
-    rms_norm_eps: posNum.nullish(),
-    max_position_embeddings: posInt.nullish(),
+    vocab_size: size(CONFIG_LIMITS.vocabSize, 'tokens'),
+    hidden_size: size(CONFIG_LIMITS.hiddenSize, 'dimensions'),
+    intermediate_size: size(CONFIG_LIMITS.intermediateSize, 'dimensions'),
+    num_hidden_layers: size(CONFIG_LIMITS.numLayers, 'layers'),
+    num_attention_heads: size(CONFIG_LIMITS.numHeads, 'heads'),
+    num_key_value_heads: size(CONFIG_LIMITS.numHeads, 'heads').nullish(),
+    head_dim: size(CONFIG_LIMITS.headDim, 'dimensions').nullish(),
+    // RMSNorm's epsilon is a small positive number (1e-6, 1e-5); anything near 1 or above is not one.
+    rms_norm_eps: posNum.max(0.1, `must be a small positive number such as 1e-6; ${CORRUPT}`).nullish(),
+    max_position_embeddings: size(CONFIG_LIMITS.maxPositionEmbeddings, 'positions').nullish(),
     tie_word_embeddings: z.boolean().nullish(),
     attention_bias: z.boolean().nullish(),
     mlp_bias: z.boolean().nullish(),
     hidden_act: z.string().nullish(),
-    rope_theta: posNum.nullish(),
+    rope_theta: finitePos(CONFIG_LIMITS.ropeTheta).nullish(),
     rope_scaling: z.record(z.string(), z.unknown()).nullish(),
     rope_parameters: z.record(z.string(), z.unknown()).nullish(),
     partial_rotary_factor: z.number().nullish(),
-    sliding_window: posInt.nullish(),
+    sliding_window: size(CONFIG_LIMITS.maxPositionEmbeddings, 'positions').nullish(),
     use_sliding_window: z.boolean().nullish(),
-    max_window_layers: z.number().int().nonnegative().nullish(),
+    max_window_layers: z.number().int().nonnegative().max(CONFIG_LIMITS.numLayers).nullish(),
     torch_dtype: z.string().nullish(),
     dtype: z.string().nullish(),
     quantization_config: z.unknown().optional(),
@@ -136,6 +159,10 @@ const ROPE_SUPPORTED_TEXT = 'AdapterLens implements only the "default", "linear"
 
 function ropeNumber(file: string, obj: Record<string, unknown>, key: string, where: string, ropeType: string | null): number {
   const v = obj[key];
+  const max = key === 'rope_theta' ? CONFIG_LIMITS.ropeTheta : key === 'original_max_position_embeddings' ? CONFIG_LIMITS.maxPositionEmbeddings : CONFIG_LIMITS.ropeFactor;
+  if (typeof v === 'number' && Number.isFinite(v) && v > max) {
+    throw new LoadError({ file, field: `${where}.${key}`, message: `field "${where}.${key}" is ${show(v)}, but at most ${max} is accepted; ${CORRUPT}.` });
+  }
   if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) {
     const need = ropeType === null ? 'it must be a positive number' : `RoPE type "${ropeType}" needs a positive number there`;
     throw new LoadError({

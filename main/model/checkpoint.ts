@@ -233,6 +233,24 @@ export async function openCheckpoint(dirIn: string, options: LoadOptions = {}): 
   };
   const weightsFile = format === 'single' ? single : indexFile;
 
+  // ---- the layer count against the weights, before anything is sized by it
+  // (expectedModelTensors lists ~10 tensors per layer: a config.json claiming a million
+  // layers must be refused from the headers, not discovered by building that list).
+  let headerLayers = 0;
+  for (const header of headers.values()) {
+    for (const name of header.entries.keys()) {
+      const m = /^model\.layers\.(\d+)\./.exec(name);
+      if (m) headerLayers = Math.max(headerLayers, Number(m[1]) + 1);
+    }
+  }
+  if (cfg.numLayers > headerLayers) {
+    throw new LoadError({
+      file: config.file,
+      field: 'num_hidden_layers',
+      message: `field "num_hidden_layers" is ${cfg.numLayers}, but the weights hold ${headerLayers === 0 ? 'no decoder layer' : `layers 0 to ${headerLayers - 1} only`}; config.json and the weights do not belong together.`,
+    });
+  }
+
   // ---- build the tensor table
   const tensors: NativeTensorRef[] = [];
   const used = new Set<string>();

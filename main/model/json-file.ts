@@ -1,9 +1,14 @@
 // Reads a JSON file and validates it with a zod schema, turning every failure into a
-// LoadError that names the file and the field.
+// LoadError that names the file and the field. The file must be a regular file of bounded
+// size (a symlink to /dev/zero is refused, not read) and nest at most MAX_JSON_DEPTH levels.
 
-import { readFile } from 'node:fs/promises';
 import type { z } from 'zod';
+import { JsonDepthError, parseJsonText } from '../files/json-text.js';
+import { NotRegularFileError, readRegularFile } from '../files/read-regular-file.js';
 import { LoadError, show } from './errors.js';
+
+/** Config files are kilobytes; 16 MiB leaves room for anything real. tokenizer.json files are larger (see tokenizer.ts). */
+export const DEFAULT_JSON_MAX_BYTES = 16 * 1024 * 1024;
 
 export function fieldPath(path: readonly PropertyKey[]): string {
   let out = '';
@@ -14,11 +19,14 @@ export function fieldPath(path: readonly PropertyKey[]): string {
   return out;
 }
 
-export async function readJson(file: string, what: string): Promise<unknown> {
+export async function readJson(file: string, what: string, maxBytes = DEFAULT_JSON_MAX_BYTES): Promise<unknown> {
   let text: string;
   try {
-    text = await readFile(file, 'utf8');
+    text = (await readRegularFile(file, { maxBytes })).toString('utf8');
   } catch (e) {
+    if (e instanceof NotRegularFileError) {
+      throw new LoadError({ file, message: `${what} is ${e.reason}; restore the file from the original checkpoint.`, cause: e });
+    }
     const code = (e as NodeJS.ErrnoException).code;
     throw new LoadError({
       file,
@@ -26,14 +34,16 @@ export async function readJson(file: string, what: string): Promise<unknown> {
       cause: e,
     });
   }
+  return parseJsonOf(file, what, text);
+}
+
+/** JSON.parse with the nesting limit, failures as a LoadError naming the file. */
+export function parseJsonOf(file: string, what: string, text: string): unknown {
   try {
-    return JSON.parse(text) as unknown;
+    return parseJsonText(text);
   } catch (e) {
-    throw new LoadError({
-      file,
-      message: `${what} is not valid JSON (${(e as Error).message}); restore the file from the original checkpoint.`,
-      cause: e,
-    });
+    const why = e instanceof JsonDepthError ? e.message : `it is not valid JSON (${(e as Error).message})`;
+    throw new LoadError({ file, message: `${what} cannot be read: ${why}; restore the file from the original checkpoint.`, cause: e });
   }
 }
 

@@ -4,11 +4,13 @@
 //   { "__metadata__": {..}?, "<name>": { "dtype": "BF16", "shape": [..], "data_offsets": [begin, end] }, .. }
 // then the data buffer; offsets are relative to the data buffer (byte 8 + N of the file).
 
+import { constants } from 'node:fs';
 import { open, writeFile } from 'node:fs/promises';
 import { z } from 'zod';
 import type { NativeTensorRef, StoredDType } from '../engine/native-types.js';
 import { LoadError, show } from './errors.js';
 import { fieldPath } from './json-file.js';
+import { JsonDepthError, parseJsonText } from '../files/json-text.js';
 
 /** Every dtype the safetensors format defines, with its size in bits. */
 const DTYPE_BITS = {
@@ -101,7 +103,8 @@ function numel(shape: readonly number[]): number {
 export async function readSafetensorsHeader(file: string, options: ReadHeaderOptions = {}): Promise<SafetensorsHeader> {
   let fh;
   try {
-    fh = await open(file, 'r');
+    // O_NONBLOCK: opening a FIFO must not wait for a writer (the isFile check below refuses it).
+    fh = await open(file, constants.O_RDONLY | constants.O_NONBLOCK);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     throw new LoadError({
@@ -130,9 +133,9 @@ export async function readSafetensorsHeader(file: string, options: ReadHeaderOpt
     if (headerLength > 0) await fh.read(headerBuf, 0, headerLength, 8);
     let json: unknown;
     try {
-      json = JSON.parse(headerBuf.toString('utf8'));
+      json = parseJsonText(headerBuf.toString('utf8'));
     } catch (e) {
-      throw corrupt(`its header is not JSON (${(e as Error).message})`);
+      throw corrupt(e instanceof JsonDepthError ? `its header ${e.message}` : `its header is not JSON (${(e as Error).message})`);
     }
     if (json === null || typeof json !== 'object' || Array.isArray(json)) throw corrupt('its header is not a JSON object');
 

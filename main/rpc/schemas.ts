@@ -24,6 +24,8 @@ export const LIMITS = {
   nameChars: 128,
   lowrankRank: 65536,
   hybridLayers: 1024,
+  /** text.count's limit: any model's context. */
+  countLimit: 1 << 26,
 } as const;
 
 /** Methods without params accept {} and, for convenience, a missing params (undefined/null). */
@@ -143,7 +145,7 @@ export const PARAM_SCHEMAS: ParamSchemas = {
     tokenizerDir: absolutePath.optional(),
     documentText: utf8Text(LIMITS.documentBytes, 'the document'),
     promptText: utf8Text(LIMITS.promptBytes, 'the prompt'),
-    limit: tokenCount.optional(),
+    limit: z.int().min(1).max(LIMITS.countLimit).optional(),
   }),
   'text.decode': z.strictObject({
     tokenizerDir: absolutePath,
@@ -171,6 +173,7 @@ export const PARAM_SCHEMAS: ParamSchemas = {
   'cache.stats': noParams,
   'cache.clear': noParams,
   'history.list': noParams,
+  'history.skipped': noParams,
   'history.get': z.strictObject({ id: historyId }),
   'history.delete': z.strictObject({ id: historyId }),
   'report.export': z.strictObject({ id: historyId, format: exportFormat }),

@@ -16,9 +16,9 @@ import { demoRequest, demoStatus } from '../compare/demo.js';
 import { runComparison } from '../compare/runner.js';
 import { EngineSession } from '../compare/session.js';
 import type { BackendChoice } from '../engine/native-loader.js';
-import { openAdapter } from '../model/adapter.js';
-import { openCheckpoint } from '../model/checkpoint.js';
-import { loadTokenizer, type LensTokenizer } from '../model/tokenizer.js';
+import { DigestCache } from '../model/digest-cache.js';
+import { openAdapterInWorker, openCheckpointInWorker } from '../model/open-async.js';
+import { decodeInWorker } from '../model/tokenize-async.js';
 import { projectRoot } from '../paths.js';
 import type { CompareProgress, CompareRequest, CompareStage, TokenEvent } from '../../shared/compare.js';
 import {
@@ -27,6 +27,7 @@ import {
   type AppInfo,
   type DemoInputs,
   type EngineCapabilities,
+  type ExportFormat,
   type ExportedFile,
   type FolderPurpose,
   type RpcEventName,
@@ -42,7 +43,7 @@ import { rpcError, toErrorPayload } from './errors.js';
 import { browseFolder } from './fs-browse.js';
 import { HistoryNotFoundError, HistoryStore } from './history-store.js';
 import { countTokens, inspectAdapter, inspectModel } from './inspect.js';
-import { canExport, exportReport, type PdfPrinter } from './report-export.js';
+import { canExport, exportedPdf, exportedText, requirePdfPrinter, type PdfPrinter } from './report-export.js';
 
 /** What only some transports can do; absent hooks make the methods answer NOT_SUPPORTED. */
 export interface PlatformHooks {
@@ -58,6 +59,12 @@ export interface AppServiceOptions {
   historyDir: string;
   /** Where the setup draft is kept; default: draft.json beside the history folder. */
   draftFile?: string;
+  /**
+   * Where state that outlives the process is kept besides history: the file-digest cache
+   * (a second start on the same checkpoint hashes nothing). Without it digests last as
+   * long as the process.
+   */
+  dataDir?: string;
   cacheBudgetBytes: number;
   device?: BackendChoice;
   platform?: PlatformHooks;
@@ -132,7 +139,9 @@ export class AppService {
   private session: EngineSession | null = null;
   private active: RunState | null = null;
   private readonly listeners = new Set<EventListener>();
-  private readonly tokenizers = new Map<string, Promise<LensTokenizer>>();
+  private readonly digestCache: DigestCache;
+  /** Aborted by dispose(): stops the inspections and counts still running on worker threads. */
+  private readonly lifetime = new AbortController();
   private readonly cacheThrottle: Throttle<null>;
   private readonly unsubscribeCache: () => void;
   private disposed = false;
@@ -141,6 +150,7 @@ export class AppService {
     this.history = new HistoryStore(options.historyDir);
     this.drafts = new DraftStore(options.draftFile ?? path.join(path.dirname(options.historyDir), 'draft.json'));
     this.cache = new CacheManager({ budgetBytes: options.cacheBudgetBytes });
+    this.digestCache = options.dataDir ? DigestCache.inDataDir(options.dataDir) : new DigestCache(null);
     const throttleMs = options.throttleMs ?? 100;
     this.cacheThrottle = new Throttle(throttleMs * 2, () => this.emit('cache.changed', this.cache.usage()));
     this.unsubscribeCache = this.cache.onChange(() => this.cacheThrottle.push(null));
@@ -168,34 +178,20 @@ export class AppService {
   /** The engine, loaded on first use; a missing build is an error the caller sees. */
   private engine(): EngineSession {
     if (this.disposed) throw rpcError('INTERNAL', 'AdapterLens is shutting down');
-    this.session ??= new EngineSession(this.options.device ?? 'auto');
+    // The session's adapters count in this service's cache budget and are freed by cache.clear.
+    this.session ??= new EngineSession(this.options.device ?? 'auto', { cache: this.cache, digestCache: this.digestCache });
     return this.session;
-  }
-
-  private tokenizer(dir: string): Promise<LensTokenizer> {
-    const key = path.resolve(dir);
-    let tok = this.tokenizers.get(key);
-    if (!tok) {
-      if (this.tokenizers.size >= 8) this.tokenizers.clear(); // a handful of models per session at most
-      tok = loadTokenizer(key);
-      tok.catch(() => this.tokenizers.delete(key)); // do not cache a failure: the user may fix the folder
-      this.tokenizers.set(key, tok);
-    }
-    return tok;
   }
 
   private makeHandlers(): Handlers {
     const platform = this.options.platform ?? {};
     return {
-      'app.info': () => this.appInfo(),
-      'model.inspect': ({ dir }) => inspectModel(dir),
-      'adapter.inspect': ({ modelDir, dir }) => inspectAdapter(modelDir, dir),
-      'text.count': async ({ modelDir, tokenizerDir, documentText, promptText, limit }) =>
-        countTokens(modelDir, await this.tokenizer(tokenizerDir ?? modelDir), documentText, promptText, limit),
-      'text.decode': async ({ tokenizerDir, groups }) => {
-        const tok = await this.tokenizer(tokenizerDir);
-        return { texts: groups.map((ids) => tok.decode(ids)) };
-      },
+      'app.info': async () => this.appInfo(),
+      'model.inspect': ({ dir }) => inspectModel(dir, this.lifetime.signal),
+      'adapter.inspect': ({ modelDir, dir }) => inspectAdapter(modelDir, dir, this.lifetime.signal),
+      'text.count': ({ modelDir, tokenizerDir, documentText, promptText, limit }) =>
+        countTokens(modelDir, tokenizerDir ?? modelDir, documentText, promptText, limit, this.lifetime.signal),
+      'text.decode': async ({ tokenizerDir, groups }) => ({ texts: await decodeInWorker(tokenizerDir, groups, { signal: this.lifetime.signal }) }),
       'run.estimate': (params) => this.estimate(params),
       'draft.get': () => this.drafts.get(),
       'draft.save': async ({ draft }) => {
@@ -232,16 +228,17 @@ export class AppService {
         return this.cache.usage();
       },
       'history.list': async () => (await this.history.list()).entries,
+      'history.skipped': async () => (await this.history.list()).skipped,
       'history.get': ({ id }) => this.savedReport(id),
       'history.delete': async ({ id }) => {
         const deleted = await this.history.delete(id);
         if (deleted) await this.emitHistory();
         return { deleted };
       },
-      'report.export': async ({ id, format }) => exportReport(await this.savedReport(id), format, platform.printPdf),
+      'report.export': ({ id, format }) => this.exportSaved(id, format),
       'report.saveAs': async ({ id, format }) => {
         if (!platform.saveFile) throw rpcError('NOT_SUPPORTED', 'there is no save dialog in the browser; use export (the browser downloads the file)');
-        const file = await exportReport(await this.savedReport(id), format, platform.printPdf);
+        const file = await this.exportSaved(id, format);
         return { path: await platform.saveFile(file) };
       },
     };
@@ -275,9 +272,9 @@ export class AppService {
 
   /** run.estimate: the runner's own estimate, from config files and safetensors headers only. */
   private async estimate(p: RpcParams<'run.estimate'>): Promise<RunEstimate> {
-    const ck = await openCheckpoint(p.modelDir);
+    const ck = await openCheckpointInWorker(p.modelDir, { signal: this.lifetime.signal });
     const cfg = ck.config.native;
-    const adapters = await Promise.all(p.adapterDirs.map((d) => openAdapter(d, cfg)));
+    const adapters = await Promise.all(p.adapterDirs.map((d) => openAdapterInWorker(d, cfg, { signal: this.lifetime.signal })));
     // As the runner loads them: values in the compute dtype (fp32: 4 bytes, bf16/fp16: 2).
     const bytesPerValue = p.dtype === 'fp32' ? 4 : 2;
     const estimate = estimateMemory({
@@ -315,6 +312,26 @@ export class AppService {
     }
   }
 
+  /**
+   * A saved run in an export format: read, checked and rendered on a worker thread (an HTML
+   * report's charts take a while to render); a PDF is then printed here from that HTML.
+   */
+  private async exportSaved(id: string, format: ExportFormat): Promise<ExportedFile> {
+    const printer = this.options.platform?.printPdf;
+    if (format === 'pdf') requirePdfPrinter(printer); // NOT_SUPPORTED before any work
+    const rendered = await this.savedRendering(id, format === 'pdf' ? 'html' : format);
+    return format === 'pdf' ? exportedPdf(rendered.createdAt, rendered.content, printer) : exportedText(rendered.createdAt, format, rendered.content);
+  }
+
+  private async savedRendering(id: string, format: 'json' | 'html' | 'md' | 'csv') {
+    try {
+      return await this.history.render(id, format);
+    } catch (e) {
+      if (e instanceof HistoryNotFoundError) throw rpcError('NOT_FOUND', e.message);
+      throw e;
+    }
+  }
+
   private async emitHistory(): Promise<void> {
     try {
       this.emit('history.changed', { entries: (await this.history.list()).entries });
@@ -341,7 +358,7 @@ export class AppService {
     const names = request.adapters.map((a) => a.name?.trim() || path.basename(path.resolve(a.dir)));
     const dup = names.find((n, i) => names.indexOf(n) !== i);
     if (dup) throw rpcError('INVALID_INPUT', `two adapters are named "${dup}": rename one of them in the adapter list`);
-    const cfg = (await openCheckpoint(request.modelDir)).config.native;
+    const cfg = (await openCheckpointInWorker(request.modelDir, { signal: this.lifetime.signal })).config.native;
     for (const id of request.strategies) {
       const problem = strategyProblem(id, cfg, null);
       if (problem) throw rpcError('INVALID_INPUT', problem);
@@ -379,16 +396,17 @@ export class AppService {
       this.emit('run.tokens', { runId, tokens: batch });
     };
     let lastStage: string | null = null;
+    const onProgress = (p: CompareProgress): void => {
+      run.progress = p;
+      run.stages[p.stage] = p;
+      const stageChanged = p.stage !== lastStage;
+      lastStage = p.stage;
+      progress.push(p, stageChanged || p.done === p.total);
+    };
     try {
       const report = await runComparison(session, this.cache, run.request, {
         signal: run.controller.signal,
-        onProgress: (p) => {
-          run.progress = p;
-          run.stages[p.stage] = p;
-          const stageChanged = p.stage !== lastStage;
-          lastStage = p.stage;
-          progress.push(p, stageChanged || p.done === p.total);
-        },
+        onProgress,
         onToken: (t) => {
           if (run.tokens.length < ACTIVE_RUN_TOKEN_LIMIT) run.tokens.push(t);
           if (tokens.length > 0 && tokens[0]!.step !== t.step) flushTokens();
@@ -401,18 +419,36 @@ export class AppService {
       });
       flushTokens();
       progress.flush();
-      const { id } = await this.history.save(report);
-      this.active = null;
-      this.emit('run.finished', { runId, reportId: id, report });
-      await this.emitHistory();
+      // The run is over once the report exists: a history folder that cannot be written
+      // costs the saved copy, never the result.
+      let reportId: string | null = null;
+      let saveError: string | null = null;
+      try {
+        reportId = (await this.history.save(report)).id;
+      } catch (e) {
+        saveError = `the report was not saved to ${this.history.dir} (${describeSaveFailure(e)}); export it now to keep it`;
+      }
+      this.endRun(session);
+      this.emit('run.finished', { runId, reportId, report, saveError });
+      if (reportId !== null) await this.emitHistory();
     } catch (e) {
       flushTokens();
       progress.cancel();
-      this.active = null;
+      this.endRun(session);
       const error = toErrorPayload(e);
       if (error.code === 'CANCELLED' || run.controller.signal.aborted) this.emit('run.cancelled', { runId });
       else this.emit('run.failed', { runId, error });
     }
+  }
+
+  /**
+   * The run is over: the adapters it used become evictable (budget, adapter bound,
+   * cache.clear), then the next run may start. Before the end event, so that whoever reacts
+   * to it (a new run.start, a cache.stats) sees the run fully ended.
+   */
+  private endRun(session: EngineSession): void {
+    session.releaseRunHolds();
+    this.active = null;
   }
 
   /**
@@ -422,6 +458,7 @@ export class AppService {
   async dispose(): Promise<void> {
     if (this.disposed) return;
     this.disposed = true;
+    this.lifetime.abort();
     const run = this.active;
     if (run) {
       run.controller.abort();
@@ -453,6 +490,21 @@ export function engineCapabilities(backend: 'cpu' | 'cuda', fallbackReason: stri
       { id: 'cuda', available: !cpu, reason: cpu ? `this engine runs on the CPU${fallbackReason ? `: ${fallbackReason}` : ''}` : null },
     ],
   };
+}
+
+function describeSaveFailure(e: unknown): string {
+  const err = e as NodeJS.ErrnoException;
+  const reasons: Record<string, string> = {
+    EACCES: 'permission denied',
+    EPERM: 'permission denied',
+    EROFS: 'the file system is read-only',
+    ENOSPC: 'the disk is full',
+    EDQUOT: 'the disk quota is exceeded',
+    ENOTDIR: 'a path component is not a folder',
+    EEXIST: 'a file is in the way of the folder',
+  };
+  if (typeof err.code === 'string') return reasons[err.code] ?? err.code;
+  return err instanceof Error ? err.message : String(e);
 }
 
 function demoInputs(r: CompareRequest): DemoInputs {

@@ -60,7 +60,33 @@ function text(res: http.ServerResponse, status: number, body: string, headers: R
 }
 
 function refuseUpgrade(socket: Duplex, status: number, reason: string, body: string): void {
+  if (socket.destroyed) return;
   socket.end(`HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+}
+
+const BAD_TARGET = 'AdapterLens: the request target is not a path on this server.\n';
+const TWO_HOSTS = 'AdapterLens: the request has more than one Host header.\n';
+
+/**
+ * The request target as a URL on this server, or null for anything that is not an
+ * origin-form path ("/..."): "//", "http://[", "*" and absolute forms would make
+ * `new URL` throw (or resolve against another host). Never throws.
+ */
+export function requestUrl(target: string | undefined): URL | null {
+  const t = target ?? '/';
+  if (!t.startsWith('/') || t.startsWith('//')) return null;
+  try {
+    return new URL(t, 'http://localhost');
+  } catch {
+    return null;
+  }
+}
+
+/** Node keeps only the first of repeated Host headers; a request with two is ambiguous (and a smuggling vector) and refused. */
+function hostHeaderCount(req: http.IncomingMessage): number {
+  let n = 0;
+  for (let i = 0; i < req.rawHeaders.length; i += 2) if (req.rawHeaders[i]!.toLowerCase() === 'host') n++;
+  return n;
 }
 
 export async function startServer(options: ServerOptions): Promise<RunningServer> {
@@ -82,10 +108,12 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   });
 
   async function handleRequest(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    if (hostHeaderCount(req) > 1) return text(res, 400, TWO_HOSTS);
     const hostHeader = req.headers.host;
     if (!hostCheck?.allows(hostHeader)) return text(res, 403, 'AdapterLens: this server answers only to its own address (Host header refused).\n');
     if (req.method !== 'GET' && req.method !== 'HEAD') return text(res, 405, 'AdapterLens: only GET and HEAD are served.\n', { Allow: 'GET, HEAD' });
-    const url = new URL(req.url ?? '/', 'http://localhost');
+    const url = requestUrl(req.url);
+    if (!url) return text(res, 400, BAD_TARGET);
     const auth = authorize(req, url, port, token);
     if (!auth) return text(res, queryToken(url) === null ? 401 : 403, UNAUTHORIZED);
     const headers = securityHeaders(hostHeader!);
@@ -102,15 +130,33 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     sendFile(req, res, file, headers);
   }
 
+  // No listener may throw: an exception in an 'upgrade' or 'request' listener is an
+  // uncaught exception, which ends the process and the run in progress.
   server.on('upgrade', (req, socket, head) => {
+    socket.on('error', () => socket.destroy());
+    try {
+      handleUpgrade(req, socket, head);
+    } catch {
+      refuseUpgrade(socket, 400, 'Bad Request', 'AdapterLens: bad request\n');
+    }
+  });
+  server.on('clientError', (_err, socket) => {
+    // Malformed HTTP (bad header syntax, oversized headers): answer 400 and close, as Node's default does, without throwing.
+    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
+    else socket.destroy();
+  });
+
+  function handleUpgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer): void {
+    if (hostHeaderCount(req) > 1) return refuseUpgrade(socket, 400, 'Bad Request', TWO_HOSTS);
     const hostHeader = req.headers.host;
     if (!hostCheck?.allows(hostHeader)) return refuseUpgrade(socket, 403, 'Forbidden', 'Host header refused\n');
-    const url = new URL(req.url ?? '/', 'http://localhost');
+    const url = requestUrl(req.url);
+    if (!url) return refuseUpgrade(socket, 400, 'Bad Request', BAD_TARGET);
     if (url.pathname !== WS_RPC_PATH) return refuseUpgrade(socket, 404, 'Not Found', `the RPC is at ${WS_RPC_PATH}\n`);
     if (!hostCheck.allowsOrigin(req.headers.origin, hostHeader)) return refuseUpgrade(socket, 403, 'Forbidden', 'Origin refused\n');
     if (!authorize(req, url, port, token)) return refuseUpgrade(socket, 401, 'Unauthorized', UNAUTHORIZED);
     wss.handleUpgrade(req, socket, head, (ws) => wss.emit('connection', ws, req));
-  });
+  }
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

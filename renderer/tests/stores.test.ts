@@ -33,7 +33,7 @@ function tick(): Promise<void> {
 describe('run store', () => {
   let client: FakeClient;
   let detach: () => void;
-  let finished: string[];
+  let finished: (string | null)[];
   beforeEach(() => {
     detach?.();
     client = new FakeClient().handle('run.start', () => ({ runId: 'r1' })).handle('run.cancel', () => ({ cancelled: true }));
@@ -53,7 +53,7 @@ describe('run store', () => {
     client.emit('run.tokens', { runId: 'r1', tokens: [{ adapter: 0, strategy: 'exact', step: 0, token: 5, piece: 'x', prob: 0.9 }] });
     assert.equal(useRun.getState().current, 'generate');
     assert.equal(useRun.getState().streams['0|exact']?.length, 1);
-    client.emit('run.finished', { runId: 'r1', reportId: 'id1', report: makeReport() });
+    client.emit('run.finished', { runId: 'r1', reportId: 'id1', report: makeReport(), saveError: null });
     assert.equal(useRun.getState().status, 'finished');
     assert.equal(useRun.getState().reportId, 'id1');
     assert.deepEqual(finished, ['id1']);

@@ -299,13 +299,21 @@ describe("a new user's first hour in the browser (issue 14)", { skip, timeout: 9
     if (await page.locator('#eos').isChecked()) await page.locator('#eos').uncheck();
     await runnable();
     await page.getByTestId('run-button').click();
+    let failure: unknown = null;
     try {
       await reloadMidRun();
-    } finally {
-      // Never leave a long run going for the tests that follow.
-      if ((await page.getByTestId('cancel-button').count()) > 0) await page.getByTestId('cancel-button').click();
-      await page.locator('[data-testid="run-progress"][data-status="cancelled"]').waitFor({ timeout: 60_000 });
+    } catch (e) {
+      failure = e;
+      await shot(page, 'fh-08-reload-mid-run-failed');
     }
+    // Never leave a long run going for the tests that follow; a failure above is the one reported.
+    if ((await page.getByTestId('cancel-button').count()) > 0) await page.getByTestId('cancel-button').click();
+    const cancelled = page.locator('[data-testid="run-progress"][data-status="cancelled"]').waitFor({ timeout: 60_000 });
+    if (failure) {
+      await cancelled.catch(() => undefined);
+      throw failure;
+    }
+    await cancelled;
   });
 
   async function reloadMidRun(): Promise<void> {

@@ -7,6 +7,8 @@ import WebSocket from 'ws';
 import { DEFAULT_SETTINGS, type CompareRequest } from '../../shared/compare.js';
 import type { ClientMessage, RpcErrorPayload, RpcEventName, ServerMessage } from '../../shared/rpc.js';
 import { fixturesDir } from '../parity/hf-fixtures.js';
+import { parseReport } from '../../main/report/read-report.js';
+import type { Report } from '../../shared/report.js';
 
 export const MODEL_DIR = path.join(fixturesDir, 'models', 'llama-gqa-bf16');
 export const ADAPTERS_DIR = path.join(fixturesDir, 'adapters', 'llama-gqa-bf16');
@@ -115,4 +117,26 @@ export class TestRpcClient {
       this.ws.close();
     });
   }
+}
+
+/**
+ * A valid saved run (the committed demo report, as the report reader returns it) with a
+ * chosen creation time, model name and adapter names: history accepts only files that pass
+ * the whole report schema.
+ */
+export function sampleReport(createdAt = '2026-02-03T04:05:06.789Z', modelName = 'tiny', adapterNames?: string[]): Report {
+  const raw = JSON.parse(fs.readFileSync(path.join(fixturesDir, 'reports', 'demo-llama-gqa-bf16.json'), 'utf8')) as Report;
+  const r = parseReport(raw);
+  r.createdAt = createdAt;
+  r.model.name = modelName;
+  if (adapterNames) {
+    const first = r.adapters[0]!;
+    r.adapters = adapterNames.map((name) => ({ ...structuredClone(first), name }));
+  }
+  return r;
+}
+
+/** What a report looks like after a JSON round trip (NaN is written as null). */
+export function asJson<T>(value: T): unknown {
+  return JSON.parse(JSON.stringify(value));
 }

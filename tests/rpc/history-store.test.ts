@@ -5,22 +5,14 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { HISTORY_ID_PATTERN, HistoryNotFoundError, HistoryStore, preview } from '../../main/rpc/history-store.js';
-import { REPORT_SCHEMA, type Report } from '../../shared/report.js';
-import { tempDir } from './helpers.js';
+import type { Report } from '../../shared/report.js';
+import { sampleReport, tempDir } from './helpers.js';
 
-/** The fields the store reads; the rest of a report is opaque to it. */
 function fakeReport(createdAt: string, adapters = ['qv', 'all']): Report {
-  return {
-    schema: REPORT_SCHEMA,
-    createdAt,
-    backend: { kind: 'cpu', device: 'test', fallbackReason: null },
-    settings: { strategies: ['exact', 'base'] },
-    model: { name: 'tiny' },
-    documentTokens: [1, 2, 3, 4],
-    document: { text: '  The University of\n\nHong Kong   is old. ' },
-    prompt: { text: ' Summarize the above:' },
-    adapters: adapters.map((name) => ({ name })),
-  } as unknown as Report;
+  const r = sampleReport(createdAt, 'tiny', adapters);
+  r.document.text = '  The University of\n\nHong Kong   is old. ';
+  r.prompt.text = ' Summarize the above:';
+  return r;
 }
 
 describe('history store', () => {
@@ -40,8 +32,8 @@ describe('history store', () => {
       createdAt: '2026-01-02T03:04:05.006Z',
       modelName: 'tiny',
       adapterNames: ['qv', 'all'],
-      strategies: ['exact', 'base'],
-      documentTokens: 4,
+      strategies: fakeReport('2026-01-02T03:04:05.006Z').settings.strategies,
+      documentTokens: fakeReport('2026-01-02T03:04:05.006Z').documentTokens.length,
       backend: 'cpu',
       fileBytes: fs.statSync(path.join(dir, `${older.id}.json`)).size,
       documentStart: 'The University of Hong Kong is old.',
@@ -67,7 +59,7 @@ describe('history store', () => {
     assert.deepEqual(entries.map((e) => e.id), [good.id]);
     const reasons = Object.fromEntries(skipped.map((s) => [path.basename(s.file), s.reason]));
     assert.match(reasons['20260101T000000000Z-00000001.json']!, /not valid JSON/);
-    assert.match(reasons['20260101T000000000Z-00000002.json']!, /schema is "other\/1"/);
+    assert.match(reasons['20260101T000000000Z-00000002.json']!, /"schema" is "other\/1"/);
     assert.match(reasons['notes.json']!, /not a history id/);
     assert.equal(skipped.length, 3);
     await assert.rejects(store.get('20260101T000000000Z-00000001'), /not valid JSON/);
@@ -79,7 +71,7 @@ describe('history store', () => {
     const { id } = await store.save(fakeReport('2026-01-01T00:00:00.000Z'));
     assert.equal((await store.list()).entries[0]!.modelName, 'tiny');
     const file = path.join(dir, `${id}.json`);
-    const changed = { ...fakeReport('2026-01-01T00:00:00.000Z'), model: { name: 'renamed-model' } };
+    const changed = sampleReport('2026-01-01T00:00:00.000Z', 'renamed-model');
     fs.writeFileSync(file, JSON.stringify(changed));
     fs.utimesSync(file, new Date(), new Date(Date.now() + 5000));
     assert.equal((await store.list()).entries[0]!.modelName, 'renamed-model');

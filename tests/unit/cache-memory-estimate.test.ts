@@ -84,12 +84,12 @@ describe('estimateMemory', () => {
       // 6 sequences · 2 scored positions · 10 vocab · 4
       'scoring-logits': 480,
     });
-    assert.equal(e.cacheBytes, 1280 + 2560 + 400 + 1280 + 4608 + 9072 + 480);
-    assert.equal(e.cacheBytes, 19680);
-    assert.equal(e.total, 19680 + 54_000);
+    assert.equal(e.cacheBytes, 4000 + 1280 + 2560 + 400 + 1280 + 4608 + 9072 + 480);
+    assert.equal(e.cacheBytes, 23680);
+    assert.equal(e.total, 23680 + 50_000);
     assert.deepEqual(
       e.breakdown.filter((i) => !i.inCacheBudget).map((i) => i.id),
-      ['weights', 'adapter-weights'],
+      ['weights'],
     );
     assert.equal(e.breakdown.find((i) => i.id === 'exact-caches')!.item, '2 exact caches');
   });
@@ -127,8 +127,8 @@ describe('checkFits / checkContext', () => {
     strategies: ['exact', 'seed-minikv', 'delta-int8', 'base'],
   });
 
-  it('returns null when the cache items fit (weights are not counted)', () => {
-    assert.equal(e.cacheBytes, 1280 + 2560 + 400 + 1280 + 8 * 768 + (8 * 40 + 8 * 4 * 88 + 8 * 2 * 2 * 70 * 4) + 8 * 80);
+  it('returns null when the cache items fit (the model weights are not counted, adapters are)', () => {
+    assert.equal(e.cacheBytes, 4000 + 1280 + 2560 + 400 + 1280 + 8 * 768 + (8 * 40 + 8 * 4 * 88 + 8 * 2 * 2 * 70 * 4) + 8 * 80);
     assert.equal(checkFits(e, e.cacheBytes), null);
     assert.notEqual(checkFits(e, e.cacheBytes - 1), null);
   });
@@ -136,7 +136,7 @@ describe('checkFits / checkContext', () => {
   it('names the total, each non-zero item and the budget', () => {
     assert.equal(
       checkFits(e, 8 * 1024),
-      'This comparison needs about 23.8 KiB (base cache 1.3 KiB, 2 exact caches 2.5 KiB, 2 seed-minikv stores 400 B, ' +
+      'This comparison needs about 27.7 KiB (adapter weights 3.9 KiB, base cache 1.3 KiB, 2 exact caches 2.5 KiB, 2 seed-minikv stores 400 B, ' +
         '2 delta-int8 stores 1.3 KiB, 8 sequence caches (prompt and new tokens) 6.0 KiB, decode scratch 11.8 KiB, ' +
         'scoring logits (8 sequences) 640 B) but the cache budget is 8.0 KiB: ' +
         'shorten the document, use fewer adapters or strategies, or raise the budget.',

@@ -3,7 +3,8 @@ import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { LoraModuleName } from '../../main/engine/native-types.js';
-import { openAdapter, pythonRegexSource } from '../../main/model/adapter.js';
+import { openAdapter } from '../../main/model/adapter.js';
+import { pythonToRe2 } from '../../main/model/python-regex.js';
 import { LORA_MODULES } from '../../main/model/checkpoint.js';
 import { LoadError } from '../../main/model/errors.js';
 import { decodeToFloat32, readTensorBytes } from '../../main/model/safetensors.js';
@@ -207,7 +208,7 @@ describe('PEFT adapter folder', () => {
     await refused({ config: adapterConfig({ target_modules: ['lm_head'] }) }, 'adapter_config.json', 'target_modules', /lm_head/);
     await refused({ config: adapterConfig({ target_modules: ['q_proj', 'c_attn'] }) }, 'adapter_config.json', 'target_modules', /"c_attn".*another architecture/);
     await refused({ config: adapterConfig({ target_modules: ['self_attn'] }) }, 'adapter_config.json', 'target_modules', /not an adaptable Linear/);
-    await refused({ config: adapterConfig({ target_modules: '(?i).*q_proj' }) }, 'adapter_config.json', 'target_modules', /cannot use/);
+    await refused({ config: adapterConfig({ target_modules: '.*(?<!v)_proj' }) }, 'adapter_config.json', 'target_modules', /cannot use.*lookahead or lookbehind/);
   });
 
   it('refuses missing, unexpected and misshapen tensors', async () => {
@@ -285,10 +286,15 @@ describe('PEFT adapter folder', () => {
     );
   });
 
-  it('translates Python regex syntax', () => {
-    assert.equal(pythonRegexSource('(?P<x>a)(?P=x)\\Z'), '(?<x>a)\\k<x>$');
-    assert.equal(pythonRegexSource('\\Aq_proj'), '^q_proj');
-    assert.equal(pythonRegexSource('a\\\\Z'), 'a\\\\Z');
-    assert.throws(() => pythonRegexSource('(?i)q'));
+  it('translates Python regex syntax to RE2 and refuses what a linear-time matcher cannot run', () => {
+    assert.equal(pythonToRe2('(?P<x>a)\\Z'), '(?P<x>a)\\z');
+    assert.equal(pythonToRe2('\\Aq_proj'), '\\Aq_proj');
+    assert.equal(pythonToRe2('a\\\\Z'), 'a\\\\Z');
+    assert.equal(pythonToRe2('(?i)q'), '(?i)q');
+    assert.equal(pythonToRe2('(?au:q)'), '(?:q)');
+    assert.equal(pythonToRe2('x{,2}'), 'x{0,2}');
+    assert.throws(() => pythonToRe2('(?P<x>a)(?P=x)'), /back-reference/);
+    assert.throws(() => pythonToRe2('(a)\\1'), /back-reference/);
+    assert.throws(() => pythonToRe2('q(?=_proj)'), /lookahead or lookbehind/);
   });
 });

@@ -8,7 +8,7 @@ import { useResults } from '../store/results.js';
 import { ExportMenu, ExportProgress } from './ExportMenu.js';
 
 export function HistoryPanel(): React.JSX.Element {
-  const { entries, loaded, loading, error, busy, notice, refresh, get, remove } = useHistory();
+  const { entries, skipped, loaded, loading, error, busy, notice, refresh, get, remove } = useHistory();
   const historyDir = useApp((s) => s.info?.historyDir);
   const open = useResults((s) => s.open);
   const openId = useResults((s) => s.reportId);
@@ -50,6 +50,20 @@ export function HistoryPanel(): React.JSX.Element {
       )}
       <ExportProgress />
       {!loaded && loading && <p className="state">Loading saved runs…</p>}
+      {skipped.length > 0 && (
+        <details className="history-skipped" data-testid="history-skipped">
+          <summary className="muted small">
+            {skipped.length} file{skipped.length === 1 ? '' : 's'} in the folder {skipped.length === 1 ? 'is' : 'are'} not a readable saved run
+          </summary>
+          <ul className="small">
+            {skipped.map((f) => (
+              <li key={f.file}>
+                <code>{f.file}</code>: {f.reason}
+              </li>
+            ))}
+          </ul>
+        </details>
+      )}
       {loaded && entries.length === 0 && <p className="empty">No saved runs yet. Every finished run is saved here automatically.</p>}
       {entries.length > 0 && (
         <div className="toolbar history-filter">

@@ -62,6 +62,11 @@ export function RunProgress(): React.JSX.Element | null {
           {run.error}
         </p>
       )}
+      {run.saveError && (
+        <p className="error" role="alert" data-testid="run-save-error">
+          The results are shown, but {run.saveError}.
+        </p>
+      )}
       {running && (
         <ol className="stages">
           {views.map((v) => (

@@ -1,11 +1,13 @@
 // Saved runs: list, reopen, delete, export.
 import { create } from 'zustand';
-import type { ExportFormat, ExportedFile, HistoryEntry } from '../../../shared/rpc.js';
+import type { ExportFormat, ExportedFile, HistoryEntry, SkippedHistoryFile } from '../../../shared/rpc.js';
 import type { Report } from '../../../shared/report.js';
 import { errorMessage, rpc } from '../rpc/instance.js';
 
 interface HistoryState {
   entries: HistoryEntry[];
+  /** Files of the history folder that are not readable saved runs, with the reason. */
+  skipped: SkippedHistoryFile[];
   loaded: boolean;
   loading: boolean;
   error: string | null;
@@ -46,6 +48,7 @@ function download(file: ExportedFile): void {
 
 export const useHistory = create<HistoryState>((set, get) => ({
   entries: [],
+  skipped: [],
   loaded: false,
   loading: false,
   error: null,
@@ -56,7 +59,11 @@ export const useHistory = create<HistoryState>((set, get) => ({
     set({ loading: true });
     try {
       const entries = await rpc().call('history.list', {});
-      set({ entries, loaded: true, loading: false, error: null });
+      // Best effort: a server without history.skipped (older) still lists the runs.
+      const skipped = await rpc()
+        .call('history.skipped', {})
+        .catch((): SkippedHistoryFile[] => []);
+      set({ entries, skipped, loaded: true, loading: false, error: null });
     } catch (e) {
       set({ loading: false, error: errorMessage(e) });
     }

@@ -20,6 +20,8 @@ export interface RunState {
   streams: StreamedTokens;
   error: string | null;
   reportId: string | null;
+  /** Why a finished run's report was not saved to history (null: saved). */
+  saveError: string | null;
   start(request: CompareRequest): Promise<boolean>;
   cancel(): Promise<void>;
   /** Picks up a run already in progress (a reconnecting tab). */
@@ -39,6 +41,7 @@ const IDLE = {
   streams: {},
   error: null,
   reportId: null,
+  saveError: null,
 };
 
 function namesOf(request: CompareRequest): string[] {
@@ -139,9 +142,9 @@ const handlers: Handlers = {
     if (s.runId !== runId) return;
     useRun.setState({ streams: appendTokens(s.streams, tokens) });
   },
-  'run.finished': ({ runId, reportId }) => {
+  'run.finished': ({ runId, reportId, saveError }) => {
     if (useRun.getState().runId !== runId) return;
-    useRun.setState({ status: 'finished', reportId, endedAt: Date.now() });
+    useRun.setState({ status: 'finished', reportId, saveError: saveError ?? null, endedAt: Date.now() });
   },
   'run.failed': ({ runId, error }) => {
     if (useRun.getState().runId !== runId) return;

@@ -1,0 +1,151 @@
+// Loading without waiting on hashing (issue 10, "Loading"):
+// - a file-digest cache in the data folder, keyed by path and stamp (size, mtime, ctime,
+//   inode): a second start on the same files hashes nothing; a changed file is caught;
+//   a corrupt cache file is ignored;
+// - hashing runs alongside the weight load, not before it, and the shards are read in
+//   parallel on worker threads;
+// - a missing folder is the loader's own message.
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { EngineSession } from '../../main/compare/session.js';
+import { DigestCache, DIGEST_CACHE_FILE } from '../../main/model/digest-cache.js';
+import { LoadError } from '../../main/model/errors.js';
+import { WorkerPool } from '../../main/worker/pool.js';
+import type { TaskName } from '../../main/worker/protocol.js';
+import type { NativeAddon } from '../../main/engine/native-types.js';
+import type { LoadedAddon } from '../../main/engine/native-loader.js';
+import { MODEL_DIR, tempDir } from '../rpc/helpers.js';
+
+/** Counts hash jobs, and the most that ran at once, by watching WorkerPool.run. */
+function watchHashing(): { jobs: () => number; maxConcurrent: () => number; restore: () => void } {
+  const original = WorkerPool.prototype.run;
+  let jobs = 0;
+  let running = 0;
+  let max = 0;
+  WorkerPool.prototype.run = function (this: WorkerPool, task: TaskName, ...rest: unknown[]) {
+    if (task !== 'hash-file') return (original as (...a: unknown[]) => Promise<unknown>).call(this, task, ...rest);
+    jobs++;
+    running++;
+    max = Math.max(max, running);
+    return (original as (...a: unknown[]) => Promise<unknown>).call(this, task, ...rest).finally(() => running--);
+  } as typeof original;
+  return { jobs: () => jobs, maxConcurrent: () => max, restore: () => (WorkerPool.prototype.run = original) };
+}
+
+/** A copy of the fixture model folder (own files: their stamps are this test's). */
+function copyModel(): string {
+  const dir = path.join(tempDir('digest-model'), 'model');
+  fs.mkdirSync(dir);
+  for (const name of fs.readdirSync(MODEL_DIR)) fs.copyFileSync(path.join(MODEL_DIR, name), path.join(dir, name));
+  return dir;
+}
+
+describe('file digests and loading', { timeout: 300_000 }, () => {
+  let dataDir: string;
+  let modelDir: string;
+  let watch: ReturnType<typeof watchHashing>;
+  before(() => {
+    dataDir = tempDir('digest-data');
+    modelDir = copyModel();
+    watch = watchHashing();
+  });
+  after(() => watch.restore());
+
+  it('the first start hashes every file, shards in parallel, while the weights load', async () => {
+    const session = new EngineSession('cpu', { digestCache: DigestCache.inDataDir(dataDir) });
+    // When the engine is asked to load the weights, hashing must not have finished yet.
+    const real = session.engine.addon;
+    const addon = Object.create(real) as NativeAddon;
+    let hashedWhenLoadStarted: boolean | null = null;
+    let hashedBytes = 0;
+    let totalBytes = -1;
+    addon.loadModel = ((...a: Parameters<NativeAddon['loadModel']>) => {
+      hashedWhenLoadStarted = totalBytes >= 0 && hashedBytes >= totalBytes;
+      return real.loadModel(...a);
+    }) as NativeAddon['loadModel'];
+    Object.defineProperty(session, 'engine', { value: { ...session.engine, addon } satisfies LoadedAddon });
+    try {
+      const before = watch.jobs();
+      const m = await session.loadModel(modelDir, undefined, (what, d, t) => {
+        if (what === 'hashing model files') {
+          hashedBytes = d;
+          totalBytes = t;
+        }
+      });
+      const relevant = fs.readdirSync(modelDir).filter((n) => /\.(safetensors|json)$/.test(n));
+      assert.equal(watch.jobs() - before, relevant.length, 'every relevant file hashed once');
+      assert.equal(m.digest.files.length, relevant.length);
+      assert.equal(hashedWhenLoadStarted, false, 'the weight load started before hashing finished');
+      assert.ok(watch.maxConcurrent() >= 2, `files hashed in parallel (at most ${watch.maxConcurrent()} at once)`);
+      assert.ok(fs.existsSync(path.join(dataDir, DIGEST_CACHE_FILE)), 'digests saved in the data folder');
+    } finally {
+      session.dispose();
+    }
+  });
+
+  it('a second start (a new session, as after a restart) on the same files hashes nothing', async () => {
+    const first = JSON.parse(fs.readFileSync(path.join(dataDir, DIGEST_CACHE_FILE), 'utf8')) as { entries: Record<string, unknown> };
+    assert.ok(Object.keys(first.entries).some((k) => k.startsWith(modelDir)));
+    const session = new EngineSession('cpu', { digestCache: DigestCache.inDataDir(dataDir) });
+    try {
+      const before = watch.jobs();
+      const phases: string[] = [];
+      const m = await session.loadModel(modelDir, undefined, (what) => phases.push(what));
+      assert.equal(watch.jobs() - before, 0, 'no file hashed');
+      assert.ok(!phases.includes('hashing model files'));
+      assert.equal(m.digest.files.length, fs.readdirSync(modelDir).filter((n) => /\.(safetensors|json)$/.test(n)).length);
+    } finally {
+      session.dispose();
+    }
+  });
+
+  it('a changed file is caught: hashed again, with a new digest', async () => {
+    const s1 = new EngineSession('cpu', { digestCache: DigestCache.inDataDir(dataDir) });
+    const oldDigest = (await s1.loadModel(modelDir)).digest;
+    s1.dispose();
+    // Same size, new content: only the stamp (mtime/ctime) tells.
+    const file = path.join(modelDir, 'generation_config.json');
+    const text = fs.readFileSync(file, 'utf8');
+    fs.writeFileSync(file, text.replace(/"bos_token_id": 1/, '"bos_token_id": 7'));
+    assert.equal(fs.statSync(file).size, Buffer.byteLength(text));
+    const s2 = new EngineSession('cpu', { digestCache: DigestCache.inDataDir(dataDir) });
+    try {
+      const before = watch.jobs();
+      const d = (await s2.loadModel(modelDir)).digest;
+      assert.equal(watch.jobs() - before, 1, 'only the changed file is hashed');
+      assert.notEqual(d.combined, oldDigest.combined);
+      const changed = d.files.find((f) => f.name === 'generation_config.json')!;
+      assert.notEqual(changed.sha256, oldDigest.files.find((f) => f.name === 'generation_config.json')!.sha256);
+    } finally {
+      s2.dispose();
+    }
+  });
+
+  it('a corrupt digest file is ignored (everything is hashed again) and replaced', async () => {
+    fs.writeFileSync(path.join(dataDir, DIGEST_CACHE_FILE), '{"format":"adapterlens.digests/1","entries":{"x":');
+    const session = new EngineSession('cpu', { digestCache: DigestCache.inDataDir(dataDir) });
+    try {
+      const before = watch.jobs();
+      await session.loadModel(modelDir);
+      assert.ok(watch.jobs() - before > 0);
+      const rewritten = JSON.parse(fs.readFileSync(path.join(dataDir, DIGEST_CACHE_FILE), 'utf8')) as { format: string };
+      assert.equal(rewritten.format, 'adapterlens.digests/1');
+      assert.deepEqual(fs.readdirSync(dataDir).filter((n) => n.endsWith('.tmp')), [], 'no temp file left');
+    } finally {
+      session.dispose();
+    }
+  });
+
+  it('a missing folder is the loader\'s message naming it, not ENOENT from hashing', async () => {
+    const session = new EngineSession('cpu', { digestCache: DigestCache.inDataDir(dataDir) });
+    try {
+      const missing = path.join(dataDir, 'gone');
+      await assert.rejects(session.loadModel(missing), (e: unknown) => e instanceof LoadError && e.file === missing && /does not exist; pick a Hugging Face checkpoint folder/.test(e.message));
+      await assert.rejects(session.digest(missing), (e: unknown) => e instanceof LoadError && /this folder does not exist/.test(e.message));
+    } finally {
+      session.dispose();
+    }
+  });
+});
