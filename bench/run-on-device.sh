@@ -28,7 +28,7 @@ mkdir -p "$WORK"
 STAGES=${STAGES:-build,check,bench,ladder}
 has() { [[ ",$STAGES," == *",$1,"* ]]; }
 status=0
-finish() { tar czf "$OUT/results.tar.gz" -C "$R" . 2>/dev/null; }
+finish() { cp "$WORK/ceilings.json" "$R/" 2>/dev/null; tar czf "$OUT/results.tar.gz" -C "$R" . 2>/dev/null; }
 # Each step first packs what the last ones wrote, so a call stopped at its time limit still
 # brings its logs back.
 step() { finish; echo; echo "== $* ($(date +%T))"; }
@@ -58,15 +58,27 @@ if has check || has quick; then
   step "backend consistency (every device op, CUDA against the CPU device)"
   timeout 240 ./native/build/adapterlens_backend_ops > "$R/backend_ops.log" 2>&1 || status=1
   grep -E "FAIL|error|passed|FAILED" "$R/backend_ops.log" | head -60
-  # ATTENTION_FALLBACK=FILE (an untracked copy of an earlier attention.cu): where this build's
-  # attention_parts fails its cases, measure with the earlier kernel instead, and say so.
-  if grep -q "attention_parts.*FAIL" "$R/backend_ops.log" && [ -f "${ATTENTION_FALLBACK:-}" ]; then
-    echo "attention_parts FAILED: measuring with $ATTENTION_FALLBACK instead"
+  # Where this build's attention_parts fails its cases: first the CUDA-core kernel
+  # (ADAPTERLENS_CUDA_ATTN_TC=0, then exported for every later step), then
+  # ATTENTION_FALLBACK=FILE (an untracked copy of an earlier attention.cu), and say so.
+  if grep -q "attention_parts.*FAIL" "$R/backend_ops.log"; then
+    echo "attention_parts FAILED: trying the CUDA-core kernel (ADAPTERLENS_CUDA_ATTN_TC=0)"
+    export ADAPTERLENS_CUDA_ATTN_TC=0
+    status=0
+    timeout 240 ./native/build/adapterlens_backend_ops > "$R/backend_ops-cuda-cores.log" 2>&1 || status=1
+    grep -E "FAIL|passed|FAILED" "$R/backend_ops-cuda-cores.log" | head -20
+  fi
+  if [ $status != 0 ] && grep -q "attention_parts.*FAIL" "$R/backend_ops-cuda-cores.log" 2>/dev/null && [ -f "${ATTENTION_FALLBACK:-}" ]; then
+    echo "attention_parts FAILED again: measuring with $ATTENTION_FALLBACK instead"
     cp "$ATTENTION_FALLBACK" native/src/engine/cuda/attention.cu
     node node_modules/cmake-js/bin/cmake-js compile --directory native --out native/build > "$R/build-fallback.log" 2>&1 || { tail -40 "$R/build-fallback.log"; exit 1; }
     status=0
     timeout 240 ./native/build/adapterlens_backend_ops > "$R/backend_ops-fallback.log" 2>&1 || status=1
-    grep -E "FAIL|error|passed|FAILED" "$R/backend_ops-fallback.log" | head -20
+    grep -E "FAIL|passed|FAILED" "$R/backend_ops-fallback.log" | head -20
+  fi
+  if [ "${ADAPTERLENS_CUDA_ATTN_TC:-1}" != 0 ]; then
+    echo "attention_parts on CUDA cores, for comparison:"
+    ADAPTERLENS_CUDA_ATTN_TC=0 ./native/build/adapterlens_backend_ops --bench-attention 2>&1 | tee "$R/attention-cuda-cores.log"
   fi
   ./native/build/adapterlens_backend_ops --bench 2>&1 | tee "$R/gemm-bench.log"
 fi
@@ -113,6 +125,10 @@ if has bench; then
 fi
 
 if has ladder; then
+  if [ ! -d "$WORK/llama3-8b-shape" ]; then
+    step "benchmark fixtures: the Llama-3-8B shape"
+    python3 bench/hf_bench.py make --work "$WORK" --shapes llama3-8b-shape 2>&1 | grep -v -e Warning -e warn | tail -5
+  fi
   step "long documents: Llama-3-8B shape, 3 adapters × 4 strategies"
   timeout 420 node --import tsx bench/runner-bench.ts ladder "$WORK" "$R/ladder.json" 2>&1 | tee "$R/ladder.log" | grep -E "ladder|Error"
 fi

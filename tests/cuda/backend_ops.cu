@@ -785,11 +785,11 @@ void bench_attention() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc > 1 && std::string(argv[1]) == "--bench") {
+  if (argc > 1 && (std::string(argv[1]) == "--bench" || std::string(argv[1]) == "--bench-attention")) {
     try {
       gpu = &cuda_device();
       bench_attention();
-      bench_gemms();
+      if (std::string(argv[1]) == "--bench") bench_gemms();
     } catch (const std::exception& e) {
       std::printf("bench: error: %s\n", e.what());
       return 2;

@@ -4,7 +4,8 @@
 // device_cpu.cpp (part_state, merge_states).
 //
 // attention_parts runs in two kernels per layer:
-//  1. parts_k — block (kv head, key chunk, span). A span is one stretch of K/V (a document's
+//  1. parts_k (here: fp32, and head dims other than 64 / 128) or parts_tc_k (attention_parts_tc.cu:
+//     the same partial states on tensor cores, for bf16/fp16) — parts_k: block (kv head, key chunk, span). A span is one stretch of K/V (a document's
 //     base cache, an exact cache, a row's own positions); every query of every part that reads
 //     the span — the span's rows times the kv head's query heads — is processed against the
 //     chunk's keys, which pass through shared memory in 32-key tiles loaded once by the block,
@@ -16,6 +17,7 @@
 //     row (each part, each chunk), then out += bv_h · (P·cv) / L for low-rank ΔV parts.
 #include <algorithm>
 
+#include "engine/cuda/attention_parts.cuh"
 #include "engine/cuda/common.cuh"
 
 namespace al::cuda {
@@ -112,17 +114,6 @@ constexpr int kBatch = 4;        // keys whose ΔV data are loaded together
 // The correction of a part that has none (all null) in device memory.
 __device__ const AttnCorrection kNoCorrection{};
 
-struct PlanArgs {
-  const AttnSpan* spans;
-  const AttnPart* parts;
-  const AttnCorrection* corrs;
-  const int* span_parts;
-  const int* row_parts;
-  const int* row_begin;
-  int chunk;
-  int stride;
-  float* partials;
-};
 
 __device__ __forceinline__ float warp_sum(float v) {
 #pragma unroll
@@ -338,10 +329,14 @@ __global__ void __launch_bounds__(kPartWarps * 32, 3)
         const float* q0 = Qs + warp * hd;
         for (int d = 0; d < hd; ++d) sc[0] += q0[d] * krow[d];
       } else if (mine > 1) {
+        // Only the real queries' slots: Qs holds round_queries of them, which may be fewer
+        // than kRoundQueries (reading past them would leave shared memory).
         for (int d = 0; d < hd; ++d) {
           const float kv = krow[d];
 #pragma unroll
-          for (int r = 0; r < kWarpQueries; ++r) sc[r] += Qs[(warp + kPartWarps * r) * hd + d] * kv;
+          for (int r = 0; r < kWarpQueries; ++r) {
+            if (r < mine) sc[r] += Qs[(warp + kPartWarps * r) * hd + d] * kv;
+          }
         }
       }
 #pragma unroll
@@ -595,11 +590,14 @@ void attention_parts(DT dt, void* out, const void* q, const AttnPlan& plan, int 
                                                                round_queries, low_rank_k ? 1 : 0);
     });
   };
-  with_epl(hd, [&](auto epl) {
-    if (max_rv <= 64) launch(epl, std::integral_constant<int, 2>{});
-    else launch(epl, std::integral_constant<int, 4>{});
-  });
-  check("attention (parts)");
+  // Tensor cores where they apply (bf16/fp16, head_dim 64 or 128); CUDA cores otherwise.
+  if (!attention_parts_tc(dt, q, args, plan, heads, kv_heads, hd, s)) {
+    with_epl(hd, [&](auto epl) {
+      if (max_rv <= 64) launch(epl, std::integral_constant<int, 2>{});
+      else launch(epl, std::integral_constant<int, 4>{});
+    });
+    check("attention (parts)");
+  }
   const int threads = std::max(32, std::min(128, (hd + 31) / 32 * 32));
   AL_DISPATCH(dt, merge_k<T><<<dim3(heads, n_rows), threads, static_cast<size_t>(std::max(max_rv, 1)) * sizeof(float), s>>>(static_cast<T*>(out), args, heads, kv_heads, hd));
   check("attention (merge)");
