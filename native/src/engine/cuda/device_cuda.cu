@@ -344,6 +344,17 @@ class CudaDevice final : public Device {
     mark("strategies");
     cuda::add_quantized(dt, out, out_cap, base, base_cap, q, scale, heads, hd, T, bits, stream_);
   }
+  void quantize_columns(uint8_t* q, const float* x, int rows, int k, const uint8_t* bits, const int* offs,
+                        const float* step, int row_bytes) override {
+    mark("strategies");
+    cuda::quantize_columns(q, x, rows, k, bits, offs, step, row_bytes, stream_);
+  }
+  void dequantize_columns(float* x, const uint8_t* q, int rows, int k, const uint8_t* bits, const int* offs,
+                          const float* step, int row_bytes) override {
+    mark("strategies");
+    cuda::dequantize_columns(x, q, rows, k, bits, offs, step, row_bytes, stream_);
+  }
+
   void error_sums(DT dt, double* by_head, double* by_bin, const void* rk, const void* rv, int r_cap, const void* ek,
                   const void* ev, int e_cap, int heads, int hd, int T, int bin) override {
     mark("metrics");
