@@ -37,7 +37,7 @@ export interface CompareRequest {
 }
 
 /**
- * Fit to budget (DESIGN.md): per adapter, each part's (layer, K or V) sensitivity is measured
+ * Fit to budget (README, "Compare adapters from the command line"): per adapter, each part's (layer, K or V) sensitivity is measured
  * (KL per unit of squared error, that part coded, the rest exact), then pca stores weighted by
  * it are encoded at a ladder of bit rates and scored; the cheapest one meeting the target is
  * the adapter's `fit` row. `plan` re-runs a saved choice (adapter name → pca id) without fitting.

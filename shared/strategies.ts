@@ -19,7 +19,7 @@ export type ParsedStrategy =
   /**
    * pca:<b> or pca:<b>@<e0>.<e1>…: b bits per cached value; the optional weights, one per
    * (layer, K then V), are half-octaves below the heaviest: weight = 2^(−e/2) (what the fit
-   * measured, DESIGN.md "Fit to budget").
+   * measured; main/compare/fit.ts).
    */
   | { kind: 'pca'; bitsPerValue: number; weightExponents: number[] | null };
 

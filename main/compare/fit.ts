@@ -1,4 +1,4 @@
-// Fit to budget (DESIGN.md, "Fit to budget"; CompareRequest.fit): the pure part of it. The
+// Fit to budget (README, "Compare adapters from the command line"; CompareRequest.fit): the pure part of it. The
 // runner measures; this module turns what it measured into weights, the bit rates to try and
 // the choice, so that every rule here is testable without an engine.
 //
