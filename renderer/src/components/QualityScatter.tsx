@@ -1,3 +1,5 @@
+/** @jsxRuntime automatic @jsxImportSource react */
+// (The pragma lets the node unit tests render this file: tsx there uses the root tsconfig, which has no JSX settings.)
 // Quality against memory: a point per (adapter, strategy), bytes against mean KL, top-1
 // or the perplexity ratio. KL and the ratio span decades, so their axis is logarithmic;
 // each adapter's Pareto front is drawn and marked on its own; markers that would cover
