@@ -6,6 +6,14 @@
 //   npx tsx bench/research/kv-lab.ts score OUT_DIR          (scores OUT_DIR/cand/<adapter>/*.f32)
 //
 // Files: f32 little-endian, per layer K then V, each [kvHeads, T, headDim] (readLayer's layout).
+//
+// The offline experiments (numpy) that led to the pca strategy, in this folder: baseline.py
+// (per-token / KIVI / last-64 / lowrank), spectra.py (rank of ΔK before and after RoPE, ΔV),
+// tc.py (transform coding), sens.py (one part coded, the rest exact: per-layer sensitivity),
+// pca.py + pca_run.py (the engine's algorithm, weighted or not), show.py (the table):
+//   npx tsx bench/research/kv-lab.ts dump /tmp/lab/s1800 models/demo/documents/heldout-sotu-1800s.txt
+//   python3 bench/research/baseline.py /tmp/lab/s1800 && npx tsx bench/research/kv-lab.ts score /tmp/lab/s1800
+//   python3 bench/research/show.py /tmp/lab/s1800
 import fs from 'node:fs';
 import path from 'node:path';
 import { EngineSession } from '../../main/compare/session.js';
