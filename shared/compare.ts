@@ -27,6 +27,36 @@ export interface CompareRequest {
   device: 'auto' | 'cpu' | 'cuda';
   /** Stop a sequence at the tokenizer's EOS. */
   stopAtEos: boolean;
+  /**
+   * Teacher-force every strategy on this text (appended after the prompt; e.g. the document's
+   * real continuation) instead of on exact's own generation. Empty or absent: exact's generation.
+   */
+  continuationText?: string;
+  /** Fit to budget: per adapter, the cheapest pca mix meeting these (adds the `fit` strategy). */
+  fit?: FitRequest;
+}
+
+/**
+ * Fit to budget (README, "Compare adapters from the command line"): per adapter, each part's (layer, K or V) sensitivity is measured
+ * (KL per unit of squared error, that part coded, the rest exact), then pca stores weighted by
+ * it are encoded at a ladder of bit rates and scored; the cheapest one meeting the target is
+ * the adapter's `fit` row. `plan` re-runs a saved choice (adapter name → pca id) without fitting.
+ */
+export interface FitRequest {
+  /** Per adapter store bytes at most this. */
+  budgetBytes?: number;
+  /** Mean KL against exact at most this. */
+  targetKl?: number;
+  /** Top-1 agreement at least this (with targetKl). */
+  minTop1?: number;
+  plan?: Record<string, StrategyId>;
+}
+
+/** A saved fit (--save-plan / --plan): what each adapter's `fit` row was. */
+export interface FitPlan {
+  schema: 'adapterlens.plan/1';
+  /** Adapter name → the pca id chosen for it. */
+  adapters: Record<string, StrategyId>;
 }
 
 /** The most new tokens one run may ask for (main's schema and the form both hold to it). */
@@ -43,7 +73,7 @@ export const DEFAULT_SETTINGS = {
   stopAtEos: true,
 };
 
-export type CompareStage = 'load' | 'tokenize' | 'base-prefill' | 'adapter-prefill' | 'encode' | 'measure' | 'generate' | 'score';
+export type CompareStage = 'load' | 'tokenize' | 'base-prefill' | 'adapter-prefill' | 'encode' | 'measure' | 'generate' | 'fit' | 'score';
 
 export const STAGE_LABELS: Record<CompareStage, string> = {
   load: 'Loading model and adapters',
@@ -53,6 +83,7 @@ export const STAGE_LABELS: Record<CompareStage, string> = {
   encode: 'Encoding stores',
   measure: 'Measuring errors',
   generate: 'Generating',
+  fit: 'Fitting to budget',
   score: 'Teacher-forced scoring',
 };
 

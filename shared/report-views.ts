@@ -210,6 +210,36 @@ export function qualityPoints(report: Report): QualityPoint[] {
   }));
 }
 
+/** One point of an adapter's quality/bytes frontier: a strategy's row or a fit's budget point. */
+export interface FrontierRow {
+  adapter: string;
+  /** The strategy (for a budget point: the pca id it was encoded with). */
+  strategy: StrategyId;
+  kind: 'strategy' | 'budget point';
+  bytes: number;
+  meanKl: number;
+  top1Agreement: number;
+  /** On its adapter's Pareto front of bytes against mean KL (METRIC_HELP.pareto). */
+  pareto: boolean;
+}
+
+/**
+ * Every strategy and every budget point a fit measured, per adapter, cheapest first, with
+ * each adapter's Pareto front of bytes against mean KL marked: the frontier of issue 15 as the
+ * reports and the app show it.
+ */
+export function frontierRows(report: Report): FrontierRow[] {
+  const rows: FrontierRow[] = [];
+  for (const a of report.adapters) {
+    const own: FrontierRow[] = a.strategies.map((s) => ({ adapter: a.name, strategy: s.strategy, kind: 'strategy' as const, bytes: s.bytes, meanKl: s.scores.meanKl, top1Agreement: s.scores.top1Agreement, pareto: false }));
+    for (const p of a.fit?.points ?? []) own.push({ adapter: a.name, strategy: p.strategy, kind: 'budget point', bytes: p.bytes, meanKl: p.meanKl, top1Agreement: p.top1Agreement, pareto: false });
+    const front = paretoPerAdapter(own, (r) => distanceFromExact('meanKl', r.meanKl));
+    for (const r of own) r.pareto = front.has(r);
+    rows.push(...own.sort((x, y) => x.bytes - y.bytes || x.meanKl - y.meanKl));
+  }
+  return rows;
+}
+
 /** A generation's tokens, each marked as still agreeing with exact's or past the first divergence. */
 export function divergenceTokens(s: StrategyResult): DivergenceToken[] {
   const g = s.generation;

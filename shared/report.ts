@@ -61,6 +61,32 @@ export interface StrategyResult {
   scores: Scores;
   /** hybrid:<n>: the layers kept exact. */
   exactLayers?: number[];
+  /** fit: the pca id it stands for (re-runnable as a strategy of its own). */
+  fitted?: StrategyId;
+}
+
+/** One budget point of a fit: a weighted pca store at one bit rate, measured. */
+export interface FitPoint {
+  strategy: StrategyId;
+  bytes: number;
+  meanKl: number;
+  top1Agreement: number;
+}
+
+/** What fit to budget measured and chose for one adapter (CompareRequest.fit). */
+export interface FitResult {
+  budgetBytes: number | null;
+  targetKl: number | null;
+  minTop1: number | null;
+  /** Per part (layer, K or V): that part alone coded, the rest exact. Empty for a planned fit. */
+  probes: { layer: number; kv: 'K' | 'V'; meanKl: number; sqErr: number }[];
+  /** Every store tried, cheapest first. */
+  points: FitPoint[];
+  chosen: StrategyId;
+  /** Whether the chosen store meets every target given. */
+  met: boolean;
+  /** In words: why this one. */
+  reason: string;
 }
 
 export interface FileHashes {
@@ -76,6 +102,7 @@ export interface AdapterResult {
   alpha: number;
   targetModules: string[];
   strategies: StrategyResult[];
+  fit?: FitResult;
 }
 
 export interface ModelSummary {
@@ -104,6 +131,9 @@ export interface RunSettings {
   topP: number;
   seed: number;
   stopAtEos: boolean;
+  /** Teacher-forced on the request's continuation text rather than exact's generation. */
+  continuation?: 'exact-generation' | 'text';
+  fit?: { budgetBytes: number | null; targetKl: number | null; minTop1: number | null; planned: boolean };
 }
 
 export interface Report {

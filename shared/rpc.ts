@@ -164,6 +164,8 @@ export interface SetupDraft {
     simple: string[];
     lowrank: { on: boolean; ranks: string };
     hybrid: { on: boolean; layers: string };
+    pca?: { on: boolean; bits: string };
+    fit?: { on: boolean; budgetBytes: string; targetKl: string; minTop1: string };
   };
   settings: {
     maxNewTokens: number | null;

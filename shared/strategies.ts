@@ -7,15 +7,23 @@ export type StrategyId =
   | 'lragent'
   | 'delta-int8'
   | 'delta-int4'
+  | 'fit'
   | `lowrank:${number}`
-  | `hybrid:${number}`;
+  | `hybrid:${number}`
+  | `pca:${string}`;
 
 export type ParsedStrategy =
-  | { kind: 'exact' | 'base' | 'seed-minikv' | 'lragent' | 'delta-int8' | 'delta-int4' }
+  | { kind: 'exact' | 'base' | 'seed-minikv' | 'lragent' | 'delta-int8' | 'delta-int4' | 'fit' }
   | { kind: 'lowrank'; rank: number }
-  | { kind: 'hybrid'; exactLayers: number };
+  | { kind: 'hybrid'; exactLayers: number }
+  /**
+   * pca:<b> or pca:<b>@<e0>.<e1>…: b bits per cached value; the optional weights, one per
+   * (layer, K then V), are half-octaves below the heaviest: weight = 2^(−e/2) (what the fit
+   * measured; main/compare/fit.ts).
+   */
+  | { kind: 'pca'; bitsPerValue: number; weightExponents: number[] | null };
 
-const SIMPLE = ['exact', 'base', 'seed-minikv', 'lragent', 'delta-int8', 'delta-int4'] as const;
+const SIMPLE = ['exact', 'base', 'seed-minikv', 'lragent', 'delta-int8', 'delta-int4', 'fit'] as const;
 
 export const STRATEGY_DESCRIPTIONS: Record<ParsedStrategy['kind'], string> = {
   exact: "the adapter's own K and V (the reference)",
@@ -26,12 +34,44 @@ export const STRATEGY_DESCRIPTIONS: Record<ParsedStrategy['kind'], string> = {
   'delta-int4': 'ΔK, ΔV quantized to int4, one scale per token per head',
   lowrank: 'truncated SVD of ΔK, ΔV per layer (rank k)',
   hybrid: 'seed-minikv plus exact K/V for the n layers where it errs most',
+  fit: 'the pca mix fitted per adapter to a byte budget or a target KL (weights from measured per-layer sensitivity)',
+  pca: 'ΔK (before RoPE) and ΔV per layer in principal bases of their own, bits per component allocated under b bits per cached value (optionally weighted by measured sensitivity)',
 };
+
+/** The most bits per value pca:<b> may ask for (a 16-bit cache's own width). */
+export const PCA_MAX_BITS = 16;
+/** The largest weight exponent a pca id may carry (2^(−40/2): a millionth of the heaviest part). */
+export const PCA_MAX_EXPONENT = 40;
+
+/** The weights a pca id's exponents stand for: 2^(−e/2). */
+export function pcaWeights(exponents: readonly number[]): number[] {
+  return exponents.map((e) => 2 ** (-e / 2));
+}
+
+/** Exponents (half-octaves below the heaviest, capped at PCA_MAX_EXPONENT) of positive weights. */
+export function pcaExponents(weights: readonly number[]): number[] {
+  const max = Math.max(...weights);
+  return weights.map((w) => Math.min(PCA_MAX_EXPONENT, Math.max(0, Math.round(-2 * Math.log2(w / max)))));
+}
+
+/** The canonical pca id: bits with at most 3 decimals, then the exponents when given. */
+export function pcaId(bitsPerValue: number, exponents: readonly number[] | null): StrategyId {
+  const b = Number(bitsPerValue.toFixed(3));
+  return exponents && exponents.length > 0 ? `pca:${b}@${exponents.join('.')}` : `pca:${b}`;
+}
 
 /** Parses "lowrank:8" etc.; throws an Error naming the bad id and the valid forms. */
 export function parseStrategy(id: string): ParsedStrategy {
   const s = id.trim();
   if ((SIMPLE as readonly string[]).includes(s)) return { kind: s as (typeof SIMPLE)[number] };
+  const pca = /^pca:(\d+(?:\.\d+)?)(?:@(\d+(?:\.\d+)*))?$/.exec(s);
+  if (pca) {
+    const b = Number(pca[1]);
+    if (!(b > 0 && b <= PCA_MAX_BITS)) throw new Error(`strategy "${id}": bits per value must be above 0 and at most ${PCA_MAX_BITS}`);
+    const exps = pca[2] ? pca[2].split('.').map(Number) : null;
+    if (exps && exps.some((e) => e > PCA_MAX_EXPONENT)) throw new Error(`strategy "${id}": a weight exponent can be at most ${PCA_MAX_EXPONENT}`);
+    return { kind: 'pca', bitsPerValue: Number(b.toFixed(3)), weightExponents: exps };
+  }
   const m = /^(lowrank|hybrid):(\d+)$/.exec(s);
   if (m) {
     const n = Number(m[2]);
@@ -42,7 +82,7 @@ export function parseStrategy(id: string): ParsedStrategy {
     return { kind: 'hybrid', exactLayers: n };
   }
   throw new Error(
-    `unknown strategy "${id}": expected one of ${SIMPLE.join(', ')}, lowrank:<k> or hybrid:<n>` +
+    `unknown strategy "${id}": expected one of ${SIMPLE.join(', ')}, lowrank:<k>, hybrid:<n> or pca:<bits per value>[@<weights>]` +
       (s === ALL_STRATEGIES_WORD ? ' ("all" is a word of a strategy list, not a strategy)' : ''),
   );
 }
@@ -51,6 +91,7 @@ export function parseStrategy(id: string): ParsedStrategy {
 export function strategyId(s: ParsedStrategy): StrategyId {
   if (s.kind === 'lowrank') return `lowrank:${s.rank}`;
   if (s.kind === 'hybrid') return `hybrid:${s.exactLayers}`;
+  if (s.kind === 'pca') return pcaId(s.bitsPerValue, s.weightExponents);
   return s.kind;
 }
 
@@ -58,6 +99,8 @@ export function strategyId(s: ParsedStrategy): StrategyId {
 export const DEFAULT_LOWRANK_RANK = 8;
 /** The parameter `hybrid` takes when a list asks for every strategy (`all`). */
 export const DEFAULT_HYBRID_LAYERS = 2;
+/** The bits per value `pca` takes when a list asks for every strategy: an eighth of a 16-bit cache. */
+export const DEFAULT_PCA_BITS = 2;
 
 /**
  * Every strategy once, the parameterised ones with their default parameter: what
@@ -72,6 +115,7 @@ export const ALL_STRATEGIES: readonly StrategyId[] = [
   'delta-int4',
   `lowrank:${DEFAULT_LOWRANK_RANK}`,
   `hybrid:${DEFAULT_HYBRID_LAYERS}`,
+  `pca:${DEFAULT_PCA_BITS}`,
 ];
 
 /** The word in a strategy list that stands for ALL_STRATEGIES. */
@@ -120,6 +164,9 @@ export function strategyProblem(id: StrategyId, model: StrategyModelShape, docum
   }
   if (s.kind === 'hybrid' && s.exactLayers > model.numLayers) {
     return `hybrid:${s.exactLayers} keeps ${s.exactLayers} layers exact, but the model has only ${model.numLayers} layer${model.numLayers === 1 ? '' : 's'}: use at most hybrid:${model.numLayers}.`;
+  }
+  if (s.kind === 'pca' && s.weightExponents && s.weightExponents.length !== 2 * model.numLayers) {
+    return `${id} carries ${s.weightExponents.length} weights, but the model has ${model.numLayers} layers: a pca id needs one weight for K and one for V of every layer (${2 * model.numLayers}); fit it again on this model.`;
   }
   if (s.kind === 'lowrank') {
     const max = maxLowrankRank(model, documentTokens);

@@ -15,6 +15,9 @@
 //     delta-int4  T · L · 2 · H · (⌈D/2⌉ + 4)
 //     lowrank:k   L · 2 · k · (T + H·D) · 4
 //     hybrid:n    seed-minikv + min(n, L) layers of exact K/V (T · 2 · H · D · b each)
+//     pca:b       at most b/8 bytes per cached value (its budget); a pass also holds one
+//                 layer of it rebuilt (decode scratch)
+//     fit         its ladder of pca stores and one pass of probes (main/compare/fit.ts)
 //   sequence caches: A · S sequences, each holding only its own positions (prompt and new
 //                   tokens, P + G + 1): its document positions are read from the shared
 //                   base cache (or its adapter's exact cache) through its store, never copied
@@ -110,6 +113,11 @@ function checkRanks(model: MemoryModelShape, adapter: AdapterMemoryShape, index:
  * Bytes one adapter's store for `strategy` holds over `tokens` document tokens (the
  * strategy's `bytes`; for `exact`, the exact cache itself).
  */
+/** Bits per value of every budget point a target-KL fit tries (main/compare/fit.ts FIT_LADDER). */
+const FIT_LADDER_BITS = 31.125;
+/** Probes a fit holds at once (main/compare/runner.ts). */
+const FIT_PROBES_PER_PASS = 4;
+
 export function storeBytes(
   strategy: ParsedStrategy | string,
   model: MemoryModelShape,
@@ -136,6 +144,13 @@ export function storeBytes(
       return L * 2 * s.rank * (tokens + H * D) * FP32;
     case 'hybrid':
       return seed() + Math.min(s.exactLayers, L) * tokens * 2 * H * D * bytesPerValue;
+    case 'pca':
+      // At most its budget: b bits per cached value, everything it holds counted.
+      return Math.floor((s.bitsPerValue / 8) * L * 2 * H * D * tokens);
+    case 'fit':
+      // What a fit holds at its peak: every budget point of the ladder, and one pass of
+      // probes (each nearly an exact cache: one part coded, the rest exact).
+      return Math.floor((FIT_LADDER_BITS / 8) * L * 2 * H * D * tokens) + FIT_PROBES_PER_PASS * kvCacheBytes(model, tokens, bytesPerValue);
   }
 }
 
@@ -184,7 +199,12 @@ export function estimateMemory(input: MemoryEstimateInput): MemoryEstimate {
   // of ~256 keys on the GPU; the partial states are bounded by the engine (256 MiB).
   const chunks = Math.max(1, Math.ceil(C / 256));
   const partials = Math.min(256 * 2 ** 20, sequences * model.numHeads * 2 * chunks * (model.headDim + 2 + 64) * FP32);
-  add('decode-scratch', 'decode scratch', logits + activations + partials);
+  // A pca store is read from its layers rebuilt one at a time while a pass runs: per pca
+  // store, one layer's K and V in the compute dtype, plus the rebuild's fp32 scratch.
+  const kvWidth = model.numKvHeads * model.headDim;
+  const pcaStores = [...parsed.values()].filter((s) => s.kind === 'pca').length * A;
+  const rebuilt = pcaStores * (2 * T * kvWidth * b + (kvWidth * kvWidth + 2 * T * kvWidth) * FP32);
+  add('decode-scratch', 'decode scratch', logits + activations + partials + rebuilt);
   add('scoring-logits', `scoring logits (${plural(sequences, 'sequence')})`, Math.min(2 ** 30, sequences * G * model.vocabSize * FP32));
 
   const total = items.reduce((s, i) => s + i.bytes, 0);

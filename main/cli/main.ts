@@ -18,10 +18,11 @@ import { terminalCell, terminalSafe } from './terminal-text.js';
 import { REPORT_USAGE, reportCommand } from './report-command.js';
 import { REPORT_OUTPUT_OPTIONS, REPORT_OUTPUT_USAGE, writeReportOutputs } from './report-outputs.js';
 import { VERIFY_USAGE, verifyCommand } from './verify-command.js';
-import { DEFAULT_SETTINGS, STAGE_LABELS, type AdapterChoice, type CompareProgress, type CompareRequest } from '../../shared/compare.js';
+import { z } from 'zod';
+import { DEFAULT_SETTINGS, STAGE_LABELS, type AdapterChoice, type CompareProgress, type CompareRequest, type FitPlan, type FitRequest } from '../../shared/compare.js';
 import { formatBytes } from '../../shared/format.js';
 import type { Report } from '../../shared/report.js';
-import { ALL_STRATEGIES, parseStrategyList } from '../../shared/strategies.js';
+import { ALL_STRATEGIES, parseStrategy, parseStrategyList, strategyId, type StrategyId } from '../../shared/strategies.js';
 import { formatSummaryTable } from './summary.js';
 
 const USAGE = `Usage:
@@ -30,6 +31,9 @@ const USAGE = `Usage:
                       [--max-new-tokens N] [--temperature T --top-p P --seed S]
                       [--dtype fp32|bf16|fp16] [--device auto|cpu|cuda]
                       [--tokenizer DIR] [--budget-gib G] [--no-stop-at-eos] [--json OUT.json]
+                      [--continuation FILE]   teacher-force on this text instead of exact's generation
+                      [--budget-bytes N] [--target-kl X [--min-top1 Y]]   fit to budget: the fit row
+                      [--plan FILE] [--save-plan FILE]   re-run / save a fit's choice per adapter
                       ${REPORT_OUTPUT_USAGE}
   adapterlens demo [--device auto|cpu|cuda] [--json OUT.json] ${REPORT_OUTPUT_USAGE}
                       compare the three adapters of the embedded demo model (models/demo)
@@ -37,7 +41,8 @@ const USAGE = `Usage:
 ${REPORT_USAGE}
 ${VERIFY_USAGE}
   adapterlens serve [--port N] [--host 127.0.0.1] [--data-dir DIR]   the app in a browser (serve --help)
-Strategies: exact, base, seed-minikv, lragent, delta-int8, delta-int4, lowrank:<k>, hybrid:<n>;
+Strategies: exact, base, seed-minikv, lragent, delta-int8, delta-int4, lowrank:<k>, hybrid:<n>,
+            pca:<bits per value>[@<weights>], fit (with --budget-bytes / --target-kl / --plan);
             all = ${ALL_STRATEGIES.join(',')}`;
 
 class UsageError extends Error {}
@@ -58,6 +63,12 @@ const OPTIONS = {
   'budget-gib': { type: 'string' },
   'no-stop-at-eos': { type: 'boolean' },
   json: { type: 'string' },
+  continuation: { type: 'string' },
+  'budget-bytes': { type: 'string' },
+  'target-kl': { type: 'string' },
+  'min-top1': { type: 'string' },
+  plan: { type: 'string' },
+  'save-plan': { type: 'string' },
   ...REPORT_OUTPUT_OPTIONS,
   help: { type: 'boolean', short: 'h' },
 } as const;
@@ -126,7 +137,53 @@ function requestFrom(values: Values): CompareRequest {
     dtype: oneOf('dtype', values.dtype, ['fp32', 'bf16', 'fp16'] as const, DEFAULT_SETTINGS.dtype),
     device: oneOf('device', values.device, ['auto', 'cpu', 'cuda'] as const, DEFAULT_SETTINGS.device),
     stopAtEos: !values['no-stop-at-eos'],
+    ...(values.continuation !== undefined ? { continuationText: readText('continuation', values.continuation) } : {}),
+    ...fitFrom(values),
   };
+}
+
+function readText(flag: string, file: string): string {
+  try {
+    return fs.readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new UsageError(`--${flag} ${file}: cannot read it (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
+  }
+}
+
+/** --budget-bytes, --target-kl, --min-top1, --plan: CompareRequest.fit (absent when none is given). */
+function fitFrom(values: Values): { fit?: FitRequest } {
+  const fit: FitRequest = {};
+  if (values['budget-bytes'] !== undefined) fit.budgetBytes = num('budget-bytes', values['budget-bytes'], 0, (n) => Number.isInteger(n) && n > 0, 'a whole number of bytes > 0');
+  if (values['target-kl'] !== undefined) fit.targetKl = num('target-kl', values['target-kl'], 0, (n) => n > 0, 'a mean KL > 0 (nats)');
+  if (values['min-top1'] !== undefined) {
+    if (values['target-kl'] === undefined) throw new UsageError('--min-top1 goes with --target-kl');
+    fit.minTop1 = num('min-top1', values['min-top1'], 0, (n) => n >= 0 && n <= 1, 'a fraction in [0, 1]');
+  }
+  if (values.plan !== undefined) {
+    const parsed = planSchema.safeParse(JSON.parse(readText('plan', values.plan)));
+    if (!parsed.success) throw new UsageError(`--plan ${values.plan}: not an adapterlens.plan/1 file (${parsed.error.issues[0]?.message ?? 'malformed'})`);
+    fit.plan = parsed.data.adapters;
+  }
+  return Object.keys(fit).length > 0 ? { fit } : {};
+}
+
+const planSchema = z.object({
+  schema: z.literal('adapterlens.plan/1'),
+  adapters: z.record(z.string(), z.string().transform((s, ctx): StrategyId => {
+    try {
+      return strategyId(parseStrategy(s));
+    } catch (e) {
+      ctx.issues.push({ code: 'custom', message: (e as Error).message, input: s });
+      return z.NEVER;
+    }
+  })),
+});
+
+/** The fit rows' choices of a report, as a plan file (--save-plan). */
+export function planOf(report: Report): FitPlan | null {
+  const adapters: Record<string, StrategyId> = {};
+  for (const a of report.adapters) if (a.fit) adapters[a.name] = a.fit.chosen;
+  return Object.keys(adapters).length ? { schema: 'adapterlens.plan/1', adapters } : null;
 }
 
 /** Progress on stderr: one rewritten line on a terminal, one line per stage otherwise. */
@@ -163,6 +220,12 @@ async function compare(request: CompareRequest, values: Values, signal: AbortSig
       fs.mkdirSync(path.dirname(path.resolve(values.json)), { recursive: true });
       writeFileAtomicSync(values.json, JSON.stringify(report, null, 1));
       process.stderr.write(`report written to ${terminalSafe(values.json)} (${formatBytes(fs.statSync(values.json).size)})\n`);
+    }
+    if (values['save-plan']) {
+      const plan = planOf(report);
+      if (!plan) throw new UsageError('--save-plan: this run fitted nothing (give --budget-bytes or --target-kl)');
+      writeFileAtomicSync(values['save-plan'], `${JSON.stringify(plan, null, 1)}\n`);
+      process.stderr.write(`plan written to ${terminalSafe(values['save-plan'])} (re-run it with --plan ${terminalSafe(values['save-plan'])})\n`);
     }
     // A PDF without Chromium fails here, after the other formats are written.
     await writeReportOutputs(report, values);

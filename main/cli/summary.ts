@@ -34,6 +34,12 @@ export function formatSummaryTable(report: Report): string {
   const out = [line(head), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)];
   out.push('', `base cache (shared, counted once): ${formatBytes(report.memory.baseCacheBytes)}; ${report.backend.kind} on ${terminalCell(report.backend.device)}`);
   for (const a of report.adapters) {
+    if (!a.fit) continue;
+    const f = a.fit;
+    const chosen = f.points.find((p) => p.strategy === f.chosen);
+    out.push(`${a.name} (fit): ${f.chosen}${chosen ? `, ${formatBytes(chosen.bytes)}, mean KL ${chosen.meanKl.toExponential(2)}, top-1 ${(100 * chosen.top1Agreement).toFixed(1)}%` : ''} — ${f.met ? 'meets' : 'does NOT meet'} the target: ${f.reason}`);
+  }
+  for (const a of report.adapters) {
     const exact = a.strategies.find((s) => s.strategy === 'exact');
     // JSON.stringify escapes C0 controls but leaves C1 and bidi controls raw.
     if (exact) out.push(`${terminalCell(a.name)} (exact): ${terminalCell(JSON.stringify(exact.generation.text))}`);

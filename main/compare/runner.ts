@@ -20,11 +20,12 @@ import { generate, type GenerationRequest } from '../engine/generate.js';
 import type { NativeErrorSums, NativeKvCache, NativeKvStore, NativeScoreItem, NativeStrategySpec } from '../engine/native-types.js';
 import { projectRoot } from '../paths.js';
 import type { CompareProgress, CompareRequest, CompareStage, TokenEvent } from '../../shared/compare.js';
-import { REPORT_SCHEMA, type AdapterResult, type Generation, type LayerErrors, type Report, type Scores, type StrategyResult } from '../../shared/report.js';
-import { parseStrategy, strategyId, type StrategyId } from '../../shared/strategies.js';
+import { REPORT_SCHEMA, type AdapterResult, type FitPoint, type FitResult, type Generation, type LayerErrors, type Report, type Scores, type StrategyResult } from '../../shared/report.js';
+import { parseStrategy, pcaWeights, strategyId, type StrategyId } from '../../shared/strategies.js';
 import { CompareInputError } from './input-error.js';
 import { preflightRequest } from './preflight.js';
 import { firstDivergence, headGrid, layerErrors, scoresFromEngine, tokenBinFor, tokenGrid } from './metrics.js';
+import { cachedValues, chooseFit, fitIds, fitRates, probeBits, probeWeights } from './fit.js';
 import type { EngineSession, LoadedAdapter, LoadedModel } from './session.js';
 
 export interface RunHooks {
@@ -56,11 +57,18 @@ interface Cell {
   errors: NativeErrorSums | null;
   outsideSpan: Float64Array | null;
   exactLayers?: number[];
+  /** fit: the pca id chosen. */
+  fitted?: StrategyId;
   /** The view this cell generates from: the shared document cache + its store, own positions after it (transient). */
   cache: NativeKvCache | null;
   tokens: number[];
   probs: number[];
   scores: Scores | null;
+}
+
+/** The engine's spec of a pca id. */
+function pcaSpec(bitsPerValue: number, exponents: number[] | null): NativeStrategySpec {
+  return { kind: 'pca', bitsPerValue, ...(exponents ? { weights: pcaWeights(exponents) } : {}) };
 }
 
 export async function runComparison(
@@ -82,7 +90,14 @@ export async function runComparison(
     hooks.onProgress?.({ stage, done, total, detail });
   };
 
-  const strategies: StrategyId[] = [...new Set<StrategyId>(['exact', ...request.strategies.map((s) => strategyId(parseStrategy(s)))])];
+  const strategies: StrategyId[] = [...new Set<StrategyId>(['exact', ...request.strategies.map((s) => strategyId(parseStrategy(s))), ...(request.fit ? (['fit'] as const) : [])])];
+  const fit = request.fit;
+  if (strategies.includes('fit') && !fit) {
+    throw new CompareInputError('the fit strategy needs a budget or a target: --budget-bytes N, --target-kl X or --plan FILE');
+  }
+  if (fit && fit.budgetBytes === undefined && fit.targetKl === undefined && !fit.plan) {
+    throw new CompareInputError('fit to budget needs a budget in bytes, a target KL or a saved plan');
+  }
   if (request.adapters.length === 0) throw new CompareInputError('choose at least one adapter to compare');
   const names = request.adapters.map(adapterName);
   const dup = names.find((n, i) => names.indexOf(n) !== i);
@@ -124,14 +139,17 @@ export async function runComparison(
     throw new CompareInputError('the document is empty: paste the text the adapters should share');
   }
   const T = documentTokens.length;
-  const contextMessage = checkContext(T + promptTokens.length + request.maxNewTokens, cfg.maxPositionEmbeddings);
+  // The continuation every strategy is teacher-forced on: the given text, or exact's generation.
+  const givenContinuation = request.continuationText ? await tokenizer.encodePromptAsync(request.continuationText, { signal }) : null;
+  const continuationRoom = Math.max(request.maxNewTokens, givenContinuation?.length ?? 0);
+  const contextMessage = checkContext(T + promptTokens.length + continuationRoom, cfg.maxPositionEmbeddings);
   if (contextMessage) throw new CompareInputError(contextMessage);
   const estimate = estimateMemory({
     model: cfg,
     weightsBytes: model.native.bytes,
     documentTokens: T,
     promptTokens: promptTokens.length,
-    maxNewTokens: request.maxNewTokens,
+    maxNewTokens: continuationRoom,
     adapters: adapters.map((a) => ({ vRanks: a.vRanks, paramBytes: a.native.bytes })),
     strategies,
     bytesPerValue,
@@ -150,7 +168,15 @@ export async function runComparison(
   // over a cache one shorter (its K/V are recomputed at the same position).
   const feed = promptTokens.length > 0 ? promptTokens : [documentTokens[T - 1]!];
   const leadLength = promptTokens.length > 0 ? T : T - 1;
-  const capacity = leadLength + feed.length + request.maxNewTokens + 1;
+  const capacity = leadLength + feed.length + continuationRoom + 1;
+  if (fit?.plan) {
+    for (const n of names) {
+      const id = fit.plan[n];
+      if (!id) throw new CompareInputError(`the plan has no choice for adapter "${n}": fit it again, or name the adapter as in the plan`);
+      const p = parseStrategy(id);
+      if (p.kind !== 'pca') throw new CompareInputError(`the plan's choice for "${n}" is ${id}, not a pca store`);
+    }
+  }
 
   // Closed in `finally` only, never on abort: native calls still running when the signal
   // fires stop at their own cancel token and must find their caches alive.
@@ -244,6 +270,7 @@ export async function runComparison(
         throwIfAborted(signal);
         progress('encode', cells.length, total, `${names[ai]} · ${s}`);
         const parsed = parseStrategy(s);
+        if (parsed.kind === 'fit') continue;  // fitted after the generation (it needs the continuation)
         const cell: Cell = { adapter: ai, strategy: s, parsed, bytes: 0, errors: null, outsideSpan: null, cache: null, tokens: [], probs: [], scores: null };
         let store: NativeKvStore | null = null;
         if (parsed.kind === 'exact') {
@@ -262,8 +289,10 @@ export async function runComparison(
             spec = { kind: 'hybrid', exactLayers: worst };
           } else if (parsed.kind === 'lowrank') {
             spec = { kind: 'lowrank', rank: parsed.rank };
+          } else if (parsed.kind === 'pca') {
+            spec = pcaSpec(parsed.bitsPerValue, parsed.weightExponents);
           } else {
-            spec = { kind: parsed.kind };
+            spec = { kind: parsed.kind as 'base' | 'seed-minikv' | 'lragent' | 'delta-int8' | 'delta-int4' };
           }
           store = await storeFor(ai, spec, parsed.kind === 'hybrid' ? `${s}@${cell.exactLayers!.join(',')}` : s);
           cell.bytes = store.bytes;
@@ -280,6 +309,82 @@ export async function runComparison(
     }
     progress('measure', total, total);
 
+    // Teacher-forced scores of stores (null: exact itself) of adapter ai on its continuation,
+    // against exact, in one batch: fresh views fed the prompt, then scored.
+    const scoreStores = async (ai: number, stores: NativeKvStore[]): Promise<Scores[]> => {
+      const continuation = continuationOf(ai);
+      const views = [null, ...stores].map((st) => scope.own(model.native.newView({ cache: st ? base : exact[ai]!, store: st, length: leadLength }, capacity)));
+      try {
+        if (feed.length > 1) {
+          await model.native.prefillBatch(views.map((cache) => ({ cache, adapter: adapters[ai]!.native, tokens: Int32Array.from(feed.slice(0, -1)) })), { maxRows: BATCH_ROWS }, null, runCancel);
+        }
+        if (continuation.length === 0) return stores.map(() => ({ kl: [], top1: [], meanKl: 0, top1Agreement: 0, perplexityRatio: 1 }));
+        const tokens = Int32Array.from([feed[feed.length - 1]!, ...continuation.slice(0, -1)]);
+        const targets = Int32Array.from(continuation);
+        const res = await model.native.score(views.map((cache) => ({ cache, adapter: adapters[ai]!.native, tokens, targets, reference: 0 })), runCancel);
+        return res.slice(1).map(scoresFromEngine);
+      } finally {
+        for (const v of views) scope.free(v);
+      }
+    };
+    const PROBES_PER_PASS = 4;
+    // Fit to budget for one adapter (main/compare/fit.ts): probes, weighted points, the choice.
+    const fitAdapter = async (ai: number, a: LoadedAdapter): Promise<{ result: FitResult; store: NativeKvStore }> => {
+      const f = fit!;
+      const values = cachedValues(cfg, T);
+      const target = { budgetBytes: f.budgetBytes ?? null, targetKl: f.targetKl ?? null, minTop1: f.minTop1 ?? null };
+      const planned = f.plan?.[names[ai]!];
+      if (planned) {
+        const p = parseStrategy(planned);
+        if (p.kind !== 'pca') throw new CompareInputError(`the plan's choice for "${names[ai]}" is not a pca store`);
+        const store = await storeFor(ai, pcaSpec(p.bitsPerValue, p.weightExponents), planned);
+        const [sc] = await scoreStores(ai, [store]);
+        const point: FitPoint = { strategy: planned, bytes: store.bytes, meanKl: sc!.meanKl, top1Agreement: sc!.top1Agreement };
+        const met = (f.budgetBytes === undefined || store.bytes <= f.budgetBytes) && (f.targetKl === undefined || sc!.meanKl <= f.targetKl) && (f.minTop1 === undefined || sc!.top1Agreement >= f.minTop1);
+        return { result: { ...target, probes: [], points: [point], chosen: planned, met, reason: 'the saved plan' }, store };
+      }
+      const L = cfg.numLayers;
+      const pb = probeBits(f, values);
+      const probes: FitResult['probes'] = [];
+      for (let p0 = 0; p0 < 2 * L; p0 += PROBES_PER_PASS) {
+        throwIfAborted(signal);
+        progress('fit', ai * 2 * L + p0, adapters.length * 2 * L, `${names[ai]} · sensitivity of layers ${Math.floor(p0 / 2)}–${Math.floor(Math.min(2 * L, p0 + PROBES_PER_PASS) / 2) - 1}`);
+        const parts = Array.from({ length: Math.min(PROBES_PER_PASS, 2 * L - p0) }, (_, i) => p0 + i);
+        const stores: NativeKvStore[] = [];
+        try {
+          for (const p of parts) {
+            const exactParts = Array.from({ length: 2 * L }, (_, q) => q).filter((q) => q !== p);
+            stores.push(await model.native.encodeStore({ kind: 'pca', bitsPerValue: pb, exactParts }, base, exact[ai]!, a.native));
+          }
+          const sc = await scoreStores(ai, stores);
+          for (const [i, p] of parts.entries()) {
+            const errs = await measure(stores[i]!, ai);
+            const l = Math.floor(p / 2);
+            let sq = 0;
+            for (let h = 0; h < errs.numKvHeads; h++) sq += (p % 2 ? errs.vDiffByHead : errs.kDiffByHead)[l * errs.numKvHeads + h]!;
+            probes.push({ layer: l, kv: p % 2 ? 'V' : 'K', meanKl: sc[i]!.meanKl, sqErr: sq });
+          }
+        } finally {
+          for (const st of stores) st.dispose();
+        }
+      }
+      const weights = probeWeights(probes);
+      const ids = fitIds(fitRates(f, values), weights);
+      progress('fit', (ai + 1) * 2 * L, adapters.length * 2 * L, `${names[ai]} · ${ids.length} budget points`);
+      const stores: NativeKvStore[] = [];
+      for (const id of ids) {
+        const p = parseStrategy(id);
+        if (p.kind !== 'pca') continue;
+        stores.push(await storeFor(ai, pcaSpec(p.bitsPerValue, p.weightExponents), id));
+      }
+      const sc = await scoreStores(ai, stores);
+      const points: FitPoint[] = ids.map((id, i) => ({ strategy: id, bytes: stores[i]!.bytes, meanKl: sc[i]!.meanKl, top1Agreement: sc[i]!.top1Agreement }));
+      points.sort((x, y) => x.bytes - y.bytes);
+      const choice = chooseFit(points, f);
+      const store = stores[ids.indexOf(choice.chosen)]!;
+      return { result: { ...target, probes, points, ...choice }, store };
+    };
+
     // ---- one batched generation over every (adapter, strategy) -------------------------
     const eos = tokenizer.eosId;
     const stopTokens = request.stopAtEos && eos !== null ? [eos] : [];
@@ -294,6 +399,8 @@ export async function runComparison(
     }));
     progress('generate', 0, cells.length * request.maxNewTokens);
     let generated = 0;
+    // Each cell's live text, one token at a time (the report's pieces are decoded at the end).
+    const streams = cells.map(() => tokenizer.pieceStream());
     await generate(model.native, requests, {
       signal,
       cancel: runCancel,
@@ -304,10 +411,39 @@ export async function runComparison(
         c.probs.push(prob);
         generated++;
         progress('generate', generated, cells.length * request.maxNewTokens);
-        const pieces = tokenizer.decodeTokenPieces(c.tokens);
-        hooks.onToken?.({ adapter: c.adapter, strategy: c.strategy, step, token, piece: pieces[pieces.length - 1] ?? '', prob });
+        hooks.onToken?.({ adapter: c.adapter, strategy: c.strategy, step, token, piece: streams[seq]!.push(token), prob });
       },
     });
+
+    // ---- fit to budget (per adapter), then its rows generate ---------------------------------
+    const continuationOf = (ai: number): number[] =>
+      givenContinuation ?? cells.find((c) => c.adapter === ai && c.strategy === 'exact')!.tokens;
+    const fits: (FitResult | null)[] = adapters.map(() => null);
+    if (fit) {
+      const fitCells: Cell[] = [];
+      for (const [ai, a] of adapters.entries()) {
+        throwIfAborted(signal);
+        const r = await fitAdapter(ai, a);
+        fits[ai] = r.result;
+        const cell: Cell = { adapter: ai, strategy: 'fit', parsed: { kind: 'fit' }, bytes: r.store.bytes, errors: null, outsideSpan: null, cache: null, tokens: [], probs: [], scores: null, fitted: r.result.chosen };
+        cell.errors = await measure(r.store, ai);
+        cell.cache = scope.own(model.native.newView({ cache: base, store: r.store, length: leadLength }, capacity));
+        fitCells.push(cell);
+      }
+      const fitStreams = fitCells.map(() => tokenizer.pieceStream());
+      await generate(model.native, fitCells.map((c) => ({ cache: c.cache!, adapter: adapters[c.adapter]!.native, feedTokens: feed, sampling, maxNewTokens: request.maxNewTokens, stopTokens })), {
+        signal,
+        cancel: runCancel,
+        maxRows: BATCH_ROWS,
+        onToken: (seq, token, step, prob) => {
+          const c = fitCells[seq]!;
+          c.tokens.push(token);
+          c.probs.push(prob);
+          hooks.onToken?.({ adapter: c.adapter, strategy: c.strategy, step, token, piece: fitStreams[seq]!.push(token), prob });
+        },
+      });
+      cells.push(...fitCells);
+    }
 
     // ---- teacher-forced scoring on exact's continuation, every cell in one batch -------------
     // Each cell's view goes back to its prompt (minus its last token), then is fed
@@ -318,7 +454,7 @@ export async function runComparison(
     const items: NativeScoreItem[] = [];
     const scored: Cell[] = [];
     for (const c of cells) {
-      const continuation = cells[exactCell(c.adapter)]!.tokens;
+      const continuation = continuationOf(c.adapter);
       if (continuation.length === 0) {
         c.scores = { kl: [], top1: [], meanKl: 0, top1Agreement: 0, perplexityRatio: 1 };
         continue;
@@ -327,7 +463,7 @@ export async function runComparison(
       scored.push(c);
     }
     for (const c of scored) {
-      const continuation = cells[exactCell(c.adapter)]!.tokens;
+      const continuation = continuationOf(c.adapter);
       items.push({
         cache: c.cache!,
         adapter: adapters[c.adapter]!.native,
@@ -347,7 +483,7 @@ export async function runComparison(
     // ---- the report -------------------------------------------------------------------
     const info = session.engine.addon.info();
     const adapterResults: AdapterResult[] = adapters.map((a, ai) => {
-      const adapterCells = cells.filter((c) => c.adapter === ai);
+      const adapterCells = cells.filter((c) => c.adapter === ai).sort((x, y) => strategies.indexOf(x.strategy) - strategies.indexOf(y.strategy));
       const exactTokens = adapterCells.find((c) => c.strategy === 'exact')!.tokens;
       return {
         name: names[ai]!,
@@ -375,8 +511,10 @@ export async function runComparison(
             generation,
             scores: c.scores!,
             ...(c.exactLayers ? { exactLayers: c.exactLayers } : {}),
+            ...(c.fitted ? { fitted: c.fitted } : {}),
           };
         }),
+        ...(fits[ai] ? { fit: fits[ai]! } : {}),
       };
     });
     const ck = model.checkpoint;
@@ -394,6 +532,8 @@ export async function runComparison(
         topP: request.topP,
         seed: request.seed,
         stopAtEos: request.stopAtEos,
+        continuation: givenContinuation ? 'text' : 'exact-generation',
+        ...(fit ? { fit: { budgetBytes: fit.budgetBytes ?? null, targetKl: fit.targetKl ?? null, minTop1: fit.minTop1 ?? null, planned: !!fit.plan } } : {}),
       },
       model: {
         name: path.basename(model.dir),

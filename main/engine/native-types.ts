@@ -155,7 +155,15 @@ export type NativeStrategySpec =
   | { kind: 'delta-int8' }
   | { kind: 'delta-int4' }
   | { kind: 'lowrank'; rank: number }
-  | { kind: 'hybrid'; exactLayers: number[] };
+  | { kind: 'hybrid'; exactLayers: number[] }
+  /**
+   * ΔK (before RoPE) and ΔV of every layer in principal bases of their own, components'
+   * coefficients quantized with bits allocated under a budget of `bitsPerValue` bits per cached
+   * value (everything the store holds counted). `weights` (2 per layer: K then V; default all 1)
+   * scale each part's squared error in the allocation: measured KL per unit of squared error.
+   * `exactParts` (part 2·layer + 0 for K, 1 for V) are kept exactly, outside the budget (probes).
+   */
+  | { kind: 'pca'; bitsPerValue: number; weights?: number[]; exactParts?: number[] };
 
 /** A strategy's compact per-adapter store; the base cache it refers to is not part of it. */
 export interface NativeKvStore {

@@ -293,27 +293,44 @@ export class LensTokenizer {
    * token that completes it.
    */
   decodeTokenPieces(ids: readonly number[], options: DecodeOptions = {}): string[] {
-    const pieces: string[] = [];
-    let prefixOffset = 0;
-    let readOffset = 0;
-    for (let i = 0; i < ids.length; i++) {
-      const prefixText = this.decode(ids.slice(prefixOffset, readOffset), options);
-      const newText = this.decode(ids.slice(prefixOffset, i + 1), options);
-      if (newText.length > prefixText.length && !newText.endsWith('\uFFFD')) {
-        pieces.push(newText.slice(prefixText.length));
-        prefixOffset = readOffset;
-        readOffset = i + 1;
-      } else {
-        pieces.push('');
-      }
-    }
-    if (readOffset < ids.length && pieces.length > 0) {
+    const stream = this.pieceStream(options);
+    const pieces = ids.map((id) => stream.push(id));
+    if (pieces.length > 0) {
+      const rest = stream.pending();
       // Trailing bytes that never completed a character: show what decode shows.
-      const prefixText = this.decode(ids.slice(prefixOffset, readOffset), options);
-      const rest = this.decode(ids.slice(prefixOffset), options);
-      pieces[pieces.length - 1] = rest.slice(prefixText.length);
+      if (rest !== null) pieces[pieces.length - 1] = rest;
     }
     return pieces;
+  }
+
+  /**
+   * decodeTokenPieces one token at a time, for a live view: push(id) returns that token's new
+   * text ("" while it ends inside a UTF-8 character), each call decoding only the few ids
+   * since the last complete character, so a long generation costs linear time, not quadratic.
+   * pending() is the text of trailing ids that never completed a character (null if none).
+   */
+  pieceStream(options: DecodeOptions = {}): { push(id: number): string; pending(): string | null } {
+    const ids: number[] = [];
+    let prefixOffset = 0;
+    let readOffset = 0;
+    return {
+      push: (id: number): string => {
+        ids.push(id);
+        const prefixText = this.decode(ids.slice(prefixOffset, readOffset), options);
+        const newText = this.decode(ids.slice(prefixOffset), options);
+        if (newText.length > prefixText.length && !newText.endsWith('\uFFFD')) {
+          prefixOffset = readOffset;
+          readOffset = ids.length;
+          return newText.slice(prefixText.length);
+        }
+        return '';
+      },
+      pending: (): string | null => {
+        if (readOffset >= ids.length) return null;
+        const prefixText = this.decode(ids.slice(prefixOffset, readOffset), options);
+        return this.decode(ids.slice(prefixOffset), options).slice(prefixText.length);
+      },
+    };
   }
 }
 

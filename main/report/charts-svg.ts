@@ -6,7 +6,7 @@ import * as echarts from 'echarts';
 import { adapterColor, adapterSymbol, BASE_COLOR, orderStrategies, strategyColor, VIRIDIS } from '../../shared/chart-style.js';
 import { byteAxis, formatBytesTick } from '../../shared/format.js';
 import type { AdapterResult, Report } from '../../shared/report.js';
-import { memorySeries, qualityPoints, summaryRows } from '../../shared/report-views.js';
+import { frontierRows, memorySeries, qualityPoints, summaryRows } from '../../shared/report-views.js';
 import { xmlSafeText } from './escape.js';
 
 export interface Chart {
@@ -155,11 +155,53 @@ export function layerHeatmap(report: Report, adapter: AdapterResult, which: 'k' 
   return { title: `${adapter.name}: ${label} relative error by layer × strategy`, svg: renderSvg(`al-heat-${index}-${which}`, option, WIDTH, 120 + rowPx * layers.length) };
 }
 
+/**
+ * One adapter's frontier (frontierRows): bytes against mean KL (log) for every strategy and
+ * every budget point of its fit, the Pareto front as a dashed line through ringed points.
+ */
+export function frontierChart(report: Report, adapter: AdapterResult, index = report.adapters.indexOf(adapter)): Chart {
+  const rows = frontierRows(report).filter((r) => r.adapter === adapter.name);
+  const floor = logFloor(rows.map((r) => r.meanKl));
+  const axis = byteAxis(Math.max(1, ...rows.map((r) => r.bytes)));
+  const y = (v: number): number | null => (Number.isFinite(v) ? Math.max(floor, v) : null);
+  const front = rows.filter((r) => r.pareto).sort((a, b) => a.bytes - b.bytes);
+  const option: echarts.EChartsCoreOption = {
+    legend: { top: 0 },
+    grid: { left: 80, right: 60, top: 40, bottom: 56 },
+    xAxis: { type: 'value', name: 'store bytes per adapter', nameLocation: 'middle', nameGap: 30, min: 0, max: axis.max, interval: axis.interval, axisLabel: { formatter: (v: number) => formatBytesTick(v) } },
+    yAxis: { type: 'log', name: 'mean KL vs exact (nats, log)', min: floor, axisLabel: { formatter: (v: number) => (v <= floor * 1.0001 ? '0' : String(Number(v.toPrecision(2)))) } },
+    series: [
+      { type: 'line', name: 'Pareto front', data: front.map((r) => [r.bytes, y(r.meanKl)]), showSymbol: false, lineStyle: { type: 'dashed', width: 1, color: '#57606a' } },
+      {
+        type: 'scatter',
+        name: 'strategies',
+        symbolSize: 10,
+        itemStyle: { color: '#0969da' },
+        label: { show: true, position: 'right', fontSize: 9, formatter: (p: { data: { name: string } }) => p.data.name },
+        data: rows.filter((r) => r.kind === 'strategy').map((r) => ({ name: r.strategy, value: [r.bytes, y(r.meanKl)], itemStyle: r.pareto ? { borderColor: '#1b1f24', borderWidth: 2 } : {} })),
+      },
+      {
+        type: 'scatter',
+        name: 'fit budget points',
+        symbol: 'diamond',
+        symbolSize: 9,
+        itemStyle: { color: '#bf8700' },
+        data: rows.filter((r) => r.kind === 'budget point').map((r) => ({ name: r.strategy, value: [r.bytes, y(r.meanKl)], itemStyle: r.pareto ? { borderColor: '#1b1f24', borderWidth: 2 } : {} })),
+      },
+    ],
+  };
+  return { title: `${adapter.name}: quality/bytes frontier (mean KL against store bytes; ringed: Pareto front)`, svg: renderSvg(`al-frontier-${index}`, option, WIDTH, 360) };
+}
+
 /** Every chart of the HTML report, in reading order. */
 export function reportCharts(report: Report): { overview: Chart[]; perAdapter: Chart[][] } {
   // A single point (one adapter, exact only) is no comparison: no quality charts then.
   const overview = [memoryChart(report), ...(summaryRows(report).length > 1 ? [qualityChart(report, 'meanKl'), qualityChart(report, 'meanVRelErr')] : [])];
   // Indexed like report.adapters (names are unique in a run, but a hand-edited file may repeat one).
-  const perAdapter = report.adapters.map((a, i) => [layerHeatmap(report, a, 'v', i), layerHeatmap(report, a, 'k', i)]);
+  const perAdapter = report.adapters.map((a, i) => [
+    ...(a.strategies.length > 1 ? [frontierChart(report, a, i)] : []),
+    layerHeatmap(report, a, 'v', i),
+    layerHeatmap(report, a, 'k', i),
+  ]);
   return { overview, perAdapter };
 }

@@ -52,6 +52,18 @@ const strategyResult = z.object({
     perplexityRatio: measured,
   }),
   exactLayers: z.array(count).optional(),
+  fitted: strategy.optional(),
+});
+
+const fitResult = z.object({
+  budgetBytes: count.nullable(),
+  targetKl: z.number().nullable(),
+  minTop1: z.number().nullable(),
+  probes: z.array(z.object({ layer: count, kv: z.enum(['K', 'V']), meanKl: measured, sqErr: measured })),
+  points: z.array(z.object({ strategy, bytes: count, meanKl: measured, top1Agreement: measured })),
+  chosen: strategy,
+  met: z.boolean(),
+  reason: z.string(),
 });
 
 const reportSchema: z.ZodType<Report> = z
@@ -69,6 +81,8 @@ const reportSchema: z.ZodType<Report> = z
       topP: z.number().gt(0).max(1),
       seed: count,
       stopAtEos: z.boolean(),
+      continuation: z.enum(['exact-generation', 'text']).optional(),
+      fit: z.object({ budgetBytes: count.nullable(), targetKl: z.number().nullable(), minTop1: z.number().nullable(), planned: z.boolean() }).optional(),
     }),
     model: z.object({
       name: z.string(),
@@ -102,6 +116,7 @@ const reportSchema: z.ZodType<Report> = z
           alpha: z.number(),
           targetModules: z.array(z.string()),
           strategies: z.array(strategyResult).min(1),
+          fit: fitResult.optional(),
         }),
       )
       .min(1),

@@ -7,7 +7,7 @@
 import { formatBytes, formatShare } from '../../shared/format.js';
 import type { AdapterResult, Report, StrategyResult } from '../../shared/report.js';
 import { METRIC_HELP, type MetricTopic } from '../../shared/metric-help.js';
-import { divergenceTokens, exactOf, memorySeries, summaryRow, summaryRows, type SummaryRow } from '../../shared/report-views.js';
+import { divergenceTokens, exactOf, frontierRows, memorySeries, summaryRow, summaryRows, type SummaryRow } from '../../shared/report-views.js';
 import { STRATEGY_DESCRIPTIONS, parseStrategy } from '../../shared/strategies.js';
 import { reportCharts, type Chart } from './charts-svg.js';
 import { escapeHtml as esc } from './escape.js';
@@ -23,6 +23,11 @@ function fmt(n: number | null | undefined, digits = 4): string {
 /** Ratios near 1 with three decimals; huge ones (a broken cache's perplexity) in exponent form. */
 function ratio(n: number): string {
   return !Number.isFinite(n) ? '—' : Math.abs(n) < 1000 ? n.toFixed(3) : n.toExponential(2);
+}
+
+/** A mean KL: it spans decades, so in exponent form (0 for exact). */
+function klText(n: number): string {
+  return !Number.isFinite(n) ? '—' : n === 0 ? '0' : n.toExponential(2);
 }
 
 /** Shares and agreement rates: shared/format's formatShare, as the app shows them. */
@@ -209,6 +214,28 @@ function layerTable(r: Report, a: AdapterResult): string {
     .join('\n');
 }
 
+/** The adapter's frontier: every strategy and fit budget point, cheapest first, Pareto marked; and the fit's choice. */
+function frontierHtml(r: Report, a: AdapterResult): string {
+  const rows = frontierRows(r).filter((x) => x.adapter === a.name);
+  const exactBytes = exactOf(a)?.bytes ?? 0;
+  const body = rows.map((x) => [
+    `<code>${esc(x.strategy)}</code>`,
+    x.kind,
+    formatBytes(x.bytes),
+    exactBytes > 0 ? ratio(x.bytes / exactBytes) : '—',
+    klText(x.meanKl),
+    pct(x.top1Agreement),
+    x.pareto ? '●' : '',
+  ]);
+  const f = a.fit;
+  const fitLine = f
+    ? `<p data-testid="fit-choice">Fit to budget${f.budgetBytes !== null ? `, at most ${formatBytes(f.budgetBytes)}` : ''}${f.targetKl !== null ? `, mean KL ≤ ${klText(f.targetKl)}` : ''}${f.minTop1 !== null ? `, top-1 ≥ ${pct(f.minTop1)}` : ''}: <code>${esc(f.chosen)}</code> — ${f.met ? 'meets it' : '<strong>does not meet it</strong>'} (${esc(f.reason)}).</p>`
+    : '';
+  return `<h3>Quality/bytes frontier</h3>
+${fitLine}
+${table(['strategy', 'kind', 'bytes', '÷ exact', 'mean KL', 'top-1', 'Pareto'], body, 2).replace('<table>', '<table class="frontier-table">')}`;
+}
+
 function adapterSection(r: Report, a: AdapterResult, charts: Chart[]): string {
   const exact = exactOf(a);
   return `<h2>Adapter ${esc(a.name)}</h2>
@@ -216,6 +243,7 @@ function adapterSection(r: Report, a: AdapterResult, charts: Chart[]): string {
 <h3>Generations side by side</h3>
 <p class="legend muted">Each strategy's free-running generation from the same prompt; <span class="tok div">marked</span> from the first token that differs from <code>exact</code> on<span class="screen-only"> (hover a token for its id and probability)</span>.${exact ? '' : ' This adapter has no exact result.'}</p>
 ${outputsHtml(a)}
+${a.strategies.length > 1 ? frontierHtml(r, a) : ''}
 <h3>Per-layer error</h3>
 ${charts.map(figure).join('\n')}
 ${layerTable(r, a)}`;

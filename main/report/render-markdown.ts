@@ -5,7 +5,7 @@
 import { formatBytes, formatShare } from '../../shared/format.js';
 import type { Report } from '../../shared/report.js';
 import { METRIC_HELP } from '../../shared/metric-help.js';
-import { summaryRow } from '../../shared/report-views.js';
+import { frontierRows, summaryRow } from '../../shared/report-views.js';
 import { escapeMarkdownCell as cell } from './escape.js';
 import { tokenizerOnlyFiles } from './render-html.js';
 
@@ -51,6 +51,23 @@ export function renderMarkdown(r: Report): string {
       ];
     });
     out.push(mdTable(head, rows, 1), '');
+    const frontier = frontierRows(r).filter((x) => x.adapter === a.name);
+    if (frontier.length > 1) {
+      const exactBytes = a.strategies.find((x) => x.strategy === 'exact')?.bytes ?? 0;
+      out.push(`Quality/bytes frontier of ${cell(a.name)} (every strategy and fit budget point, cheapest first; ● Pareto front of bytes against mean KL):`, '');
+      out.push(
+        mdTable(
+          ['strategy', 'kind', 'bytes', '÷ exact', 'mean KL', 'top-1', 'Pareto'],
+          frontier.map((x) => [`\`${x.strategy}\``, x.kind, formatBytes(x.bytes), exactBytes > 0 ? (x.bytes / exactBytes).toFixed(4) : '—', x.meanKl === 0 ? '0' : x.meanKl.toExponential(2), pct(x.top1Agreement), x.pareto ? '●' : '']),
+          2,
+        ),
+        '',
+      );
+    }
+    if (a.fit) {
+      const f = a.fit;
+      out.push(`Fit to budget: \`${f.chosen}\` — ${f.met ? 'meets the target' : '**does not meet the target**'} (${cell(f.reason)}).`, '');
+    }
   }
   out.push(
     'Errors: ‖X − X_exact‖_F / ‖X_exact‖_F per layer over the document; KL (nats) and top-1 teacher-forced on the exact continuation; first divergence: the first generated token that differs from `exact`.',

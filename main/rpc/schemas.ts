@@ -7,7 +7,7 @@
 import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
-import { MAX_NEW_TOKENS_LIMIT, type CompareRequest } from '../../shared/compare.js';
+import { MAX_NEW_TOKENS_LIMIT, type CompareRequest, type FitRequest } from '../../shared/compare.js';
 import type { ExportFormat, RpcMethodName, RpcParams, SetupDraft } from '../../shared/rpc.js';
 import { parseStrategy, strategyId, type StrategyId } from '../../shared/strategies.js';
 import { HISTORY_ID_PATTERN } from './history-store.js';
@@ -23,6 +23,8 @@ export const LIMITS = {
   pathChars: 4096,
   nameChars: 128,
   lowrankRank: 65536,
+  // A pca id carries a weight per (layer, K or V): "pca:1.5@0.12.3…" for up to 256 layers.
+  strategyChars: 2048,
   hybridLayers: 1024,
   /** text.count's limit: any model's context. */
   countLimit: 1 << 26,
@@ -55,7 +57,7 @@ const utf8Text = (maxBytes: number, what: string) =>
 /** A strategy id parsed with the one parser (shared/strategies.ts) and canonicalized. */
 const strategySchema = z
   .string()
-  .max(32)
+  .max(LIMITS.strategyChars)
   .transform((s, ctx): StrategyId => {
     try {
       const parsed = parseStrategy(s);
@@ -75,6 +77,16 @@ const adapterChoice = z.strictObject({
   dir: absolutePath,
 });
 
+/** Fit to budget (CompareRequest.fit): a budget, a target or a saved plan, in range. */
+const fitSchema: z.ZodType<FitRequest> = z
+  .strictObject({
+    budgetBytes: z.int().min(1).max(Number.MAX_SAFE_INTEGER).optional(),
+    targetKl: z.number().gt(0).max(100).optional(),
+    minTop1: z.number().min(0).max(1).optional(),
+    plan: z.record(z.string().min(1).max(LIMITS.nameChars), strategySchema).optional(),
+  })
+  .refine((f) => f.budgetBytes !== undefined || f.targetKl !== undefined || f.plan !== undefined, 'fit to budget needs a budget in bytes, a target KL or a saved plan');
+
 export const compareRequestSchema: z.ZodType<CompareRequest> = z.strictObject({
   modelDir: absolutePath,
   tokenizerDir: absolutePath.optional(),
@@ -89,6 +101,8 @@ export const compareRequestSchema: z.ZodType<CompareRequest> = z.strictObject({
   dtype,
   device: z.enum(['auto', 'cpu', 'cuda']),
   stopAtEos: z.boolean(),
+  continuationText: utf8Text(LIMITS.promptBytes, 'the continuation').optional(),
+  fit: fitSchema.optional(),
 });
 
 const tokenCount = z.int().min(0).max(2 ** 31 - 1);
@@ -105,6 +119,8 @@ export const draftSchema: z.ZodType<SetupDraft> = z.strictObject({
     simple: z.array(z.string().max(32)).max(16),
     lowrank: z.strictObject({ on: z.boolean(), ranks: z.string().max(256) }),
     hybrid: z.strictObject({ on: z.boolean(), layers: z.string().max(256) }),
+    pca: z.strictObject({ on: z.boolean(), bits: z.string().max(4096) }).optional(),
+    fit: z.strictObject({ on: z.boolean(), budgetBytes: z.string().max(64), targetKl: z.string().max(64), minTop1: z.string().max(64) }).optional(),
   }),
   settings: z.strictObject({
     maxNewTokens: nullableNumber,

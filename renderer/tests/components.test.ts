@@ -4,6 +4,7 @@ import { describe, it } from 'node:test';
 import { createElement } from 'react';
 import { renderToStaticMarkup } from 'react-dom/server';
 import { OutputGrid } from '../src/components/OutputGrid.js';
+import { QualityScatter } from '../src/components/QualityScatter.js';
 import { TokenSpan } from '../src/components/TokenSpan.js';
 import { gridFromReport } from '../src/logic/grid.js';
 import { makeReport } from './fixtures.js';
@@ -27,5 +28,17 @@ describe('components', () => {
     assert.ok(!diff.includes('output-cell-a-seed-minikv'));
     assert.match(diff, /1 strategy equal to exact hidden/);
     assert.match(diff, /= exact/, 'b/base equals exact and is collapsed');
+  });
+
+  it('QualityScatter lists each fit budget point beside the strategies, Pareto marked', () => {
+    const r = makeReport();
+    r.adapters[0]!.fit = {
+      budgetBytes: 300, targetKl: null, minTop1: null, probes: [], chosen: 'pca:1@0.1', met: true, reason: 'the most bits per value within 300 bytes',
+      points: [{ strategy: 'pca:1@0.1', bytes: 50, meanKl: 0.005, top1Agreement: 1 }, { strategy: 'pca:2@0.1', bytes: 200, meanKl: 0.5, top1Agreement: 1 }],
+    };
+    const html = renderToStaticMarkup(createElement(QualityScatter, { report: r }));
+    assert.match(html, /data-testid="quality-row-a-point-pca:1@0.1" data-pareto="true"/);
+    assert.match(html, /data-testid="quality-row-a-point-pca:2@0.1" data-pareto="false"/);
+    assert.match(html, /budget point <\/span><code>pca:1@0.1<\/code>/);
   });
 });

@@ -9,7 +9,7 @@ import { adaptersThatFit, memoryBars, scalingAxisMax, scalingLines, totalFor } f
 import { buildRequest, contextUse, baseName, type SetupSnapshot } from '../src/logic/request.js';
 import { paretoFront, scatterPoints } from '../src/logic/scatter.js';
 import { overallFraction, stageViews } from '../src/logic/stages.js';
-import { EMPTY_SELECTION, selectedStrategies, selectionFromIds } from '../src/logic/strategy-selection.js';
+import { EMPTY_SELECTION, selectedFit, selectedStrategies, selectionFromIds } from '../src/logic/strategy-selection.js';
 import { orderStrategies } from '../src/logic/strategy-order.js';
 import { makeReport } from './fixtures.js';
 
@@ -228,5 +228,42 @@ describe('request', () => {
     assert.deepEqual(contextUse({ documentTokens: 50, promptTokens: 5, contextLimit: 64, complete: true }, 4), { used: 59, limit: 64, over: false, near: true, atLeast: false });
     assert.equal(contextUse(null, 4), null);
     assert.equal(baseName('/a/b/qv-r8/'), 'qv-r8');
+  });
+});
+
+describe('pca and fit to budget in the picker and the scatter', () => {
+  it('pca bits become ids (weighted ones kept), fit adds its row and its request', () => {
+    const sel = { ...EMPTY_SELECTION, pca: { on: true, bits: '2, 1.50, 1@0.3.4' }, fit: { on: true, budgetBytes: '4096', targetKl: '0.001', minTop1: '0.99' } };
+    const { ids, errors } = selectedStrategies(sel);
+    assert.deepEqual(errors, []);
+    assert.deepEqual(ids, ['exact', 'pca:2', 'pca:1.5', 'pca:1@0.3.4', 'fit']);
+    assert.deepEqual(selectedFit(sel), { fit: { budgetBytes: 4096, targetKl: 0.001, minTop1: 0.99 }, errors: [] });
+    const back = selectionFromIds(ids);
+    assert.equal(back.pca.on, true);
+    assert.equal(back.pca.bits, '2, 1.5, 1@0.3.4');
+    assert.equal(back.fit.on, true);
+  });
+  it('says in words what is wrong with the fit fields and pca bits', () => {
+    const bad = { ...EMPTY_SELECTION, pca: { on: true, bits: '0, x' }, fit: { on: true, budgetBytes: '1.5', targetKl: '', minTop1: '2' } };
+    const { errors } = selectedStrategies(bad);
+    assert.ok(errors.some((e) => /pca bits per value: "0"/.test(e)));
+    assert.ok(errors.some((e) => /the budget "1.5" is not a whole number/.test(e)));
+    assert.ok(errors.some((e) => /top-1 floor "2"/.test(e)));
+    const none = selectedFit({ ...EMPTY_SELECTION, fit: { on: true, budgetBytes: '', targetKl: '', minTop1: '' } });
+    assert.equal(none.fit, null);
+    assert.match(none.errors[0]!, /give a budget in bytes, a target KL, or both/);
+  });
+  it('the scatter adds each fit budget point to its adapter, on the front when unbeaten', () => {
+    const r = makeReport();
+    r.adapters[0]!.fit = {
+      budgetBytes: null, targetKl: 1e-3, minTop1: null, probes: [], chosen: 'pca:1@0.1', met: true, reason: 'x',
+      points: [{ strategy: 'pca:1@0.1', bytes: 50, meanKl: 0.005, top1Agreement: 1 }, { strategy: 'pca:2@0.1', bytes: 200, meanKl: 0.5, top1Agreement: 1 }],
+    };
+    const pts = scatterPoints(r, 'meanKl');
+    assert.equal(pts.filter((p) => p.budgetPoint).length, 2);
+    const front = paretoFront(pts, 'meanKl').map((p) => `${p.adapterName}/${p.budgetPoint ? 'point ' : ''}${p.strategy}`);
+    assert.ok(front.includes('a/point pca:1@0.1'), front.join(','));
+    assert.ok(!front.includes('a/point pca:2@0.1'));
+    assert.equal(scatterPoints(r, 'perplexityRatio').filter((p) => p.budgetPoint).length, 0, 'no perplexity for budget points');
   });
 });

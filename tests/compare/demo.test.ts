@@ -24,7 +24,7 @@ const fixtures = path.join(projectRoot, 'tests', 'fixtures');
 describe('--strategies all', () => {
   it('is every strategy once, parameterised ones with their defaults, exact first', () => {
     assert.deepEqual(parseStrategyList('all'), [...ALL_STRATEGIES]);
-    assert.deepEqual(ALL_STRATEGIES, ['exact', 'base', 'seed-minikv', 'lragent', 'delta-int8', 'delta-int4', 'lowrank:8', 'hybrid:2']);
+    assert.deepEqual(ALL_STRATEGIES, ['exact', 'base', 'seed-minikv', 'lragent', 'delta-int8', 'delta-int4', 'lowrank:8', 'hybrid:2', 'pca:2']);
     const kinds = new Set(ALL_STRATEGIES.map((s) => parseStrategy(s).kind));
     assert.equal(kinds.size, ALL_STRATEGIES.length, 'one of each kind');
   });

@@ -541,6 +541,41 @@ void attention_parts_cases() {
   }
 }
 
+// The pca strategy end to end on each device from the same caches (World's): encode (Gram,
+// host eigen-decomposition, allocation, codes) and the rebuild of both layers. Eigenvectors
+// from the two devices' Gram matrices agree to rounding, so a few codes may fall one step
+// apart: the rebuilt K/V are compared, not the codes (CPU-built, rounded to the GPU's dtype).
+void pca_store_cases() {
+  for (const double bpv : {1.0, 3.0}) {
+    add("pca store", "hd 64, 8/2 heads, 333 tokens, " + std::to_string(bpv).substr(0, 3) + " bits a value", kAll, [bpv](DT dt) {
+      const int T = 333;
+      World wc(cpu, DT::F32, 64, 8, 2, T, 12, 99), wg(*gpu, dt, 64, 8, 2, T, 12, 99);
+      auto rebuilt = [&](World& w) {
+        StrategySpec s;
+        s.kind = StrategyKind::Pca;
+        s.bits_per_value = bpv;
+        s.inv_freq = rope_inv_freq(w.c);
+        std::shared_ptr<KvStore> st = encode_store(s, *w.base, *w.exact, w.adapter, T);
+        KvCache out(w.d, w.dt, 2, 2, 64, T);
+        decode_store(*st, *w.base, out);
+        std::vector<float> all, k(size_t(2) * T * 64), v(k.size());
+        for (int l = 0; l < 2; ++l) {
+          out.read_layer(l, k.data(), v.data());
+          all.insert(all.end(), k.begin(), k.end());
+          all.insert(all.end(), v.begin(), v.end());
+        }
+        return std::make_pair(all, st->bytes);
+      };
+      const auto [ref, ref_bytes] = rebuilt(wc);
+      const auto [got, got_bytes] = rebuilt(wg);
+      // Near the budget's edge the two allocations may give one component a bit more or less:
+      // bytes within a row's byte per part, values within a fraction of a quantization step.
+      const double bytes_apart = std::abs(double(ref_bytes) - double(got_bytes)) / double(ref_bytes);
+      return std::max(rel_err(got, rounded(dt, ref)), bytes_apart > 0.05 ? 1.0 : 0.0);
+    }, 2e-3, 2e-2, 4e-3);
+  }
+}
+
 // ---- logits ----------------------------------------------------------------------------------------
 
 void logits_cases() {
@@ -659,6 +694,47 @@ void strategy_cases() {
       gpu->add_quantized(dt, out.g.get(), l.cap, l.b->g.get(), l.cap, q.gp(), s.gp(), l.heads, l.hd, l.T, bits);
       return rel_err(out.gpu_values(), out.cpu_rounded());
     });
+  }
+  // The pca strategy's column codes: mixed widths 1..8 straddling bytes, wide and narrow rows.
+  struct Q { int rows, k; };
+  for (const Q c : {Q{333, 13}, Q{64, 128}, Q{1, 3}}) {
+    std::vector<uint8_t> bits(c.k);
+    std::vector<int> offs(c.k);
+    std::vector<float> step(c.k);
+    int off = 0;
+    for (int j = 0; j < c.k; ++j) {
+      bits[j] = static_cast<uint8_t>(1 + (j * 5 + c.rows) % 8);
+      offs[j] = off;
+      off += bits[j];
+      step[j] = 0.05f + 0.01f * (j % 7);
+    }
+    const int row_bytes = (off + 7) / 8;
+    const std::string shape = dims({c.rows, c.k}) + ", " + std::to_string(off) + " bits a row";
+    add("quantize_columns", shape, kF32, [=](DT) {
+      // Values on the steps' grid, between them and far outside the range (clamped).
+      std::vector<float> x = randn(size_t(c.rows) * c.k, 0.3f);
+      for (size_t i = 0; i < x.size(); i += 17) x[i] = 40.0f * (i % 2 ? 1 : -1);
+      for (size_t i = 5; i < x.size(); i += 23) x[i] = step[i % c.k] * 3.0f;
+      Raw<float> xs(x), st(step);
+      Raw<uint8_t> b(bits), q(std::vector<uint8_t>(size_t(c.rows) * row_bytes, 0xAB));
+      Raw<int> o(offs);
+      cpu.quantize_columns(q.cp(), xs.cp(), c.rows, c.k, b.cp(), o.cp(), st.cp(), row_bytes);
+      gpu->quantize_columns(q.gp(), xs.gp(), c.rows, c.k, b.gp(), o.gp(), st.gp(), row_bytes);
+      const auto a = q.from(cpu), g = q.from(*gpu);
+      size_t apart = 0;
+      for (size_t i = 0; i < a.size(); ++i) apart += a[i] != g[i];
+      return double(apart);
+    }, 0, 0, 0);
+    add("dequantize_columns", shape, kF32, [=](DT) {
+      std::vector<uint8_t> qv(size_t(c.rows) * row_bytes);
+      for (auto& x : qv) x = static_cast<uint8_t>(rng() & 0xFF);
+      Raw<uint8_t> q(qv), b(bits);
+      Raw<int> o(offs);
+      Raw<float> st(step), out(std::vector<float>(size_t(c.rows) * c.k, 0.0f));
+      cpu.dequantize_columns(out.cp(), q.cp(), c.rows, c.k, b.cp(), o.cp(), st.cp(), row_bytes);
+      gpu->dequantize_columns(out.gp(), q.gp(), c.rows, c.k, b.gp(), o.gp(), st.gp(), row_bytes);
+      return rel_err(out.from(*gpu), out.from(cpu));
+    }, 0, 0, 0);
   }
   for (int bin : {1, 5}) {
     add("error_sums", "bins of " + std::to_string(bin), kAll, [bin](DT dt) {
@@ -805,6 +881,7 @@ int main(int argc, char** argv) {
     attention_parts_cases();
     logits_cases();
     strategy_cases();
+    pca_store_cases();
     std::set<std::string> covered;
     for (const Case& c : cases) {
       covered.insert(c.op);

@@ -61,7 +61,7 @@ describe("a new user's first hour in the browser (issue 14)", { skip, timeout: 9
   }
   /** Ticks exactly these strategies besides exact (fewer sequences: a lighter run on a shared 2-core CI box). */
   async function onlyStrategies(ids: string[]): Promise<void> {
-    for (const k of ['base', 'seed-minikv', 'lragent', 'delta-int8', 'delta-int4', 'lowrank', 'hybrid']) {
+    for (const k of ['base', 'seed-minikv', 'lragent', 'delta-int8', 'delta-int4', 'lowrank', 'hybrid', 'pca', 'fit']) {
       const box = page.getByTestId(`strategy-${k}`);
       if (ids.includes(k)) await box.check();
       else await box.uncheck();

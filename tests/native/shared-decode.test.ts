@@ -31,6 +31,8 @@ const STRATEGIES: NativeStrategySpec[] = [
   { kind: 'delta-int4' },
   { kind: 'lowrank', rank: 3 },
   { kind: 'hybrid', exactLayers: [1] },
+  { kind: 'pca', bitsPerValue: 2 },
+  { kind: 'pca', bitsPerValue: 1, exactParts: [0, 3] },
 ];
 const T = 30;
 const STEPS = 5;

@@ -384,8 +384,39 @@ describe('strategies', () => {
     assert.ok(all.sums.kDiffByToken.every((x) => x === 0) && all.sums.vDiffByToken.every((x) => x === 0));
   });
 
+  test('pca: within its budget, errors fall with the bits, exact parts exact, weights move bits', async () => {
+    const values = L * 2 * D * T;
+    let last = Infinity, first = 0;
+    for (const b of [0.5, 1, 2, 4, 8, 16]) {
+      const { store, sums } = await rebuild({ kind: 'pca', bitsPerValue: b });
+      assert.ok(store.bytes <= (b / 8) * values, `pca:${b}: ${store.bytes} bytes over its budget ${(b / 8) * values}`);
+      const err = Math.hypot(...layerRel(sums, 'k'), ...layerRel(sums, 'v'));
+      assert.ok(err <= last * 1.0001, `pca:${b}: error ${err} above pca at fewer bits (${last})`);
+      if (b === 0.5) first = err;
+      last = err;
+    }
+    // 20 tokens: a component's basis costs as much as its coefficients, so even 16 bits a value
+    // buys only part of the spectrum; the error still falls several-fold.
+    assert.ok(last < first / 4, `pca:16 error ${last} vs pca:0.5 ${first}`);
+    // The fit's probes: every part exact but layer 1's V.
+    const exactParts = Array.from({ length: 2 * L }, (_, p) => p).filter((p) => p !== 3);
+    const probe = await rebuild({ kind: 'pca', bitsPerValue: 1, exactParts });
+    for (let l = 0; l < L; l++) {
+      for (let h = 0; h < H; h++) {
+        assert.equal(probe.sums.kDiffByHead[l * H + h], 0, `layer ${l} K is exact`);
+        if (l !== 1) assert.equal(probe.sums.vDiffByHead[l * H + h], 0, `layer ${l} V is exact`);
+      }
+    }
+    assert.ok(layerRel(probe.sums, 'v')[1]! > 0, 'layer 1 V is coded');
+    // Weights move bits: all weight on layer 1's V codes it better than unweighted.
+    const weights = Array.from({ length: 2 * L }, (_, p) => (p === 3 ? 1 : 1e-6));
+    const flat = await rebuild({ kind: 'pca', bitsPerValue: 1 });
+    const heavy = await rebuild({ kind: 'pca', bitsPerValue: 1, weights });
+    assert.ok(layerRel(heavy.sums, 'v')[1]! < layerRel(flat.sums, 'v')[1]!, 'the heavy part gets more bits');
+  });
+
   test('a zero delta (exact = base) rebuilds exactly under every strategy, without NaN', async () => {
-    const specs: NativeStrategySpec[] = [{ kind: 'base' }, { kind: 'seed-minikv' }, { kind: 'delta-int8' }, { kind: 'delta-int4' }, { kind: 'lowrank', rank: 3 }, { kind: 'lowrank', rank: 1000 }, { kind: 'hybrid', exactLayers: [2] }];
+    const specs: NativeStrategySpec[] = [{ kind: 'base' }, { kind: 'seed-minikv' }, { kind: 'delta-int8' }, { kind: 'delta-int4' }, { kind: 'lowrank', rank: 3 }, { kind: 'lowrank', rank: 1000 }, { kind: 'hybrid', exactLayers: [2] }, { kind: 'pca', bitsPerValue: 2 }];
     for (const spec of specs) {
       const { sums } = await rebuild(spec, base, base);
       assert.ok(sums.kDiffByToken.every((x) => x === 0) && sums.vDiffByToken.every((x) => x === 0), `${spec.kind}`);

@@ -68,8 +68,8 @@ describe('report formats from the fixture report', () => {
     assert.equal(count(html, /url\((?!#)/i), 0);
   });
 
-  it('HTML: the memory and quality charts and two heatmaps per adapter, as inline SVG', () => {
-    const expected = 3 + 2 * report.adapters.length;
+  it('HTML: the memory and quality charts, the frontier and two heatmaps per adapter, as inline SVG', () => {
+    const expected = 3 + report.adapters.reduce((n, a) => n + (a.strategies.length > 1 ? 3 : 2), 0);
     assert.equal(count(html, '<figure>'), expected);
     assert.equal(count(html, /<svg\b/), expected);
     // Titled and oriented as in the app: layers as rows, strategies as columns.

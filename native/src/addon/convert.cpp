@@ -239,11 +239,40 @@ StrategySpec parse_strategy(const Napi::Value& v, int num_layers) {
       seen[l] = true;
       s.exact_layers.push_back(l);
     }
+  } else if (kind == "pca") {
+    s.kind = StrategyKind::Pca;
+    const double b = to_number(get(o, "bitsPerValue"), "strategy.bitsPerValue");
+    if (!(b > 0.0 && b <= 16.0)) fail(get(o, "bitsPerValue"), "strategy.bitsPerValue", "in (0, 16]");
+    s.bits_per_value = b;
+    const Napi::Value w = get(o, "weights");
+    if (!w.IsUndefined() && !w.IsNull()) {
+      if (!w.IsArray() || w.As<Napi::Array>().Length() != static_cast<uint32_t>(2 * num_layers)) {
+        fail(w, "strategy.weights", "an array of " + std::to_string(2 * num_layers) + " positive numbers (K and V of every layer)");
+      }
+      const Napi::Array a = w.As<Napi::Array>();
+      for (uint32_t i = 0; i < a.Length(); ++i) {
+        const double x = to_number(a.Get(i), "strategy.weights[" + std::to_string(i) + "]");
+        if (!(x > 0.0) || !std::isfinite(x)) fail(a.Get(i), "strategy.weights[" + std::to_string(i) + "]", "positive and finite");
+        s.weights.push_back(x);
+      }
+    }
+    const Napi::Value ep = get(o, "exactParts");
+    if (!ep.IsUndefined() && !ep.IsNull()) {
+      if (!ep.IsArray()) fail(ep, "strategy.exactParts", "an array of part indices (2·layer + 0 for K, 1 for V)");
+      const Napi::Array a = ep.As<Napi::Array>();
+      std::vector<bool> seen(2 * num_layers, false);
+      for (uint32_t i = 0; i < a.Length(); ++i) {
+        const int p = to_int(a.Get(i), "strategy.exactParts[" + std::to_string(i) + "]", 0, 2 * num_layers - 1);
+        if (seen[p]) throw Napi::TypeError::New(v.Env(), "strategy.exactParts lists part " + std::to_string(p) + " twice");
+        seen[p] = true;
+        s.exact_parts.push_back(p);
+      }
+    }
   } else if (kind == "exact") {
     throw Napi::TypeError::New(v.Env(), "strategy.kind 'exact' needs no store: the exact cache is the reference");
   } else {
     throw Napi::TypeError::New(v.Env(), "strategy.kind must be one of base, seed-minikv, lragent, delta-int8, "
-                                        "delta-int4, lowrank, hybrid (got \"" + kind + "\")");
+                                        "delta-int4, lowrank, hybrid, pca (got \"" + kind + "\")");
   }
   return s;
 }

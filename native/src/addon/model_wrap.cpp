@@ -352,6 +352,7 @@ Napi::Value ModelWrap::EncodeStore(const Napi::CallbackInfo& info) {
     std::shared_ptr<Model> model = live();
     const Config& c = model->config;
     StrategySpec spec = parse_strategy(info[0], c.num_layers);
+    if (spec.kind == StrategyKind::Pca) spec.inv_freq = model->inv_freq;  // ΔK is coded before RoPE
     std::shared_ptr<KvCache> base = CacheWrap::from(info[1], "base");
     std::shared_ptr<KvCache> exact = CacheWrap::from(info[2], "exact");
     std::shared_ptr<Adapter> adapter = required_adapter(info[3], *model);

@@ -13,7 +13,19 @@ void AttnPlanner::build(const Model& m, const Row* rows, int n, bool by_capacity
   const int L = c.num_layers, heads = c.num_heads, hd = c.head_dim;
   n_rows_ = n;
   layers_.assign(L, Layer{});
+  expansions_.clear();
+  expanded_spans_.assign(L, {});
   int max_rv = 0;
+  // Stores read from rebuilt layers: one expansion each, whatever number of rows read it.
+  std::map<const KvStore*, int> expansion_of;
+  for (int i = 0; i < n; ++i) {
+    const KvCache& cache = *rows[i].cache;
+    if (!cache.is_view() || cache.prefix_length() == 0 || !cache.store()) continue;
+    const KvStore* st = cache.store();
+    if (!store_rebuilds_layers(*st) || expansion_of.count(st)) continue;
+    expansion_of.emplace(st, static_cast<int>(expansions_.size()));
+    expansions_.push_back(Expansion{st, cache.prefix()});
+  }
 
   for (int l = 0; l < L; ++l) {
     Layer& ly = layers_[l];
@@ -41,7 +53,12 @@ void AttnPlanner::build(const Model& m, const Row* rows, int n, bool by_capacity
         const int P = cache.prefix_length();
         const KvStore* st = cache.store();
         int span, corr = -1;
-        if (st && st->layers[l].exact) {
+        if (st && store_rebuilds_layers(*st)) {
+          // Bound to the expansion's slot by bind(); keyed by the store until then.
+          const int e = expansion_of.at(st);
+          span = span_for(st, st, st->tokens, 0, P);
+          expanded_spans_[l].emplace_back(span, e);
+        } else if (st && st->layers[l].exact) {
           const LayerStore& ls = st->layers[l];
           span = span_for(ls.k.get(), ls.v.get(), st->tokens, 0, P);
         } else {
@@ -104,6 +121,38 @@ void AttnPlanner::build(const Model& m, const Row* rows, int n, bool by_capacity
   }
 }
 
+void AttnPlanner::bind(Device& dev, DT dt, Buffer& slots, Buffer& scratch) {
+  if (expansions_.empty()) return;
+  size_t total = 0, scratch_bytes = 4;
+  std::vector<size_t> offs;
+  for (const Expansion& e : expansions_) {
+    offs.push_back(total);
+    const size_t tensor = static_cast<size_t>(e.store->tokens) * e.store->num_kv_heads * e.store->head_dim * dt_size(dt);
+    total += 2 * ((tensor + 255) / 256 * 256);
+    scratch_bytes = std::max(scratch_bytes, decode_scratch_bytes(*e.store, e.store->tokens));
+  }
+  slots.ensure(dev, total, "rebuilt layers of pca stores");
+  scratch.ensure(dev, scratch_bytes, "pca rebuild scratch");
+  for (size_t i = 0; i < expansions_.size(); ++i) {
+    Expansion& e = expansions_[i];
+    const size_t tensor = static_cast<size_t>(e.store->tokens) * e.store->num_kv_heads * e.store->head_dim * dt_size(dt);
+    e.k = slots.as<char>() + offs[i];
+    e.v = slots.as<char>() + offs[i] + (tensor + 255) / 256 * 256;
+  }
+  for (size_t l = 0; l < layers_.size(); ++l) {
+    for (const auto& [span, ei] : expanded_spans_[l]) {
+      layers_[l].spans[span].k = expansions_[ei].k;
+      layers_[l].spans[span].v = expansions_[ei].v;
+    }
+  }
+}
+
+void AttnPlanner::expand(Device& dev, int layer, Buffer& scratch) const {
+  for (const Expansion& e : expansions_) {
+    decode_store_layer(*e.store, *e.prefix, layer, e.store->tokens, e.k, e.v, e.store->tokens, scratch);
+  }
+}
+
 void AttnPlanner::add_to(TableUpload& up) {
   for (Layer& ly : layers_) {
     ly.off_spans = up.add(ly.spans);
@@ -134,6 +183,11 @@ void AttnPlanner::shape_key(std::vector<uint64_t>& key) const {
   key.push_back(static_cast<uint64_t>(chunk_));
   key.push_back(static_cast<uint64_t>(stride_));
   key.push_back(partial_floats_);
+  // A rebuild's ops name its store's buffers: a graph replays only for the same stores.
+  for (const Expansion& e : expansions_) {
+    key.push_back(reinterpret_cast<uintptr_t>(e.store));
+    key.push_back(reinterpret_cast<uintptr_t>(e.prefix));
+  }
   for (const Layer& ly : layers_) {
     key.push_back(ly.spans.size());
     key.push_back(ly.parts.size());

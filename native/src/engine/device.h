@@ -275,6 +275,18 @@ class Device {
   virtual void add_quantized(DT dt, void* out, int out_cap, const void* base, int base_cap, const uint8_t* q,
                              const float* scale, int heads, int hd, int T, int bits) = 0;
 
+  // Column-wise uniform quantization of an fp32 matrix x [rows, k] (the pca strategy's
+  // coefficients and basis): column j has bits[j] in [1, 8] and step[j] > 0; its code is
+  // q = clamp(floor(x / step) + 2^(b−1), 0, 2^b − 1) (a midrise quantizer: the value is
+  // (q − 2^(b−1) + ½)·step, never 0, so one bit is a sign), written at bit offset offs[j] of
+  // the row (least significant bit first; a code may straddle two bytes) into q [rows,
+  // row_bytes]. bits, offs, step: device arrays [k]; offs[j] + bits[j] <= 8·row_bytes.
+  virtual void quantize_columns(uint8_t* q, const float* x, int rows, int k, const uint8_t* bits, const int* offs,
+                                const float* step, int row_bytes) = 0;
+  // x [rows, k] = the values of quantize_columns' codes.
+  virtual void dequantize_columns(float* x, const uint8_t* q, int rows, int k, const uint8_t* bits, const int* offs,
+                                  const float* step, int row_bytes) = 0;
+
   // ---- ops: metrics -------------------------------------------------------------------------
   // Σ(r − e)² and Σe² of K then V (4 doubles) per kv head (by_head [heads][4]) and per bin of
   // `bin` consecutive tokens (by_bin [ceil(T/bin)][4]), over positions [0, T).
@@ -293,7 +305,7 @@ inline const std::vector<std::string>& device_op_names() {
       "load_values", "gemm", "gemm_out_f32", "gemm_f32", "add_bias", "rmsnorm", "add_rmsnorm", "rope",
       "split_columns", "swiglu", "embedding", "store_kv", "lora", "attention_prefill", "attention_parts",
       "argmax_rows", "sample_rows", "score_rows", "delta_rows", "add_rows", "copy_positions", "quantize_delta",
-      "add_quantized", "error_sums", "outside_span_sums"};
+      "add_quantized", "quantize_columns", "dequantize_columns", "error_sums", "outside_span_sums"};
   return names;
 }
 

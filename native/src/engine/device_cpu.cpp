@@ -681,6 +681,41 @@ class CpuDevice final : public Device {
       for (int i = 0; i < hd; ++i) o[i] = b[i] + static_cast<float>(quant_value(in, i, bits)) * scale[row];
     }
   }
+  void quantize_columns(uint8_t* q, const float* x, int rows, int k, const uint8_t* bits, const int* offs,
+                        const float* step, int row_bytes) override {
+#pragma omp parallel for schedule(static) if (rows >= 256)
+    for (int t = 0; t < rows; ++t) {
+      uint8_t* o = q + static_cast<size_t>(t) * row_bytes;
+      std::memset(o, 0, row_bytes);
+      for (int j = 0; j < k; ++j) {
+        const int b = bits[j], half = 1 << (b - 1);
+        const float f = std::floor(x[static_cast<size_t>(t) * k + j] / step[j]);
+        const int c = static_cast<int>(std::min(std::max(f + static_cast<float>(half), 0.0f), static_cast<float>(2 * half - 1)));
+        // The code's bits at [offs, offs + b) of the row: at most two bytes (b <= 8).
+        const int at = offs[j] >> 3, sh = offs[j] & 7;
+        const unsigned v = static_cast<unsigned>(c) << sh;
+        o[at] = static_cast<uint8_t>(o[at] | (v & 0xFF));
+        if (sh + b > 8) o[at + 1] = static_cast<uint8_t>(o[at + 1] | (v >> 8));
+      }
+    }
+  }
+
+  void dequantize_columns(float* x, const uint8_t* q, int rows, int k, const uint8_t* bits, const int* offs,
+                          const float* step, int row_bytes) override {
+#pragma omp parallel for schedule(static) if (rows >= 256)
+    for (int t = 0; t < rows; ++t) {
+      const uint8_t* in = q + static_cast<size_t>(t) * row_bytes;
+      for (int j = 0; j < k; ++j) {
+        const int b = bits[j], half = 1 << (b - 1);
+        const int at = offs[j] >> 3, sh = offs[j] & 7;
+        unsigned v = in[at];
+        if (sh + b > 8) v |= static_cast<unsigned>(in[at + 1]) << 8;
+        const int c = static_cast<int>((v >> sh) & ((1u << b) - 1));
+        x[static_cast<size_t>(t) * k + j] = (static_cast<float>(c - half) + 0.5f) * step[j];
+      }
+    }
+  }
+
 
   void error_sums(DT dt, double* by_head, double* by_bin, const void* rk, const void* rv, int r_cap, const void* ek,
                   const void* ev, int e_cap, int heads, int hd, int T, int bin) override {

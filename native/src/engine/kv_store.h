@@ -19,12 +19,45 @@
 
 namespace al {
 
-enum class StrategyKind { Base, SeedMiniKv, LrAgent, DeltaInt8, DeltaInt4, LowRank, Hybrid };
+enum class StrategyKind { Base, SeedMiniKv, LrAgent, DeltaInt8, DeltaInt4, LowRank, Hybrid, Pca };
 
 struct StrategySpec {
   StrategyKind kind = StrategyKind::Base;
   int rank = 0;                   // lowrank: k (clamped to min(T, D) when encoding)
   std::vector<int> exact_layers;  // hybrid: layers kept exactly (distinct, in range)
+  // pca: the budget in bits per cached value (every K and V value of the coded parts, all
+  // that the store holds counted), the per-part weights (part 2·layer + 0 for K, 1 for V:
+  // measured KL per unit of squared error; empty: all 1), parts kept exactly (the fit's
+  // probes; outside the budget) and the model's RoPE inverse frequencies (ΔK is coded before
+  // RoPE), fp32 [head_dim / 2].
+  double bits_per_value = 0.0;
+  std::vector<double> weights;
+  std::vector<int> exact_parts;
+  std::vector<float> inv_freq;
+};
+
+// One part of the pca strategy (a layer's ΔK taken before RoPE, or its ΔV), [T, D], in a
+// principal basis of its own: Δ ≈ C · Bᵀ with B [D, k] the top eigenvectors of ΔᵀΔ (8-bit
+// codes per column) and C = Δ·B [T, k], column j quantized to bits[j] (device.h,
+// quantize_columns). Which components are kept and with how many bits is one greedy
+// allocation over every part of the store (kv_store.cpp, allocate_bits).
+struct PcaPart {
+  int k = 0;          // components kept
+  int row_bytes = 0;  // packed bytes per token of C
+  Buffer coef;        // [T, row_bytes]
+  Buffer basis;       // [D, k] codes
+  // Per column, on the device: C's bits u8[kp], B's bits u8[kp] (all 8), C's and B's bit
+  // offsets i32[k] each, C's and B's steps f32[k] each; kp = k rounded up to 4.
+  Buffer meta;
+  std::vector<int> bits_host;  // C's bits per column, for reports
+  int kp() const { return (k + 3) / 4 * 4; }
+  const uint8_t* coef_bits() const { return meta.as<uint8_t>(); }
+  const uint8_t* basis_bits() const { return meta.as<uint8_t>() + kp(); }
+  const int* coef_offs() const { return reinterpret_cast<const int*>(meta.as<uint8_t>() + 2 * kp()); }
+  const int* basis_offs() const { return coef_offs() + k; }
+  const float* coef_step() const { return reinterpret_cast<const float*>(basis_offs() + k); }
+  const float* basis_step() const { return coef_step() + k; }
+  size_t bytes() const { return coef.bytes() + basis.bytes() + meta.bytes(); }
 };
 
 // A low-rank delta coef · basisᵀ added to one [T, D] tensor, fp32 on the device.
@@ -49,6 +82,10 @@ struct LayerStore {
   Buffer k, v;         // T [num_kv_heads, T, head_dim] when exact
   std::optional<LowRankTerm> dk, dv;
   std::optional<QuantizedDelta> qk, qv;
+  // pca: each of K and V either coded (pk / pv, or nothing: the base's), or kept exactly in
+  // k / v (exact_k / exact_v, the fit's probes).
+  std::optional<PcaPart> pk, pv;
+  bool exact_k = false, exact_v = false;
 };
 
 struct KvStore {
@@ -60,6 +97,10 @@ struct KvStore {
   size_t bytes = 0;  // what the store itself holds (not the adapter's B_v it refers to)
   std::shared_ptr<const Adapter> adapter;  // keeps B_v alive whatever the disposal order
   std::vector<LayerStore> layers;          // [num_layers]
+  // pca: positions 0..T−1 (int32) and the RoPE inverse frequencies (fp32 [head_dim / 2]) the
+  // rebuild re-applies RoPE with; the most components of a part (the rebuild's scratch).
+  Buffer positions, inv_freq;
+  int max_k = 0;
 };
 
 // Encodes `exact` against `base` (both plain, holding exactly `tokens` positions in every
@@ -77,8 +118,17 @@ void decode_store_layer(const KvStore& store, const KvCache& base, int layer, in
 // the materialized rebuild, kept as the reference the shared-cache decode is tested against.
 void decode_store(const KvStore& store, const KvCache& base, KvCache& out);
 
+// Whether attention reads the store through a correction (store_correction) or from a
+// rebuilt layer: a pca store is coded in a basis of its own with K before RoPE, which no
+// correction can apply per key cheaply, so a pass rebuilds each layer it attends over into
+// scratch (decode_store_layer) just before that layer's attention (AttnPlanner, expansions).
+bool store_rebuilds_layers(const KvStore& store);
+// Bytes of the `scratch` decode_store_layer grows to for `tokens` positions of this store.
+size_t decode_scratch_bytes(const KvStore& store, int tokens);
+
 // What attention adds to the base span at `layer` (an empty correction where the layer
-// stores nothing); not for hybrid's exact layers (they are spans of their own).
+// stores nothing); not for hybrid's exact layers (they are spans of their own) nor for stores
+// that rebuild layers.
 AttnCorrection store_correction(const KvStore& store, int layer);
 bool correction_empty(const AttnCorrection& c);
 

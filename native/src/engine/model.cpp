@@ -296,6 +296,7 @@ void forward(const Model& m, const int32_t* tokens, const Row* rows, int n, cons
   AttnPlanner planner;
   if (!one_seq) {
     planner.build(m, rows, n, graph, kMaxPartialFloats);
+    planner.bind(dev, dt, s.rebuilt, s.rebuild_f32);
     planner.add_to(up);
     s.partials.ensure(dev, std::max<size_t>(planner.partial_floats(), 1) * sizeof(float), "attention partials");
   }
@@ -372,6 +373,7 @@ void forward(const Model& m, const int32_t* tokens, const Row* rows, int n, cons
         dev.attention_prefill(dt, s.att.get(), s.q.get(), cache.own_k(l), cache.own_v(l), cache.own_capacity(),
                               rows[0].pos, n, c.num_heads, c.num_kv_heads, c.head_dim);
       } else {
+        if (planner.has_expansions()) planner.expand(dev, l, s.rebuild_f32);
         dev.attention_parts(dt, s.att.get(), s.q.get(), planner.plan(up, l, s.partials.as<float>()), n, c.num_heads,
                             c.num_kv_heads, c.head_dim);
       }
@@ -426,7 +428,7 @@ void forward(const Model& m, const int32_t* tokens, const Row* rows, int n, cons
                                  static_cast<uint64_t>(out.sample != nullptr), static_cast<uint64_t>(out.greedy != nullptr),
                                  static_cast<uint64_t>(out.score != nullptr), up.size()};
     for (const Buffer* b : {&s.x, &s.xn, &s.xb, &s.q, &s.k, &s.v, &s.att, &s.gate, &s.up, &s.qkv, &s.gate_up, &s.lora,
-                            &s.partials, &s.logits, &s.tables, &s.outs}) {
+                            &s.partials, &s.logits, &s.tables, &s.outs, &s.rebuilt, &s.rebuild_f32}) {
       key.push_back(reinterpret_cast<uintptr_t>(b->get()));
     }
     key.insert(key.end(), has.begin(), has.end());

@@ -52,6 +52,8 @@ struct RunState {
   Buffer logits;          // fp32 [rows_out, vocab]
   Buffer tables;          // every per-row table of a pass, uploaded as one blob
   Buffer outs;            // sampled tokens, probabilities, scores, argmaxes
+  Buffer rebuilt;         // T one layer's K and V per pca store the pass reads (AttnPlanner::bind)
+  Buffer rebuild_f32;     // fp32 the rebuild's scratch
 };
 
 struct Model {

@@ -1,3 +1,5 @@
+/** @jsxRuntime automatic @jsxImportSource react */
+// (The pragma lets the node unit tests render this file: tsx there uses the root tsconfig, which has no JSX settings.)
 // A small React wrapper around an echarts instance: init on mount, setOption on
 // change, resize with its box, dispose on unmount.
 import { useEffect, useRef } from 'react';

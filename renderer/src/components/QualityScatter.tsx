@@ -1,3 +1,5 @@
+/** @jsxRuntime automatic @jsxImportSource react */
+// (The pragma lets the node unit tests render this file: tsx there uses the root tsconfig, which has no JSX settings.)
 // Quality against memory: a point per (adapter, strategy), bytes against mean KL, top-1
 // or the perplexity ratio. KL and the ratio span decades, so their axis is logarithmic;
 // each adapter's Pareto front is drawn and marked on its own; markers that would cover
@@ -94,6 +96,23 @@ export function QualityScatter({ report }: { report: Report }): React.JSX.Elemen
               itemStyle: front.has(p) ? { borderColor: '#1b1f24', borderWidth: 2 } : {},
             })),
         })),
+        // Every budget point the fits measured: hollow diamonds, ringed on the front.
+        {
+          type: 'scatter' as const,
+          name: 'fit budget points',
+          symbol: 'diamond',
+          symbolSize: 9,
+          z: 2,
+          itemStyle: { color: '#fff', borderColor: '#bf8700', borderWidth: 1.5 },
+          data: points
+            .filter((p) => p.budgetPoint)
+            .map((p) => ({
+              name: `${p.adapterName} · budget point ${p.strategy.split('@')[0]}${front.has(p) ? ' · Pareto' : ''}`,
+              raw: p.value,
+              value: [p.bytes, plotted(metric, p.value, floor)] as [number, number | null],
+              itemStyle: front.has(p) ? { borderColor: '#1b1f24', borderWidth: 2 } : {},
+            })),
+        },
       ],
     };
   }, [points, metric, strategies, report.settings.strategies, report.adapters, front]);
@@ -134,9 +153,10 @@ export function QualityScatter({ report }: { report: Report }): React.JSX.Elemen
             </thead>
             <tbody>
               {points.map((p) => (
-                <tr key={`${p.adapter}-${p.strategy}`} data-testid={`quality-row-${p.adapterName}-${p.strategy}`} data-pareto={front.has(p)}>
+                <tr key={`${p.adapter}-${p.budgetPoint ? 'point-' : ''}${p.strategy}`} data-testid={`quality-row-${p.adapterName}-${p.budgetPoint ? 'point-' : ''}${p.strategy}`} data-pareto={front.has(p)}>
                   <td>{p.adapterName}</td>
                   <td>
+                    {p.budgetPoint && <span className="muted">budget point </span>}
                     <code>{p.strategy}</code>
                   </td>
                   <td data-bytes={p.bytes}>{formatBytes(p.bytes)}</td>

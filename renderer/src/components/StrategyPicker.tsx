@@ -57,6 +57,41 @@ export function StrategyPicker(): React.JSX.Element {
           />
           <span className="desc">n: seed-minikv + exact K/V where it errs most{model && <span data-testid="hybrid-bound"> (n ≤ {model.numLayers} here)</span>}</span>
         </li>
+        <li>
+          <label title={STRATEGY_DESCRIPTIONS.pca}>
+            <input type="checkbox" checked={sel.pca.on} onChange={(e) => setStrategies({ ...sel, pca: { ...sel.pca, on: e.target.checked } })} data-testid="strategy-pca" />
+            <code>pca:</code>
+          </label>
+          <input
+            className="param"
+            aria-label="pca bits per cached value b (comma list)"
+            value={sel.pca.bits}
+            onChange={(e) => setStrategies({ ...sel, pca: { on: true, bits: e.target.value } })}
+            data-testid="strategy-pca-bits"
+          />
+          <span className="desc">b: bits per cached value, everything counted (2 = an eighth of a 16-bit cache); ΔK before RoPE and ΔV in principal bases</span>
+        </li>
+        <li>
+          <label title={STRATEGY_DESCRIPTIONS.fit}>
+            <input type="checkbox" checked={sel.fit.on} onChange={(e) => setStrategies({ ...sel, fit: { ...sel.fit, on: e.target.checked } })} data-testid="strategy-fit" />
+            <code>fit</code>
+          </label>
+          <span className="desc">fit to budget: per adapter, the cheapest pca mix (weighted by each layer's measured sensitivity) that meets</span>
+          <span className="fit-fields">
+            <label>
+              budget (bytes per adapter)
+              <input className="param" inputMode="numeric" value={sel.fit.budgetBytes} placeholder="none" onChange={(e) => setStrategies({ ...sel, fit: { ...sel.fit, on: true, budgetBytes: e.target.value } })} data-testid="fit-budget-bytes" />
+            </label>
+            <label>
+              mean KL ≤
+              <input className="param" inputMode="decimal" value={sel.fit.targetKl} placeholder="none" onChange={(e) => setStrategies({ ...sel, fit: { ...sel.fit, on: true, targetKl: e.target.value } })} data-testid="fit-target-kl" />
+            </label>
+            <label>
+              top-1 ≥
+              <input className="param" inputMode="decimal" value={sel.fit.minTop1} placeholder="none" onChange={(e) => setStrategies({ ...sel, fit: { ...sel.fit, on: true, minTop1: e.target.value } })} data-testid="fit-min-top1" />
+            </label>
+          </span>
+        </li>
       </ul>
       {errors.map((e) => (
         <p key={e} className="error small" role="alert" data-testid="strategy-error">

@@ -4,7 +4,7 @@
 // the folder browsers were.
 import type { FolderPurpose, SetupDraft } from '../../../shared/rpc.js';
 import type { GenerationSettings } from './request.js';
-import { SIMPLE_KINDS, type SimpleKind, type StrategySelection } from './strategy-selection.js';
+import { EMPTY_SELECTION, SIMPLE_KINDS, type SimpleKind, type StrategySelection } from './strategy-selection.js';
 
 export interface DraftFields {
   modelDir: string;
@@ -37,6 +37,8 @@ export function toDraft(f: DraftFields, openReportId: string | null): SetupDraft
       simple: SIMPLE_KINDS.filter((k) => f.strategies.simple[k]),
       lowrank: { ...f.strategies.lowrank },
       hybrid: { ...f.strategies.hybrid },
+      pca: { ...f.strategies.pca },
+      fit: { ...f.strategies.fit },
     },
     settings: {
       maxNewTokens: num(f.settings.maxNewTokens),
@@ -61,7 +63,14 @@ export function fromDraft(d: SetupDraft, defaults: GenerationSettings): DraftFie
     adapters: d.adapters.map((a) => ({ ...a })),
     documentText: d.documentText,
     promptText: d.promptText,
-    strategies: { simple, lowrank: { ...d.strategies.lowrank }, hybrid: { ...d.strategies.hybrid } },
+    strategies: {
+      simple,
+      lowrank: { ...d.strategies.lowrank },
+      hybrid: { ...d.strategies.hybrid },
+      // Drafts saved before pca and fit existed have neither.
+      pca: d.strategies.pca ? { ...d.strategies.pca } : { ...EMPTY_SELECTION.pca },
+      fit: d.strategies.fit ? { ...d.strategies.fit } : { ...EMPTY_SELECTION.fit },
+    },
     settings: {
       maxNewTokens: back(d.settings.maxNewTokens, defaults.maxNewTokens),
       sampling: d.settings.sampling,

@@ -4,7 +4,7 @@ import { MAX_NEW_TOKENS_LIMIT, type CompareRequest } from '../../../shared/compa
 import type { AdapterInfo, EngineCapabilities, ModelInfo, TokenCount } from '../../../shared/rpc.js';
 import { strategyProblem } from '../../../shared/strategies.js';
 import { count } from './format.js';
-import { selectedStrategies, type StrategySelection } from './strategy-selection.js';
+import { selectedFit, selectedStrategies, type StrategySelection } from './strategy-selection.js';
 
 export interface SetupAdapter {
   dir: string;
@@ -131,6 +131,7 @@ export function buildRequest(s: SetupSnapshot, engine: EngineCapabilities | null
   if (ctx?.over) problems.push(contextMessage(ctx));
   if (problems.length) return { request: null, problems };
   const { ids } = selectedStrategies(s.strategies);
+  const { fit } = selectedFit(s.strategies);
   const request: CompareRequest = {
     modelDir: s.modelDir.trim(),
     adapters: s.adapters.map((a) => ({ dir: a.dir, name: a.name.trim() })),
@@ -144,6 +145,7 @@ export function buildRequest(s: SetupSnapshot, engine: EngineCapabilities | null
     dtype: g.dtype,
     device: g.device,
     stopAtEos: g.stopAtEos,
+    ...(fit ? { fit } : {}),
   };
   if (s.tokenizerDir.trim()) request.tokenizerDir = s.tokenizerDir.trim();
   return { request, problems };

@@ -20,6 +20,8 @@ export interface ScatterPoint {
   strategy: StrategyId;
   bytes: number;
   value: number;
+  /** A budget point of the adapter's fit (a weighted pca store it measured), not a strategy row. */
+  budgetPoint?: boolean;
 }
 
 /** From shared/report-views' summary rows (the numbers the exported reports show). */
@@ -27,9 +29,18 @@ export function scatterPoints(report: Report, metric: QualityMetric): ScatterPoi
   const order = orderStrategies(report.settings.strategies);
   const rank = (s: StrategyId): number => (order.includes(s) ? order.indexOf(s) : order.length);
   const index = new Map(report.adapters.map((a, i) => [a.name, i]));
-  return summaryRows(report)
+  const rows: ScatterPoint[] = summaryRows(report)
     .map((r) => ({ adapter: index.get(r.adapter) ?? 0, adapterName: r.adapter, strategy: r.strategy, bytes: r.bytes, value: r[metric] }))
     .sort((a, b) => a.adapter - b.adapter || rank(a.strategy) - rank(b.strategy));
+  // The fits' budget points (the frontier of issue 15): KL and top-1 were measured for them.
+  if (metric !== 'perplexityRatio') {
+    for (const [ai, a] of report.adapters.entries()) {
+      for (const p of a.fit?.points ?? []) {
+        rows.push({ adapter: ai, adapterName: a.name, strategy: p.strategy, bytes: p.bytes, value: metric === 'meanKl' ? p.meanKl : p.top1Agreement, budgetPoint: true });
+      }
+    }
+  }
+  return rows;
 }
 
 /**

@@ -145,7 +145,7 @@ void sample_rows(int32_t* tokens, float* probs, const float* logits, const Sampl
                  cudaStream_t s);
 void score_rows(ScoreOut* out, const float* logits, const ScoreRow* rows, int n, int vocab, cudaStream_t s);
 
-// ---- strategies.cu: delta_rows, add_rows, copy_positions, quantize_delta, add_quantized ----------
+// ---- strategies.cu: delta_rows, add_rows, copy_positions, quantize_delta, add_quantized, (de)quantize_columns
 void delta_rows(DT dt, float* rows, const void* exact, int exact_cap, const void* base, int base_cap, int heads, int hd,
                 int T, cudaStream_t s);
 void add_rows(DT dt, void* out, int out_cap, const void* base, int base_cap, const float* rows, int heads, int hd, int T,
@@ -156,6 +156,10 @@ void quantize_delta(DT dt, uint8_t* q, float* scale, const void* exact, int exac
                     int heads, int hd, int T, int bits, cudaStream_t s);
 void add_quantized(DT dt, void* out, int out_cap, const void* base, int base_cap, const uint8_t* q, const float* scale,
                    int heads, int hd, int T, int bits, cudaStream_t s);
+void quantize_columns(uint8_t* q, const float* x, int rows, int k, const uint8_t* bits, const int* offs, const float* step,
+                      int row_bytes, cudaStream_t s);
+void dequantize_columns(float* x, const uint8_t* q, int rows, int k, const uint8_t* bits, const int* offs,
+                        const float* step, int row_bytes, cudaStream_t s);
 
 // ---- metrics.cu: error_sums, outside_span_sums (scratch: device doubles, grown by the caller) ---
 size_t error_sums_scratch(int heads, int T);  // doubles

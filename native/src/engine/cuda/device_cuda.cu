@@ -98,6 +98,7 @@ class CudaDevice final : public Device {
     ck(cudaMalloc(&blas_ws_, kBlasWorkspace), "cuBLAS workspace");
     ckb(cublasSetWorkspace(blas_, blas_ws_, kBlasWorkspace), "cublasSetWorkspace");
     graphs_ = env_on("ADAPTERLENS_CUDA_GRAPH", true);
+    if (const char* c = std::getenv("ADAPTERLENS_CUDA_ATTN_CHUNK"); c && std::atoi(c) >= 32) attention_chunk_ = std::atoi(c);
     profile_ = env_on("ADAPTERLENS_CUDA_PROFILE", false);
   }
 
@@ -113,7 +114,10 @@ class CudaDevice final : public Device {
 
   int threads() const override { return 1; }
   bool supports(DT) const override { return true; }
-  int attention_chunk() const override { return 256; }
+  // Keys per attention_parts chunk: one warp's work item on the tensor-core kernel, so shorter
+  // chunks mean more warps over a shared span (ADAPTERLENS_CUDA_ATTN_CHUNK overrides, for the
+  // benchmark's sweep). The planner grows it where the partial states would not fit.
+  int attention_chunk() const override { return attention_chunk_; }
   int prefill_chunk() const override { return 8192; }
   bool prefers_stacked(int n) const override { return n <= 64; }
 
@@ -344,6 +348,17 @@ class CudaDevice final : public Device {
     mark("strategies");
     cuda::add_quantized(dt, out, out_cap, base, base_cap, q, scale, heads, hd, T, bits, stream_);
   }
+  void quantize_columns(uint8_t* q, const float* x, int rows, int k, const uint8_t* bits, const int* offs,
+                        const float* step, int row_bytes) override {
+    mark("strategies");
+    cuda::quantize_columns(q, x, rows, k, bits, offs, step, row_bytes, stream_);
+  }
+  void dequantize_columns(float* x, const uint8_t* q, int rows, int k, const uint8_t* bits, const int* offs,
+                          const float* step, int row_bytes) override {
+    mark("strategies");
+    cuda::dequantize_columns(x, q, rows, k, bits, offs, step, row_bytes, stream_);
+  }
+
   void error_sums(DT dt, double* by_head, double* by_bin, const void* rk, const void* rv, int r_cap, const void* ek,
                   const void* ev, int e_cap, int heads, int hd, int T, int bin) override {
     mark("metrics");
@@ -460,6 +475,7 @@ class CudaDevice final : public Device {
   std::atomic<size_t> peak_{0};
   std::atomic<uint64_t> d2h_{0};
   bool graphs_ = true, graph_broken_ = false, capturing_ = false, profile_ = false;
+  int attention_chunk_ = 256;
   cudaGraphExec_t graph_ = nullptr;
   std::vector<uint64_t> graph_key_;
   std::vector<Mark> marks_;

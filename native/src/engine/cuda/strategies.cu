@@ -1,5 +1,6 @@
 // The strategies' kernels on one layer of [heads, capacity, head_dim] caches, positions
-// [0, T): delta_rows, add_rows, copy_positions, quantize_delta, add_quantized. CPU references:
+// [0, T): delta_rows, add_rows, copy_positions, quantize_delta, add_quantized; and the pca
+// strategy's column quantizer, quantize_columns / dequantize_columns. CPU references:
 // the ops of the same names in device_cpu.cpp.
 #include "engine/cuda/common.cuh"
 
@@ -91,6 +92,41 @@ __global__ void add_quantized_k(T* out, int out_cap, const T* base, int base_cap
   out[oi] = from_f<T>(__fadd_rn(to_f(base[bi]), __fmul_rn(static_cast<float>(v), scale[row])));
 }
 
+// One thread per row: the row's codes are OR-ed into its own bytes (a code may straddle two),
+// so no two threads write one byte. As the CPU reference, with the same IEEE division.
+__global__ void quantize_columns_k(uint8_t* q, const float* x, int rows, int k, const uint8_t* bits, const int* offs,
+                                   const float* step, int row_bytes) {
+  const int64_t t = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  if (t >= rows) return;
+  uint8_t* o = q + t * row_bytes;
+  for (int i = 0; i < row_bytes; ++i) o[i] = 0;
+  for (int j = 0; j < k; ++j) {
+    const int b = bits[j], half = 1 << (b - 1);
+    const float f = floorf(__fdiv_rn(x[t * k + j], step[j]));
+    const int c = static_cast<int>(fminf(fmaxf(__fadd_rn(f, static_cast<float>(half)), 0.0f), static_cast<float>(2 * half - 1)));
+    const int at = offs[j] >> 3, sh = offs[j] & 7;
+    const unsigned v = static_cast<unsigned>(c) << sh;
+    o[at] = static_cast<uint8_t>(o[at] | (v & 0xFF));
+    if (sh + b > 8) o[at + 1] = static_cast<uint8_t>(o[at + 1] | (v >> 8));
+  }
+}
+
+// One thread per value.
+__global__ void dequantize_columns_k(float* x, const uint8_t* q, int rows, int k, const uint8_t* bits, const int* offs,
+                                     const float* step, int row_bytes) {
+  const int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  if (i >= static_cast<int64_t>(rows) * k) return;
+  const int64_t t = i / k;
+  const int j = static_cast<int>(i % k);
+  const uint8_t* in = q + t * row_bytes;
+  const int b = bits[j], half = 1 << (b - 1);
+  const int at = offs[j] >> 3, sh = offs[j] & 7;
+  unsigned v = in[at];
+  if (sh + b > 8) v |= static_cast<unsigned>(in[at + 1]) << 8;
+  const int c = static_cast<int>((v >> sh) & ((1u << b) - 1));
+  x[i] = __fmul_rn(__fadd_rn(static_cast<float>(c - half), 0.5f), step[j]);
+}
+
 }  // namespace
 
 void delta_rows(DT dt, float* rows, const void* exact, int exact_cap, const void* base, int base_cap, int heads, int hd,
@@ -131,6 +167,21 @@ void add_quantized(DT dt, void* out, int out_cap, const void* base, int base_cap
   if (c == 0) return;
   AL_DISPATCH(dt, add_quantized_k<T><<<blocks_for(c, kThreads), kThreads, 0, s>>>(static_cast<T*>(out), out_cap, static_cast<const T*>(base), base_cap, q, scale, heads, hd, T_, bits));
   check("add_quantized");
+}
+
+void quantize_columns(uint8_t* q, const float* x, int rows, int k, const uint8_t* bits, const int* offs, const float* step,
+                      int row_bytes, cudaStream_t s) {
+  if (rows == 0 || k == 0) return;
+  quantize_columns_k<<<blocks_for(rows, 128), 128, 0, s>>>(q, x, rows, k, bits, offs, step, row_bytes);
+  check("quantize_columns");
+}
+
+void dequantize_columns(float* x, const uint8_t* q, int rows, int k, const uint8_t* bits, const int* offs,
+                        const float* step, int row_bytes, cudaStream_t s) {
+  const int64_t c = static_cast<int64_t>(rows) * k;
+  if (c == 0) return;
+  dequantize_columns_k<<<blocks_for(c, kThreads), kThreads, 0, s>>>(x, q, rows, k, bits, offs, step, row_bytes);
+  check("dequantize_columns");
 }
 
 }  // namespace al::cuda
