@@ -73,6 +73,25 @@ describe('output grid', () => {
     assert.equal(g.rows[1]!.cells[0]!.tokens[1]!.piece, 'p7');
     assert.equal(g.rows[1]!.cells[0]!.tokens[1]!.kl, null);
   });
+  it('keeps the view of a token that did not change from one live flush to the next (its span is not rendered again)', () => {
+    const ev = (strategy: TokenEvent['strategy'], step: number, token: number): TokenEvent => ({ adapter: 0, strategy, step, token, piece: `p${token}`, prob: 0.5 });
+    const s1 = appendTokens({}, [ev('exact', 0, 1), ev('base', 0, 1), ev('exact', 1, 2), ev('base', 1, 2)]);
+    const g1 = gridFromStream(['a'], ['exact', 'base'], s1);
+    const s2 = appendTokens(s1, [ev('exact', 2, 3), ev('base', 2, 9)]);
+    const g2 = gridFromStream(['a'], ['exact', 'base'], s2);
+    const base1 = g1.rows[1]!.cells[0]!.tokens;
+    const base2 = g2.rows[1]!.cells[0]!.tokens;
+    assert.equal(base2[0], base1[0], 'same object for an unchanged token');
+    assert.equal(base2[1], base1[1]);
+    assert.equal(base2[2]!.diverged, true);
+    // Diverging earlier marks tokens already shown: they get a new view with the flag.
+    const s3 = appendTokens({}, [ev('exact', 0, 1), ev('base', 0, 5)]);
+    const g3a = gridFromStream(['a'], ['exact', 'base'], { [cellKey(0, 'exact')]: s3[cellKey(0, 'exact')]!.slice(0, 0), [cellKey(0, 'base')]: s3[cellKey(0, 'base')]! });
+    const g3b = gridFromStream(['a'], ['exact', 'base'], s3);
+    assert.equal(g3a.rows[1]!.cells[0]!.tokens[0]!.diverged, false, 'nothing to compare with yet');
+    assert.equal(g3b.rows[1]!.cells[0]!.tokens[0]!.diverged, true);
+    assert.notEqual(g3b.rows[1]!.cells[0]!.tokens[0], g3a.rows[1]!.cells[0]!.tokens[0]);
+  });
 });
 
 describe('heatmaps', () => {

@@ -60,6 +60,24 @@ describe('run store', () => {
     assert.equal(await useRun.getState().start(request), true, 'a finished run does not block the next');
   });
 
+  it('applies a burst of token events in a few store updates, and every token by the end of the run', async () => {
+    await useRun.getState().start(request);
+    let updates = 0;
+    const off = useRun.subscribe((next, prev) => {
+      if (next.streams !== prev.streams) updates++;
+    });
+    for (let step = 0; step < 200; step++) client.emit('run.tokens', { runId: 'r1', tokens: [{ adapter: 0, strategy: 'exact', step, token: step, piece: 'x', prob: 0.9 }] });
+    assert.equal(useRun.getState().streams['0|exact']?.length, 1, 'the first event at once, the rest wait for the timer');
+    await new Promise((r) => setTimeout(r, 150));
+    assert.equal(useRun.getState().streams['0|exact']?.length, 200, 'the timer applies what waited');
+    client.emit('run.tokens', { runId: 'r1', tokens: [{ adapter: 0, strategy: 'exact', step: 200, token: 200, piece: 'x', prob: 0.9 }] });
+    client.emit('run.tokens', { runId: 'r1', tokens: [{ adapter: 0, strategy: 'exact', step: 201, token: 201, piece: 'x', prob: 0.9 }] });
+    client.emit('run.finished', { runId: 'r1', reportId: 'id1', report: makeReport(), saveError: null });
+    assert.equal(useRun.getState().streams['0|exact']?.length, 202, 'the end of the run applies what waited first');
+    assert.ok(updates <= 4, `${updates} updates for 202 events`);
+    off();
+  });
+
   it('keeps events that arrive before run.start answers', async () => {
     let answer!: (v: { runId: string }) => void;
     client.handle('run.start', () => new Promise((r) => (answer = r)));

@@ -294,8 +294,10 @@ describe("a new user's first hour in the browser (issue 14)", { skip, timeout: 9
   });
 
   it('gives focus to Cancel when a run starts, and a reload mid-run shows its true elapsed time and stages', async () => {
-    await onlyStrategies(['base']);
-    await page.getByTestId('max-new-tokens').fill('1200');
+    // Long enough to be mid-generation after the reload on a fast machine: 12 rows (2 adapters
+    // × 6 strategies) and nearly the whole 2048-token context of new tokens.
+    await onlyStrategies(['base', 'seed-minikv', 'lragent', 'delta-int8', 'delta-int4']);
+    await page.getByTestId('max-new-tokens').fill('1800');
     if (await page.locator('#eos').isChecked()) await page.locator('#eos').uncheck();
     await runnable();
     await page.getByTestId('run-button').click();

@@ -12,11 +12,32 @@ export const CHROMIUM = '/usr/bin/chromium';
 export const shots = path.join(projectRoot, 'test-results', 'e2e');
 export const skip = fs.existsSync(CHROMIUM) ? false : `${CHROMIUM} is missing (apt-get install chromium)`;
 
-/** The built pieces serve needs: dist/ (tsc) and out/renderer (vite). */
+/** The newest modification time of the files under these folders (0 where none). */
+function newestUnder(folders: readonly string[]): number {
+  let newest = 0;
+  const walk = (dir: string): void => {
+    if (!fs.existsSync(dir)) return;
+    for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
+      const full = path.join(dir, entry.name);
+      if (entry.isDirectory()) walk(full);
+      else if (entry.isFile()) newest = Math.max(newest, fs.statSync(full).mtimeMs);
+    }
+  };
+  folders.forEach((f) => walk(path.join(projectRoot, f)));
+  return newest;
+}
+
+/** Missing, or older than a source it is built from: an e2e run on a stale build tests old code. */
+function stale(output: string, sources: readonly string[]): boolean {
+  const file = path.join(projectRoot, output);
+  return !fs.existsSync(file) || fs.statSync(file).mtimeMs < newestUnder(sources);
+}
+
+/** The built pieces serve needs: dist/ (tsc) and out/renderer (vite), rebuilt when stale. */
 export function ensureBuilt(): void {
   const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
-  if (!fs.existsSync(path.join(projectRoot, 'dist', 'main', 'cli', 'main.js'))) execFileSync(npm, ['run', 'build:ts'], { cwd: projectRoot, stdio: 'inherit' });
-  if (!fs.existsSync(path.join(projectRoot, 'out', 'renderer', 'index.html'))) execFileSync(npm, ['run', 'build:renderer'], { cwd: projectRoot, stdio: 'inherit' });
+  if (stale('dist/main/cli/main.js', ['main', 'shared'])) execFileSync(npm, ['run', 'build:ts'], { cwd: projectRoot, stdio: 'inherit' });
+  if (stale('out/renderer/index.html', ['renderer/src', 'shared'])) execFileSync(npm, ['run', 'build:renderer'], { cwd: projectRoot, stdio: 'inherit' });
 }
 
 export interface Serve {

@@ -1,7 +1,7 @@
 /** @jsxRuntime automatic @jsxImportSource react */
 // (The pragma lets the node unit tests render this file: tsx there uses the root tsconfig, which has no JSX settings.)
 // Side-by-side outputs: adapters as columns, strategies as rows, `exact` on top.
-import { useCallback, useState } from 'react';
+import { memo, useCallback, useRef, useState } from 'react';
 import type { StrategyId } from '../../../shared/strategies.js';
 import { formatBytes, percent, sig3, visiblePiece } from '../logic/format.js';
 import { onlyDiffering, type Grid, type GridCell, type TokenView } from '../logic/grid.js';
@@ -25,8 +25,51 @@ interface Hovered {
   token: TokenView;
 }
 
+/**
+ * Tokens in runs of CHUNK, each memoised: while a run streams, a flush changes only the
+ * last run of a cell (and, once, the runs after a new divergence), so a render walks a few
+ * dozen spans a cell rather than every token so far.
+ */
+const CHUNK = 64;
+
+function chunksOf(tokens: readonly TokenView[]): TokenView[][] {
+  const out: TokenView[][] = [];
+  for (let i = 0; i < tokens.length; i += CHUNK) out.push(tokens.slice(i, i + CHUNK));
+  return out;
+}
+
+interface ChunkProps {
+  tokens: readonly TokenView[];
+  firstDivergence: number | null;
+  onHover(token: TokenView | null): void;
+  hits: Set<number> | undefined;
+}
+
+function sameChunk(a: ChunkProps, b: ChunkProps): boolean {
+  if (a.onHover !== b.onHover || a.hits !== b.hits || a.tokens.length !== b.tokens.length) return false;
+  for (let i = 0; i < a.tokens.length; i++) if (a.tokens[i] !== b.tokens[i]) return false;
+  // The divergence mark is drawn on one token: it matters only where that token is in this run.
+  const inA = a.firstDivergence !== null && a.tokens.some((t) => t.index === a.firstDivergence);
+  const inB = b.firstDivergence !== null && b.tokens.some((t) => t.index === b.firstDivergence);
+  return inA === inB && (!inA || a.firstDivergence === b.firstDivergence);
+}
+
+const TokenChunk = memo(function TokenChunk({ tokens, firstDivergence, onHover, hits }: ChunkProps): React.JSX.Element {
+  return (
+    <>
+      {tokens.map((t) => (
+        <TokenSpan key={t.index} token={t} first={t.index === firstDivergence} onHover={onHover} hit={hits?.has(t.index) ?? false} />
+      ))}
+    </>
+  );
+}, sameChunk);
+
 function Cell({ cell, live, onHover, showDiffOnly, hits }: { cell: GridCell; live: boolean; onHover(h: Hovered | null): void; showDiffOnly: boolean; hits?: Set<number> }): React.JSX.Element {
-  const hover = useCallback((t: TokenView | null) => onHover(t ? { cell, token: t } : null), [cell, onHover]);
+  // Stable across renders (the cell object is new on every live flush): memoised token spans
+  // whose view did not change are then skipped.
+  const cellRef = useRef(cell);
+  cellRef.current = cell;
+  const hover = useCallback((t: TokenView | null) => onHover(t ? { cell: cellRef.current, token: t } : null), [onHover]);
   const div = cell.firstDivergence;
   const same = cell.strategy !== 'exact' && !cell.differs && !live && cell.tokens.length > 0;
   const label = `${cell.adapterName}, ${cell.strategy}: ${cell.tokens.length} tokens${div !== null ? `, differs from exact from token ${div}` : ''}`;
@@ -38,8 +81,8 @@ function Cell({ cell, live, onHover, showDiffOnly, hits }: { cell: GridCell; liv
         <span className="muted">= exact</span>
       ) : (
         <div className="tokens">
-          {cell.tokens.map((t) => (
-            <TokenSpan key={t.index} token={t} first={t.index === div} onHover={hover} hit={hits?.has(t.index) ?? false} />
+          {chunksOf(cell.tokens).map((chunk) => (
+            <TokenChunk key={chunk[0]!.index} tokens={chunk} firstDivergence={div} onHover={hover} hits={hits} />
           ))}
           {live && <span className="caret" aria-hidden="true" />}
         </div>

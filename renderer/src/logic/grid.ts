@@ -47,17 +47,6 @@ export function cellKey(adapter: number, strategy: StrategyId): string {
   return `${adapter}|${strategy}`;
 }
 
-function views(tokens: readonly number[], pieces: readonly string[], probs: readonly number[], kl: readonly number[] | null, div: number | null): TokenView[] {
-  return tokens.map((token, i) => ({
-    index: i,
-    token,
-    piece: pieces[i] ?? '',
-    prob: probs[i] ?? Number.NaN,
-    kl: kl ? (kl[i] ?? null) : null,
-    diverged: div !== null && i >= div,
-  }));
-}
-
 function rowsOf(cells: GridCell[][], strategies: StrategyId[]): GridRow[] {
   return strategies.map((strategy, r) => {
     const rowCells = cells[r] ?? [];
@@ -111,6 +100,22 @@ export function appendTokens(streams: StreamedTokens, events: readonly TokenEven
   return next;
 }
 
+// One view per streamed event and divergence flag, kept while the event lives: the live grid
+// is rebuilt on every flush, and a token that did not change keeps its object, so its
+// memoised <TokenSpan> is not rendered again (12 rows × 2,000 tokens would be 24k spans a flush).
+const liveViews = new WeakMap<TokenEvent, { plain?: TokenView; diverged?: TokenView }>();
+
+function liveView(ev: TokenEvent, index: number, diverged: boolean): TokenView {
+  let entry = liveViews.get(ev);
+  if (!entry) liveViews.set(ev, (entry = {}));
+  const slot = diverged ? 'diverged' : 'plain';
+  const cached = entry[slot];
+  if (cached && cached.index === index) return cached;
+  const view: TokenView = { index, token: ev.token, piece: ev.piece, prob: ev.prob, kl: null, diverged };
+  entry[slot] = view;
+  return view;
+}
+
 export function gridFromStream(adapterNames: readonly string[], strategyIds: readonly StrategyId[], streams: StreamedTokens): Grid {
   const strategies = orderStrategies(['exact', ...strategyIds]);
   const cells = strategies.map((strategy) =>
@@ -123,7 +128,7 @@ export function gridFromStream(adapterNames: readonly string[], strategyIds: rea
         adapter: ai,
         adapterName: name,
         strategy,
-        tokens: views(tokens, evs.map((e) => e.piece), evs.map((e) => e.prob), null, div),
+        tokens: evs.map((e, i) => liveView(e, i, div !== null && i >= div)),
         firstDivergence: div,
         differs: div !== null,
         meanKl: null,

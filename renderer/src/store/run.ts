@@ -1,6 +1,6 @@
 // The run in progress: start, staged progress, streamed tokens, cancel, its end.
 import { create } from 'zustand';
-import type { CompareProgress, CompareRequest, CompareStage } from '../../../shared/compare.js';
+import type { CompareProgress, CompareRequest, CompareStage, TokenEvent } from '../../../shared/compare.js';
 import type { RpcClient, RpcEvents } from '../../../shared/rpc.js';
 import { appendTokens, type StreamedTokens } from '../logic/grid.js';
 import { baseName } from '../logic/request.js';
@@ -61,6 +61,7 @@ export const useRun = create<RunState>((set, get) => ({
   start: async (request) => {
     if (isRunning(get().status)) return false;
     early = [];
+    tokenFlush.clear();
     set({ ...IDLE, status: 'starting', request, adapterNames: namesOf(request), startedAt: Date.now() });
     try {
       const { runId } = await rpc().call('run.start', { request });
@@ -107,6 +108,7 @@ export const useRun = create<RunState>((set, get) => ({
         return;
       }
       if (active.runId === runId) return;
+      tokenFlush.clear();
       // A reloaded tab: the run's true elapsed time (main's clock, as a duration), every stage so far, the tokens so far.
       set({
         ...IDLE,
@@ -129,6 +131,48 @@ export const useRun = create<RunState>((set, get) => ({
   },
 }));
 
+/**
+ * Token events reach the store at most every FLUSH_MS: one decode step is one event for
+ * every row, and a render per step (hundreds a second on a small model, each over every
+ * row's tokens) would leave the page no time for input. The first event after a quiet
+ * spell is applied at once; the rest wait for the timer.
+ */
+const FLUSH_MS = 80;
+
+class TokenFlush {
+  private pending: { runId: string; tokens: readonly TokenEvent[] }[] = [];
+  private timer: ReturnType<typeof setTimeout> | null = null;
+
+  add(runId: string, tokens: readonly TokenEvent[]): void {
+    this.pending.push({ runId, tokens });
+    if (this.timer === null) {
+      this.flush();
+      this.timer = setTimeout(() => {
+        this.timer = null;
+        if (this.pending.length > 0) this.flush();
+      }, FLUSH_MS);
+    }
+  }
+
+  /** Applies what waits (before a run's end, so its last tokens are shown). */
+  flush(): void {
+    const waiting = this.pending;
+    this.pending = [];
+    const s = useRun.getState();
+    const mine = waiting.filter((w) => w.runId === s.runId).flatMap((w) => w.tokens);
+    if (mine.length > 0) useRun.setState({ streams: appendTokens(s.streams, mine) });
+  }
+
+  /** Drops what waits (a new run, or a reloaded one whose tokens come whole from main). */
+  clear(): void {
+    this.pending = [];
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
+  }
+}
+
+const tokenFlush = new TokenFlush();
+
 type Handlers = { [E in keyof RpcEvents]?: (payload: RpcEvents[E]) => void };
 
 const handlers: Handlers = {
@@ -138,19 +182,21 @@ const handlers: Handlers = {
     useRun.setState({ seen: { ...s.seen, [progress.stage]: progress }, current: progress.stage });
   },
   'run.tokens': ({ runId, tokens }) => {
-    const s = useRun.getState();
-    if (s.runId !== runId) return;
-    useRun.setState({ streams: appendTokens(s.streams, tokens) });
+    if (useRun.getState().runId !== runId) return;
+    tokenFlush.add(runId, tokens);
   },
   'run.finished': ({ runId, reportId, saveError }) => {
+    tokenFlush.flush();
     if (useRun.getState().runId !== runId) return;
     useRun.setState({ status: 'finished', reportId, saveError: saveError ?? null, endedAt: Date.now() });
   },
   'run.failed': ({ runId, error }) => {
+    tokenFlush.flush();
     if (useRun.getState().runId !== runId) return;
     useRun.setState({ status: 'failed', error: error.message, endedAt: Date.now() });
   },
   'run.cancelled': ({ runId }) => {
+    tokenFlush.flush();
     if (useRun.getState().runId !== runId) return;
     useRun.setState({ status: 'cancelled', endedAt: Date.now() });
   },
