@@ -23,15 +23,24 @@ export interface ReadLimits {
   maxBytes: number;
 }
 
+/** What the opened file must be before a byte is read (the sync and async readers share it). */
+function refuseIrregular(file: string, st: fs.Stats, limits: ReadLimits): void {
+  if (!st.isFile()) throw new NotRegularFileError(file, 'not a regular file (a device, FIFO, socket or folder)');
+  if (st.size > limits.maxBytes) {
+    throw new NotRegularFileError(file, `${st.size} bytes, more than the ${limits.maxBytes}-byte limit for this kind of file`);
+  }
+}
+
+function refuseGrown(file: string, got: number, limits: ReadLimits): void {
+  if (got > limits.maxBytes) throw new NotRegularFileError(file, `grew beyond the ${limits.maxBytes}-byte limit while it was read`);
+}
+
 /** The file's bytes; NotRegularFileError for a non-regular or oversized file, the fs error (ENOENT...) otherwise. */
 export async function readRegularFile(file: string, limits: ReadLimits): Promise<Buffer> {
   const handle = await fsp.open(file, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
   try {
     const st = await handle.stat();
-    if (!st.isFile()) throw new NotRegularFileError(file, 'not a regular file (a device, FIFO, socket or folder)');
-    if (st.size > limits.maxBytes) {
-      throw new NotRegularFileError(file, `${st.size} bytes, more than the ${limits.maxBytes}-byte limit for this kind of file`);
-    }
+    refuseIrregular(file, st, limits);
     // Read at most maxBytes + 1: a file that grows while being read is still bounded.
     const buf = Buffer.alloc(Math.min(st.size, limits.maxBytes) + 1);
     let got = 0;
@@ -41,7 +50,7 @@ export async function readRegularFile(file: string, limits: ReadLimits): Promise
       got += bytesRead;
       if (got === buf.length) break;
     }
-    if (got > limits.maxBytes) throw new NotRegularFileError(file, `grew beyond the ${limits.maxBytes}-byte limit while it was read`);
+    refuseGrown(file, got, limits);
     return buf.subarray(0, got);
   } finally {
     await handle.close();
@@ -52,10 +61,7 @@ export function readRegularFileSync(file: string, limits: ReadLimits): Buffer {
   const fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
   try {
     const st = fs.fstatSync(fd);
-    if (!st.isFile()) throw new NotRegularFileError(file, 'not a regular file (a device, FIFO, socket or folder)');
-    if (st.size > limits.maxBytes) {
-      throw new NotRegularFileError(file, `${st.size} bytes, more than the ${limits.maxBytes}-byte limit for this kind of file`);
-    }
+    refuseIrregular(file, st, limits);
     const buf = Buffer.alloc(Math.min(st.size, limits.maxBytes) + 1);
     let got = 0;
     for (;;) {
@@ -64,7 +70,7 @@ export function readRegularFileSync(file: string, limits: ReadLimits): Buffer {
       got += n;
       if (got === buf.length) break;
     }
-    if (got > limits.maxBytes) throw new NotRegularFileError(file, `grew beyond the ${limits.maxBytes}-byte limit while it was read`);
+    refuseGrown(file, got, limits);
     return buf.subarray(0, got);
   } finally {
     fs.closeSync(fd);

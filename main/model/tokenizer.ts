@@ -167,7 +167,6 @@ export interface TokenizerSummary {
   maxTokenUnits: number | null;
 }
 
-
 export class LensTokenizer {
   /** Absolute path of the folder. */
   readonly dir: string;
@@ -191,17 +190,7 @@ export class LensTokenizer {
   private readonly recent = { document: null as { text: string; ids: number[] } | null, prompt: null as { text: string; ids: number[] } | null };
 
   /** Use loadTokenizer(dir). */
-  constructor(init: {
-    dir: string;
-    tok: HfTokenizer;
-    bosId: number | null;
-    eosId: number | null;
-    vocabSize: number;
-    documentPrefix: number[];
-    pipeline: TokenizerPipeline;
-    warnings: string[];
-    maxTokenUnits: number | null;
-  }) {
+  constructor(init: TokenizerSummary & { tok: HfTokenizer }) {
     this.dir = init.dir;
     this.tok = init.tok;
     this.bosId = init.bosId;

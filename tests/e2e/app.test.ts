@@ -8,10 +8,10 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { projectRoot } from '../../main/paths.js';
 import type { StrategyId } from '../../shared/strategies.js';
-import { CHROMIUM, ensureBuilt, savedReports, shot, shots, skip, startServe, stopServe, visible, type Serve } from './serve-harness.js';
+import { ensureBuilt, openApp, savedReports, shot, shots, skip, startServe, stopServe, visible, type Serve } from './serve-harness.js';
 
 const modelDir = path.join(projectRoot, 'tests', 'fixtures', 'models', 'llama-gqa-bf16');
 const adapterDirs = ['qv-r8', 'all-linear-rslora'].map((a) => path.join(projectRoot, 'tests', 'fixtures', 'adapters', 'llama-gqa-bf16', a));
@@ -32,15 +32,7 @@ describe('the app in a browser against adapterlens serve', { skip, timeout: 600_
     fs.mkdirSync(shots, { recursive: true });
     assert.ok(fs.existsSync(shots));
     serve = await startServe(dataDir);
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu'] });
-    const context = await browser.newContext({ viewport: { width: 1280, height: 800 }, acceptDownloads: true });
-    page = await context.newPage();
-    page.on('console', (m) => {
-      if (m.type() === 'error' || m.type() === 'warning') problems.push(`${m.type()}: ${m.text()}`);
-    });
-    page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
-    await page.goto(serve.url);
-    await page.getByText('connected', { exact: true }).waitFor({ timeout: 30_000 });
+    ({ browser, page } = await openApp(serve, problems));
   });
 
   after(async () => {

@@ -9,14 +9,14 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { demoRequest } from '../../main/compare/demo.js';
 import { projectRoot } from '../../main/paths.js';
 import { formatShare } from '../../shared/format.js';
 import { METRIC_HELP } from '../../shared/metric-help.js';
 import { memorySeries } from '../../shared/report-views.js';
 import type { SetupDraft } from '../../shared/rpc.js';
-import { CHROMIUM, ensureBuilt, savedReports, shot, skip, startServe, stopServe, type Serve } from './serve-harness.js';
+import { ensureBuilt, openApp, savedReports, shot, skip, startServe, stopServe, type Serve } from './serve-harness.js';
 
 const fixtures = path.join(projectRoot, 'tests', 'fixtures');
 const modelDir = path.join(fixtures, 'models', 'llama-gqa-bf16');
@@ -79,15 +79,7 @@ describe("a new user's first hour in the browser (issue 14)", { skip, timeout: 9
     // A model folder without its tokenizer: the weights and config only.
     for (const f of fs.readdirSync(modelDir)) if (!f.startsWith('tokenizer')) fs.symlinkSync(path.join(modelDir, f), path.join(noTokenizerModel, f));
     serve = await startServe(dataDir);
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu'] });
-    const context = await browser.newContext({ viewport: { width: 1280, height: 800 }, acceptDownloads: true });
-    page = await context.newPage();
-    page.on('console', (m) => {
-      if (m.type() === 'error' || m.type() === 'warning') problems.push(`${m.type()}: ${m.text()}`);
-    });
-    page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
-    await page.goto(serve.url);
-    await page.getByText('connected', { exact: true }).waitFor({ timeout: 30_000 });
+    ({ browser, page } = await openApp(serve, problems));
   });
 
   after(async () => {

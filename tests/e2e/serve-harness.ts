@@ -4,7 +4,7 @@
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import type { Page } from 'playwright-core';
+import { chromium, type Browser, type Page } from 'playwright-core';
 import { projectRoot } from '../../main/paths.js';
 import type { Report } from '../../shared/report.js';
 
@@ -76,6 +76,23 @@ export async function stopServe(serve: Serve | undefined): Promise<void> {
   serve.proc.kill('SIGTERM');
   await Promise.race([exited, new Promise((r) => setTimeout(r, 10_000))]);
   if (serve.proc.exitCode === null) serve.proc.kill('SIGKILL');
+}
+
+/**
+ * Headless Chromium on the served app, connected; every console error or warning and
+ * every page error goes into `problems` (the suites end by asserting it is empty).
+ */
+export async function openApp(serve: Serve, problems: string[]): Promise<{ browser: Browser; page: Page }> {
+  const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu'] });
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 }, acceptDownloads: true });
+  const page = await context.newPage();
+  page.on('console', (m) => {
+    if (m.type() === 'error' || m.type() === 'warning') problems.push(`${m.type()}: ${m.text()}`);
+  });
+  page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
+  await page.goto(serve.url);
+  await page.getByText('connected', { exact: true }).waitFor({ timeout: 30_000 });
+  return { browser, page };
 }
 
 export function savedReports(dataDir: string): { id: string; report: Report }[] {
