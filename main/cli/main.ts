@@ -160,7 +160,14 @@ function fitFrom(values: Values): { fit?: FitRequest } {
     fit.minTop1 = num('min-top1', values['min-top1'], 0, (n) => n >= 0 && n <= 1, 'a fraction in [0, 1]');
   }
   if (values.plan !== undefined) {
-    const parsed = planSchema.safeParse(JSON.parse(readText('plan', values.plan)));
+    let json: unknown;
+    try {
+      json = JSON.parse(readText('plan', values.plan));
+    } catch (e) {
+      if (e instanceof UsageError) throw e;
+      throw new UsageError(`--plan ${terminalCell(values.plan)}: not JSON (${(e as Error).message})`);
+    }
+    const parsed = planSchema.safeParse(json);
     if (!parsed.success) throw new UsageError(`--plan ${values.plan}: not an adapterlens.plan/1 file (${parsed.error.issues[0]?.message ?? 'malformed'})`);
     fit.plan = parsed.data.adapters;
   }

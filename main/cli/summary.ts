@@ -37,7 +37,7 @@ export function formatSummaryTable(report: Report): string {
     if (!a.fit) continue;
     const f = a.fit;
     const chosen = f.points.find((p) => p.strategy === f.chosen);
-    out.push(`${a.name} (fit): ${f.chosen}${chosen ? `, ${formatBytes(chosen.bytes)}, mean KL ${chosen.meanKl.toExponential(2)}, top-1 ${(100 * chosen.top1Agreement).toFixed(1)}%` : ''} — ${f.met ? 'meets' : 'does NOT meet'} the target: ${f.reason}`);
+    out.push(`${terminalCell(a.name)} (fit): ${terminalCell(f.chosen)}${chosen ? `, ${formatBytes(chosen.bytes)}, mean KL ${chosen.meanKl.toExponential(2)}, top-1 ${(100 * chosen.top1Agreement).toFixed(1)}%` : ''} — ${f.met ? 'meets' : 'does NOT meet'} the target: ${terminalCell(f.reason)}`);
   }
   for (const a of report.adapters) {
     const exact = a.strategies.find((s) => s.strategy === 'exact');

@@ -16,6 +16,7 @@ import path from 'node:path';
 import { CacheManager, cacheKey, type RunScope } from '../cache/cache-manager.js';
 import { checkContext, checkFits, estimateMemory, kvCacheBytes } from '../cache/memory-estimate.js';
 import { cancelTokenFor, throwIfAborted } from '../engine/cancel.js';
+import { untilAborted } from '../cancellation.js';
 import { generate, type GenerationRequest } from '../engine/generate.js';
 import type { NativeErrorSums, NativeKvCache, NativeKvStore, NativeScoreItem, NativeStrategySpec } from '../engine/native-types.js';
 import { projectRoot } from '../paths.js';
@@ -129,7 +130,9 @@ export async function runComparison(
   }
   const tokenizerDir = request.tokenizerDir ?? model.dir;
   const tokenizer = await session.loadTokenizer(tokenizerDir, signal);
-  const tokenizerDigest = await session.digest(path.resolve(tokenizerDir), signal);
+  // Its digest (often the model folder's, being hashed already) is awaited by the report only.
+  const tokenizerDigest = session.digest(path.resolve(tokenizerDir), signal);
+  tokenizerDigest.catch(() => undefined); // awaited below; a run that stops first must not leave it unhandled
 
   // ---- tokenize and check before allocating ------------------------------------
   progress('tokenize', 0, 1);
@@ -183,8 +186,9 @@ export async function runComparison(
   const scope: RunScope = cacheManager.scope();
   try {
     const addon = session.engine.addon;
-    // Caches and stores of one model in two dtypes must not share keys (fp32 keeps its old keys).
-    const modelHash = model.dtype === 'fp32' ? model.digest.combined : `${model.digest.combined}@${model.dtype}`;
+    // Keyed by the files as loaded (their stamps; the SHA-256 may still be in the making), and
+    // by dtype: caches and stores of one model in two dtypes must not share keys.
+    const modelHash = `${model.identity}@${model.dtype}`;
     // One token for the run's own native calls (one abort listener, not one per call).
     const runCancel = cancelTokenFor(addon, signal);
     // Prefill chunks the engine's device is fastest with (thousands of tokens on a GPU); progress
@@ -213,7 +217,7 @@ export async function runComparison(
     for (const [i, a] of adapters.entries()) {
       progress('adapter-prefill', i * T, adapters.length * T, names[i]);
       const lease = await scope.acquire(
-        cacheKey({ kind: 'exact-cache', modelHash, adapterHash: a.digest.combined, tokens: documentTokens }),
+        cacheKey({ kind: 'exact-cache', modelHash, adapterHash: a.identity, tokens: documentTokens }),
         'exact-cache',
         `exact cache: ${names[i]}`,
         async (sig) => {
@@ -238,7 +242,7 @@ export async function runComparison(
     const storeFor = async (ai: number, spec: NativeStrategySpec, id: string): Promise<NativeKvStore> => {
       const a = adapters[ai]!;
       const lease = await scope.acquire(
-        cacheKey({ kind: 'store', modelHash, adapterHash: a.digest.combined, tokens: documentTokens, strategy: id }),
+        cacheKey({ kind: 'store', modelHash, adapterHash: a.identity, tokens: documentTokens, strategy: id }),
         'store',
         `${id}: ${names[ai]}`,
         () => model.native.encodeStore(spec, base, exact[ai]!, a.native),
@@ -481,6 +485,13 @@ export async function runComparison(
     timings.push({ stage: currentStage, ms: performance.now() - stageStart });
 
     // ---- the report -------------------------------------------------------------------
+    // The files' SHA-256, hashed in the background since the load: on a first run of a large
+    // checkpoint the run may wait here for the rest of it.
+    progress('score', cells.length, cells.length, 'SHA-256 of the files for the report');
+    const digestsWait = performance.now();
+    const [modelDigest, tokenizerFiles, ...adapterDigests] = await untilAborted(Promise.all([model.digest, tokenizerDigest, ...adapters.map((a) => a.digest)]), signal);
+    // Shown as its own line: the hashing that did not fit under the run's work.
+    timings.push({ stage: 'digests', ms: performance.now() - digestsWait });
     const info = session.engine.addon.info();
     const adapterResults: AdapterResult[] = adapters.map((a, ai) => {
       const adapterCells = cells.filter((c) => c.adapter === ai).sort((x, y) => strategies.indexOf(x.strategy) - strategies.indexOf(y.strategy));
@@ -488,7 +499,7 @@ export async function runComparison(
       return {
         name: names[ai]!,
         dir: a.dir,
-        sha256: Object.fromEntries(a.digest.files.map((f) => [f.name, f.sha256])),
+        sha256: Object.fromEntries(adapterDigests[ai]!.files.map((f) => [f.name, f.sha256])),
         rank: a.summary.r,
         alpha: a.summary.alpha,
         targetModules: a.summary.targetModules,
@@ -539,7 +550,7 @@ export async function runComparison(
         name: path.basename(model.dir),
         dir: model.dir,
         architecture: ck.config.architecture,
-        sha256: Object.fromEntries(model.digest.files.map((f) => [f.name, f.sha256])),
+        sha256: Object.fromEntries(modelDigest.files.map((f) => [f.name, f.sha256])),
         numLayers: cfg.numLayers,
         numHeads: cfg.numHeads,
         numKvHeads: cfg.numKvHeads,
@@ -550,7 +561,7 @@ export async function runComparison(
         parameters: ck.parameterCount,
         storedDtype: ck.dtypeSummary,
       },
-      tokenizer: { dir: path.resolve(tokenizerDir), sha256: Object.fromEntries(tokenizerDigest.files.map((f) => [f.name, f.sha256])) },
+      tokenizer: { dir: path.resolve(tokenizerDir), sha256: Object.fromEntries(tokenizerFiles.files.map((f) => [f.name, f.sha256])) },
       document: { text: request.documentText },
       prompt: { text: request.promptText },
       documentTokens,

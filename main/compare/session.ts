@@ -5,10 +5,14 @@
 //  1. the loader's own checks (config.json, headers, adapter_config.json and its regexes)
 //     run on a worker thread (open-async.ts): a missing or broken folder is a LoadError
 //     naming it, before anything is hashed or allocated;
-//  2. file digests come from a DigestCache (digest-cache.ts) when every file's stamp is
-//     unchanged, which decides whether what is loaded can be reused, without reading a byte;
-//  3. otherwise hashing (worker threads, shards in parallel) and the engine's weight load
-//     start together and are awaited together; a failure of either stops the other.
+//  2. the folder's identity (its files' stamps, dirIdentity) decides whether what is
+//     loaded can be reused, and keys the run's caches, without reading a byte;
+//  3. the SHA-256 digests come from a DigestCache (digest-cache.ts) when every file's stamp
+//     is unchanged; otherwise hashing starts (worker threads, shards in parallel) beside the
+//     engine's weight load and goes on in the background: `digest` is a promise that only
+//     the report awaits, so a first run on a 13 GB checkpoint prefills while it is hashed.
+//     A hash that fails (a file changed while it was read) fails the run at its report and
+//     makes the next run load the folder again.
 //
 // Adapters live in the cache manager as entries of kind 'adapter', so their bytes count in
 // the budget, least recently used ones are evicted (by the budget and beyond
@@ -17,7 +21,7 @@
 import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { CacheManager, type CacheResource, type Lease } from '../cache/cache-manager.js';
-import { cancellationError, isCancellation } from '../cancellation.js';
+import { cancellationError, isCancellation, untilAborted } from '../cancellation.js';
 import { loadAddon, type BackendChoice, type LoadedAddon } from '../engine/native-loader.js';
 import { cancelTokenFor } from '../engine/cancel.js';
 import type { NativeAdapter, NativeModel, NativeModelConfig } from '../engine/native-types.js';
@@ -28,7 +32,7 @@ import { LoadError } from '../model/errors.js';
 import { openAdapterInWorker, openCheckpointInWorker } from '../model/open-async.js';
 import { loadTokenizer, type LensTokenizer } from '../model/tokenizer.js';
 import { tokenizerSummaryInWorker } from '../model/tokenize-async.js';
-import { cachedDirDigest, sha256Dir, type DirDigest } from '../model/sha256.js';
+import { cachedDirDigest, dirIdentity, sha256Dir, type DirDigest } from '../model/sha256.js';
 
 /** The engine's compute dtype of weights, activations and KV caches. */
 export type ComputeDtype = NonNullable<NativeModelConfig['dtype']>;
@@ -39,14 +43,20 @@ export interface LoadedModel {
   /** The compute dtype the model was loaded in. */
   dtype: ComputeDtype;
   native: NativeModel;
-  digest: DirDigest;
+  /** The folder's files as loaded (stamps): keys this model's caches. */
+  identity: string;
+  /** SHA-256 of the files, for the report: settles in the background (see the file's head). */
+  digest: Promise<DirDigest>;
 }
 
 export interface LoadedAdapter {
   dir: string;
   summary: AdapterSummary;
   native: NativeAdapter;
-  digest: DirDigest;
+  /** The folder's files as loaded (stamps): keys this adapter's caches. */
+  identity: string;
+  /** SHA-256 of the files, for the report: settles in the background. */
+  digest: Promise<DirDigest>;
   /** Layer → rank of v_proj's LoRA (0 where v_proj is not adapted). */
   vRanks: number[];
 }
@@ -86,6 +96,10 @@ export class EngineSession {
   /** Pins on the adapters the current run uses. */
   private runHolds = new Set<Lease<CacheResource>>();
   private readonly tokenizers = new Map<string, LensTokenizer>();
+  /** Folder digests being computed, by folder: one hashing per folder however many ask. */
+  private readonly hashing = new Map<string, BackgroundDigest>();
+  /** Digests that failed: what was loaded from those folders is not reused. */
+  private readonly failedDigests = new WeakSet<Promise<DirDigest>>();
 
   constructor(device: BackendChoice = 'auto', options: SessionOptions = {}) {
     this.engine = loadAddon(device);
@@ -105,46 +119,40 @@ export class EngineSession {
     const dir = path.resolve(dirIn);
     this.releaseRunHolds();
     const checkpoint = await openCheckpointInWorker(dir, { signal });
-    const known = await cachedDirDigest(dir, this.digestCache);
+    const identity = await dirIdentity(dir);
     const current = this.model;
-    if (current && current.dir === dir && current.dtype === dtype && known?.combined === current.digest.combined) return current;
-    this.disposeModel();
-    const [digest, native] = await loadTogether(
-      signal,
-      (sig) => (known ? Promise.resolve(known) : this.digest(dir, sig, (d, t) => onProgress?.('hashing model files', d, t))),
-      (sig) =>
-        this.engine.addon.loadModel(
-          { ...checkpoint.config.native, dtype },
-          checkpoint.tensors,
-          (d, t) => onProgress?.('loading weights', d, t),
-          cancelTokenFor(this.engine.addon, sig),
-        ),
-      (m) => m.dispose(),
+    if (current && current.dir === dir && current.dtype === dtype && current.identity === identity && !this.failedDigests.has(current.digest)) return current;
+    this.disposeModel(dir);
+    const digest = this.backgroundDigest(dir, 'hashing model files', onProgress);
+    const native = await loadWhileHashing(signal, digest, (sig) =>
+      this.engine.addon.loadModel(
+        { ...checkpoint.config.native, dtype },
+        checkpoint.tensors,
+        (d, t) => onProgress?.('loading weights', d, t),
+        cancelTokenFor(this.engine.addon, sig),
+      ),
     );
-    this.model = { dir, checkpoint, dtype, native, digest };
+    this.model = { dir, checkpoint, dtype, native, identity, digest: digest.promise };
     return this.model;
   }
 
   async loadAdapter(model: LoadedModel, dirIn: string, signal?: AbortSignal, onProgress?: LoadProgress): Promise<LoadedAdapter> {
     const dir = path.resolve(dirIn);
     const opened = await openAdapterInWorker(dir, model.checkpoint.config.native, { signal });
-    const known = await cachedDirDigest(dir, this.digestCache);
+    const identity = await dirIdentity(dir);
     const hit = this.adapters.get(dir);
-    if (hit && hit.model === model && known?.combined === hit.loaded.digest.combined && this.cache.has(hit.key)) {
+    if (hit && hit.model === model && identity === hit.loaded.identity && !this.failedDigests.has(hit.loaded.digest) && this.cache.has(hit.key)) {
       await this.hold(hit);
       return hit.loaded;
     }
     if (hit) this.forget(hit);
-    const [digest, native] = await loadTogether(
-      signal,
-      (sig) => (known ? Promise.resolve(known) : this.digest(dir, sig, (d, t) => onProgress?.('hashing adapter files', d, t))),
-      (sig) =>
-        model.native.loadAdapter(
-          opened.spec,
-          (d, t) => onProgress?.(`loading adapter ${opened.summary.name}`, d, t),
-          cancelTokenFor(this.engine.addon, sig),
-        ),
-      (a) => a.dispose(),
+    const digest = this.backgroundDigest(dir, 'hashing adapter files', onProgress);
+    const native = await loadWhileHashing(signal, digest, (sig) =>
+      model.native.loadAdapter(
+        opened.spec,
+        (d, t) => onProgress?.(`loading adapter ${opened.summary.name}`, d, t),
+        cancelTokenFor(this.engine.addon, sig),
+      ),
     );
     if (this.model !== model) {
       // The model was replaced while this adapter loaded into it.
@@ -153,7 +161,7 @@ export class EngineSession {
     }
     const vRanks = new Array<number>(model.checkpoint.config.native.numLayers).fill(0);
     for (const m of opened.summary.perModule) if (m.module === 'v_proj') vRanks[m.layer] = m.rank;
-    const loaded: LoadedAdapter = { dir, summary: opened.summary, native, digest, vRanks };
+    const loaded: LoadedAdapter = { dir, summary: opened.summary, native, identity, digest: digest.promise, vRanks };
     const slot: AdapterSlot = { key: adapterKey(model, loaded), loaded, model };
     this.adapters.set(dir, slot);
     await this.hold(slot, native);
@@ -196,9 +204,66 @@ export class EngineSession {
     return tok;
   }
 
-  /** SHA-256 of a folder's relevant files; files whose stamp is unchanged are not read again (DigestCache). */
-  async digest(dir: string, signal?: AbortSignal, onProgress?: (done: number, total: number) => void): Promise<DirDigest> {
-    return sha256Dir(dir, { signal, onProgress, cache: this.digestCache });
+  /**
+   * SHA-256 of a folder's relevant files; files whose stamp is unchanged are not read again
+   * (DigestCache), and a folder being hashed already (the model's, in the background) is
+   * waited for rather than read a second time. `signal` stops the wait, not that hashing.
+   */
+  async digest(dirIn: string, signal?: AbortSignal): Promise<DirDigest> {
+    const dir = path.resolve(dirIn);
+    const known = await cachedDirDigest(dir, this.digestCache);
+    if (known) return known;
+    return untilAborted(this.startDigest(dir).promise, signal);
+  }
+
+  /**
+   * The folder's digest as a background job: known digests at once; otherwise hashing starts
+   * now and `onProgress` hears of it until `detach()` (the load it ran beside has returned).
+   */
+  private backgroundDigest(dir: string, what: string, onProgress?: LoadProgress): BackgroundDigest & { detach(): void } {
+    let listening = true;
+    const job = this.startDigest(dir);
+    const off = job.listen((d, t) => {
+      if (listening) onProgress?.(what, d, t);
+    });
+    job.promise.catch(() => this.failedDigests.add(job.promise));
+    return {
+      ...job,
+      detach: () => {
+        listening = false;
+        off();
+      },
+    };
+  }
+
+  private startDigest(dir: string): BackgroundDigest {
+    const running = this.hashing.get(dir);
+    if (running) return running;
+    const controller = new AbortController();
+    const listeners = new Set<(done: number, total: number) => void>();
+    const promise = (async (): Promise<DirDigest> => {
+      const known = await cachedDirDigest(dir, this.digestCache);
+      if (known) return known;
+      return sha256Dir(dir, { signal: controller.signal, onProgress: (d, t) => listeners.forEach((l) => l(d, t)), cache: this.digestCache });
+    })();
+    const job: BackgroundDigest = {
+      promise,
+      abort: () => {
+        // Gone from the map at once: whoever asks next starts afresh rather than join a cancelled job.
+        if (this.hashing.get(dir) === job) this.hashing.delete(dir);
+        controller.abort();
+      },
+      listen: (l) => {
+        listeners.add(l);
+        return () => listeners.delete(l);
+      },
+    };
+    this.hashing.set(dir, job);
+    // Never an unhandled rejection: whoever needs the digest awaits `promise` and sees the error.
+    promise.catch(() => undefined).finally(() => {
+      if (this.hashing.get(dir) === job) this.hashing.delete(dir);
+    });
+    return job;
   }
 
   /** Pins `slot`'s cache entry for the current run, creating the entry from `native` when it is new. */
@@ -253,8 +318,11 @@ export class EngineSession {
     this.cache.evict(slot.key);
   }
 
-  private disposeModel(): void {
+  /** Drops the model and its adapters; `reloading`'s hashing (the same files in another dtype) goes on. */
+  private disposeModel(reloading?: string): void {
     this.releaseRunHolds();
+    // Hashing for what is dropped is wasted work (a later load of the folder starts again).
+    for (const [dir, job] of [...this.hashing]) if (dir !== reloading) job.abort();
     for (const slot of [...this.adapters.values()]) this.forget(slot);
     this.adapters.clear();
     this.model?.native.dispose();
@@ -268,46 +336,44 @@ export class EngineSession {
 }
 
 function adapterKey(model: LoadedModel, adapter: LoadedAdapter): string {
-  return createHash('sha256').update(`adapterlens.adapter/1\n${model.digest.combined}@${model.dtype}\n${adapter.dir}\n${adapter.digest.combined}`).digest('hex');
+  return createHash('sha256').update(`adapterlens.adapter/2\n${model.identity}@${model.dtype}\n${adapter.dir}\n${adapter.identity}`).digest('hex');
+}
+
+/** A folder's digest being computed in the background. */
+interface BackgroundDigest {
+  promise: Promise<DirDigest>;
+  abort(): void;
+  /** Hashing progress in bytes; returns the unsubscribe. */
+  listen(listener: (done: number, total: number) => void): () => void;
 }
 
 /**
- * Runs `hash` and `load` at once and returns both results. The first to fail stops the
- * other (one AbortSignal for both); a load that succeeded alongside a failed hash is
- * disposed. A real failure is reported over the cancellation it caused.
+ * Loads beside the folder's hashing and returns what was loaded without waiting for the
+ * digest. A hash that fails during the load stops it (a folder that cannot be read is
+ * reported as such); once loaded, the hash goes on alone and only the report waits for it.
+ * A failed or cancelled load stops the hashing it started.
  */
-async function loadTogether<D, N>(
-  signal: AbortSignal | undefined,
-  hash: (signal: AbortSignal) => Promise<D>,
-  load: (signal: AbortSignal) => Promise<N>,
-  disposeLoaded: (n: N) => void,
-): Promise<[D, N]> {
-  if (signal?.aborted) throw cancellationError();
+async function loadWhileHashing<N>(signal: AbortSignal | undefined, digest: BackgroundDigest & { detach(): void }, load: (signal: AbortSignal) => Promise<N>): Promise<N> {
   const controller = new AbortController();
   const onAbort = (): void => controller.abort();
   signal?.addEventListener('abort', onAbort, { once: true });
-  const stopOnFailure = <T>(p: Promise<T>): Promise<T> =>
-    p.catch((e: unknown) => {
-      controller.abort();
-      throw e;
-    });
-  let hashing: Promise<D>;
-  let loading: Promise<N>;
-  try {
-    hashing = stopOnFailure(hash(controller.signal));
-    loading = stopOnFailure(load(controller.signal));
-  } catch (e) {
+  let hashError: unknown = null;
+  digest.promise.catch((e: unknown) => {
+    hashError = e;
     controller.abort();
+  });
+  try {
+    if (signal?.aborted) throw cancellationError();
+    return await load(controller.signal);
+  } catch (e) {
+    digest.abort();
+    if (signal?.aborted) throw cancellationError();
+    // The load was stopped by the hash's failure: that failure is the one to report.
+    throw hashError !== null && !isCancellation(hashError) ? hashError : e;
+  } finally {
     signal?.removeEventListener('abort', onAbort);
-    throw e;
+    digest.detach();
   }
-  const [h, l] = await Promise.allSettled([hashing, loading]);
-  signal?.removeEventListener('abort', onAbort);
-  if (h.status === 'fulfilled' && l.status === 'fulfilled') return [h.value, l.value];
-  if (l.status === 'fulfilled') disposeLoaded(l.value);
-  if (signal?.aborted) throw cancellationError();
-  const failures = [h, l].filter((r): r is PromiseRejectedResult => r.status === 'rejected').map((r) => r.reason as unknown);
-  throw failures.find((e) => !isCancellation(e)) ?? failures[0];
 }
 
 /** A tokenizer for another vocabulary would make the engine read embeddings out of range. */

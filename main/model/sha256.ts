@@ -108,6 +108,24 @@ function combine(dir: string, files: FileDigest[]): DirDigest {
 }
 
 /**
+ * What identifies the folder's relevant files as they are now, without reading a byte:
+ * the folder and each file's name and stamp (size, mtime, ctime, inode, device). It changes
+ * exactly when a digest stored under those stamps would stop being valid (file-stamp.ts),
+ * so it keys what is loaded and cached in this process while the SHA-256 is still being
+ * computed: a run need not wait for gigabytes of hashing before its first prefill.
+ */
+export async function dirIdentity(dirIn: string, names?: readonly string[]): Promise<string> {
+  const dir = resolve(dirIn);
+  const list = await relevantNames(dir, names);
+  const stamps = await Promise.all(list.map((n) => stampFile(join(dir, n))));
+  const lines = list.map((n, i) => {
+    const s = stamps[i]!;
+    return `${n}\t${s.size}\t${s.mtimeMs}\t${s.ctimeMs}\t${s.ino}\t${s.dev}\n`;
+  });
+  return createHash('sha256').update(`adapterlens.identity/1\n${dir}\n${lines.join('')}`).digest('hex');
+}
+
+/**
  * The folder's digest when every relevant file is known to `cache` under its current
  * stamp, without reading a byte; null when any file would have to be hashed.
  */

@@ -6,7 +6,7 @@
 // bound (token-bound.ts) already reaches the limit is not tokenized at all.
 import { stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { cancellationError } from '../cancellation.js';
+import { untilAborted } from '../cancellation.js';
 import { pool } from '../worker/pool.js';
 import { WorkerCrashError, WorkerTimeoutError } from '../worker/errors.js';
 import { LoadError } from './errors.js';
@@ -82,16 +82,6 @@ async function folderStamp(dir: string): Promise<string> {
   return parts.join('|');
 }
 
-/** `p`, or a cancellation as soon as `signal` aborts (the work behind `p` goes on for its other waiters). */
-function untilAborted<T>(p: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
-  if (!signal) return p;
-  if (signal.aborted) return Promise.reject(cancellationError());
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = (): void => reject(cancellationError());
-    signal.addEventListener('abort', onAbort, { once: true });
-    p.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
-  });
-}
 
 /**
  * Loads and checks a tokenizer folder in a worker; remembered while its files do not

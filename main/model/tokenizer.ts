@@ -231,6 +231,8 @@ export class LensTokenizer {
    * tokenizer.json regex behaves. Same ids as encodeDocument.
    */
   async encodeDocumentAsync(text: string, options: TokenizeOptions = {}): Promise<number[]> {
+    // The run's preflight encoded this very text a moment ago: a long document is tokenized once.
+    if (this.recent.document?.text === text) return [...this.recent.document.ids];
     const ids = await encodeInWorker(this.dir, text, 'document', options);
     this.recent.document = { text, ids };
     return [...ids];
@@ -238,6 +240,7 @@ export class LensTokenizer {
 
   /** encodePrompt on a worker thread (see encodeDocumentAsync). */
   async encodePromptAsync(text: string, options: TokenizeOptions = {}): Promise<number[]> {
+    if (this.recent.prompt?.text === text) return [...this.recent.prompt.ids];
     const ids = await encodeInWorker(this.dir, text, 'prompt', options);
     this.recent.prompt = { text, ids };
     return [...ids];

@@ -3,19 +3,9 @@
 // at the one place it writes text: HTML and Markdown against markup, CSV against both
 // its own syntax and spreadsheet formula injection.
 
-const HTML_ENTITIES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
+import { escapeHtml } from '../../shared/escape-html.js';
 
-/**
- * Text safe in HTML element content and in double- or single-quoted attribute values.
- * Control characters other than tab/newline are shown as U+FFFD: they are invalid in
- * HTML and a generated token can be any byte.
- */
-export function escapeHtml(text: string): string {
-  return text
-    .replace(/[&<>"']/g, (c) => HTML_ENTITIES[c]!)
-    // eslint-disable-next-line no-control-regex
-    .replace(/[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/g, '\ufffd');
-}
+export { escapeHtml };
 
 /**
  * Text safe in one Markdown table cell: HTML-escaped (GitHub renders inline HTML),

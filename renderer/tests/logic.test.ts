@@ -3,6 +3,7 @@ import { describe, it } from 'node:test';
 import type { TokenEvent } from '../../shared/compare.js';
 import { firstDivergence, firstDivergenceSoFar } from '../src/logic/divergence.js';
 import { count, percent, sig3 } from '../src/logic/format.js';
+import { adapterCountTooltip, scatterTooltip, stackedBytesTooltip } from '../src/logic/chart-tooltips.js';
 import { appendTokens, cellKey, gridFromReport, gridFromStream, onlyDiffering } from '../src/logic/grid.js';
 import { errorMatrix, heatmapData, sharedDomain, summaryMatrix, tokenColumnLabels } from '../src/logic/heatmap.js';
 import { adaptersThatFit, memoryBars, scalingAxisMax, scalingLines, totalFor } from '../src/logic/memory.js';
@@ -261,6 +262,10 @@ describe('pca and fit to budget in the picker and the scatter', () => {
     assert.equal(back.pca.on, true);
     assert.equal(back.pca.bits, '2, 1.5, 1@0.3.4');
     assert.equal(back.fit.on, true);
+    // A report's fit run again ("Edit & rerun") keeps its targets, not the form's defaults.
+    const rerun = selectionFromIds(ids, { budgetBytes: 8192, targetKl: 0.01 });
+    assert.deepEqual(rerun.fit, { on: true, budgetBytes: '8192', targetKl: '0.01', minTop1: '' });
+    assert.deepEqual(selectedFit(rerun).fit, { budgetBytes: 8192, targetKl: 0.01 });
   });
   it('says in words what is wrong with the fit fields and pca bits', () => {
     const bad = { ...EMPTY_SELECTION, pca: { on: true, bits: '0, x' }, fit: { on: true, budgetBytes: '1.5', targetKl: '', minTop1: '2' } };
@@ -284,5 +289,21 @@ describe('pca and fit to budget in the picker and the scatter', () => {
     assert.ok(front.includes('a/point pca:1@0.1'), front.join(','));
     assert.ok(!front.includes('a/point pca:2@0.1'));
     assert.equal(scatterPoints(r, 'perplexityRatio').filter((p) => p.budgetPoint).length, 0, 'no perplexity for budget points');
+  });
+});
+
+describe('chart tooltips', () => {
+  const hostile = '<img src=x onerror="alert(1)">&';
+  it('escape adapter names in every tooltip (echarts renders them as HTML)', () => {
+    for (const html of [
+      stackedBytesTooltip([{ seriesName: hostile, value: 1024, axisValueLabel: '<b>seed</b>', marker: '' }]),
+      adapterCountTooltip([{ seriesName: hostile, value: [3, 2048] }]),
+      scatterTooltip({ data: { name: hostile, value: [4096, 0.1] } }, 'KL 0.1'),
+    ]) {
+      assert.ok(!html.includes('<img'), html);
+      assert.match(html, /&lt;img src=x onerror=&quot;alert\(1\)&quot;&gt;&amp;/);
+    }
+    assert.match(stackedBytesTooltip([{ seriesName: 'a', value: 1024, axisValueLabel: 'x' }, { seriesName: 'b', value: 1024 }]), /total 2(\.0)? KiB/);
+    assert.match(adapterCountTooltip([{ seriesName: 'exact', value: [3, 2048] }]), /^<b>3 adapters<\/b>/);
   });
 });

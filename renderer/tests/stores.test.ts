@@ -75,6 +75,15 @@ describe('run store', () => {
     client.emit('run.finished', { runId: 'r1', reportId: 'id1', report: makeReport(), saveError: null });
     assert.equal(useRun.getState().streams['0|exact']?.length, 202, 'the end of the run applies what waited first');
     assert.ok(updates <= 4, `${updates} updates for 202 events`);
+    // A steady stream: one update per window, not a trailing flush and a leading one in pairs.
+    updates = 0;
+    await useRun.getState().start(request);
+    const t0 = Date.now();
+    for (let step = 0; Date.now() - t0 < 400; step++) {
+      client.emit('run.tokens', { runId: 'r1', tokens: [{ adapter: 0, strategy: 'exact', step, token: step, piece: 'x', prob: 0.9 }] });
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    assert.ok(updates <= 400 / 80 + 2, `${updates} updates in 400 ms of events every 5 ms`);
     off();
   });
 

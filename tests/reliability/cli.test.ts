@@ -91,6 +91,19 @@ describe('adapterlens CLI: cancel, long documents, strict numbers, terminal-safe
     assert.equal((await run([...base, '--adapter', qv, '--top-p', '0b1'])).code, 2);
   });
 
+  it('a --plan file that is not JSON, or not a plan, is a usage error naming the file', async () => {
+    const broken = path.join(tmp, 'broken-plan.json');
+    fs.writeFileSync(broken, '{"format": "adapterlens.plan/1", ');
+    const r = await run([...base, '--adapter', qv, '--strategies', 'exact,fit', '--plan', broken]);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /--plan .*broken-plan\.json: not JSON/);
+    const wrong = path.join(tmp, 'wrong-plan.json');
+    fs.writeFileSync(wrong, '[1, 2]');
+    const w = await run([...base, '--adapter', qv, '--strategies', 'exact,fit', '--plan', wrong]);
+    assert.equal(w.code, 2, w.stderr);
+    assert.match(w.stderr, /not an adapterlens\.plan\/1 file/);
+  });
+
   it('an adapter name with ESC, CR and a bidi override reaches the terminal escaped', async () => {
     const name = 'ev\u001b[2J\u001b]0;owned\u0007il\rX\u202egnp.exe\u0085';
     const r = await run([...base, '--adapter', `${name}=${qv}`]);

@@ -34,6 +34,30 @@ function watchHashing(): { jobs: () => number; maxConcurrent: () => number; rest
   return { jobs: () => jobs, maxConcurrent: () => max, restore: () => (WorkerPool.prototype.run = original) };
 }
 
+/**
+ * Holds every hash job until open() (then lets them run, or fails them with `failWith`), so
+ * a test can see what happens while files are still being hashed.
+ */
+function holdHashing(failWith?: Error): { open: () => void; held: () => number; jobs: () => number; restore: () => void } {
+  const original = WorkerPool.prototype.run;
+  let release!: () => void;
+  const opened = new Promise<void>((r) => (release = r));
+  let held = 0;
+  let jobs = 0;
+  WorkerPool.prototype.run = function (this: WorkerPool, task: TaskName, ...rest: unknown[]) {
+    const run = (): Promise<unknown> => (original as (...a: unknown[]) => Promise<unknown>).call(this, task, ...rest);
+    if (task !== 'hash-file') return run();
+    jobs++;
+    held++;
+    return opened.then(() => {
+      held--;
+      if (failWith) throw failWith;
+      return run();
+    });
+  } as typeof original;
+  return { open: release, held: () => held, jobs: () => jobs, restore: () => (WorkerPool.prototype.run = original) };
+}
+
 /** A copy of the fixture model folder (own files: their stamps are this test's). */
 function copyModel(): string {
   const dir = path.join(tempDir('digest-model'), 'model');
@@ -75,8 +99,8 @@ describe('file digests and loading', { timeout: 300_000 }, () => {
         }
       });
       const relevant = fs.readdirSync(modelDir).filter((n) => /\.(safetensors|json)$/.test(n));
+      assert.equal((await m.digest).files.length, relevant.length);
       assert.equal(watch.jobs() - before, relevant.length, 'every relevant file hashed once');
-      assert.equal(m.digest.files.length, relevant.length);
       assert.equal(hashedWhenLoadStarted, false, 'the weight load started before hashing finished');
       assert.ok(watch.maxConcurrent() >= 2, `files hashed in parallel (at most ${watch.maxConcurrent()} at once)`);
       assert.ok(fs.existsSync(path.join(dataDir, DIGEST_CACHE_FILE)), 'digests saved in the data folder');
@@ -95,7 +119,7 @@ describe('file digests and loading', { timeout: 300_000 }, () => {
       const m = await session.loadModel(modelDir, undefined, (what) => phases.push(what));
       assert.equal(watch.jobs() - before, 0, 'no file hashed');
       assert.ok(!phases.includes('hashing model files'));
-      assert.equal(m.digest.files.length, fs.readdirSync(modelDir).filter((n) => /\.(safetensors|json)$/.test(n)).length);
+      assert.equal((await m.digest).files.length, fs.readdirSync(modelDir).filter((n) => /\.(safetensors|json)$/.test(n)).length);
     } finally {
       session.dispose();
     }
@@ -103,7 +127,7 @@ describe('file digests and loading', { timeout: 300_000 }, () => {
 
   it('a changed file is caught: hashed again, with a new digest', async () => {
     const s1 = new EngineSession('cpu', { digestCache: DigestCache.inDataDir(dataDir) });
-    const oldDigest = (await s1.loadModel(modelDir)).digest;
+    const oldDigest = await (await s1.loadModel(modelDir)).digest;
     s1.dispose();
     // Same size, new content: only the stamp (mtime/ctime) tells.
     const file = path.join(modelDir, 'generation_config.json');
@@ -113,7 +137,7 @@ describe('file digests and loading', { timeout: 300_000 }, () => {
     const s2 = new EngineSession('cpu', { digestCache: DigestCache.inDataDir(dataDir) });
     try {
       const before = watch.jobs();
-      const d = (await s2.loadModel(modelDir)).digest;
+      const d = await (await s2.loadModel(modelDir)).digest;
       assert.equal(watch.jobs() - before, 1, 'only the changed file is hashed');
       assert.notEqual(d.combined, oldDigest.combined);
       const changed = d.files.find((f) => f.name === 'generation_config.json')!;
@@ -128,12 +152,54 @@ describe('file digests and loading', { timeout: 300_000 }, () => {
     const session = new EngineSession('cpu', { digestCache: DigestCache.inDataDir(dataDir) });
     try {
       const before = watch.jobs();
-      await session.loadModel(modelDir);
+      await (await session.loadModel(modelDir)).digest;
       assert.ok(watch.jobs() - before > 0);
       const rewritten = JSON.parse(fs.readFileSync(path.join(dataDir, DIGEST_CACHE_FILE), 'utf8')) as { format: string };
       assert.equal(rewritten.format, 'adapterlens.digests/1');
       assert.deepEqual(fs.readdirSync(dataDir).filter((n) => n.endsWith('.tmp')), [], 'no temp file left');
     } finally {
+      session.dispose();
+    }
+  });
+
+  it('the load does not wait for the hash: the model is usable while its files are hashed, the digest settles after', async () => {
+    const gate = holdHashing();
+    const session = new EngineSession('cpu', { digestCache: new DigestCache(null) });
+    try {
+      const m = await session.loadModel(modelDir);
+      let settled = false;
+      void m.digest.then(() => (settled = true));
+      await new Promise((r) => setTimeout(r, 50));
+      assert.equal(settled, false, 'loaded while every hash job is still held');
+      assert.ok(gate.held() > 0);
+      // The same folder asked for again (the tokenizer's digest) joins that hashing.
+      const again = session.digest(modelDir);
+      gate.open();
+      const [d, d2] = await Promise.all([m.digest, again]);
+      assert.equal(d.combined, d2.combined);
+      assert.equal(d.files.length, fs.readdirSync(modelDir).filter((n) => /\.(safetensors|json)$/.test(n)).length);
+      assert.equal(gate.jobs(), d.files.length, 'each file hashed once for both');
+      // Reused: same files, digest done.
+      assert.equal(await session.loadModel(modelDir), m);
+    } finally {
+      gate.restore();
+      session.dispose();
+    }
+  });
+
+  it('a hash that fails after the load fails the digest with its reason, and the next load reads the folder again', async () => {
+    const gate = holdHashing(new Error('disk read failed'));
+    const session = new EngineSession('cpu', { digestCache: new DigestCache(null) });
+    try {
+      const m = await session.loadModel(modelDir);
+      gate.open();
+      await assert.rejects(m.digest, /disk read failed/);
+      gate.restore();
+      const m2 = await session.loadModel(modelDir);
+      assert.notEqual(m2, m, 'not reused: its digest failed');
+      assert.ok((await m2.digest).files.length > 0);
+    } finally {
+      gate.restore();
       session.dispose();
     }
   });

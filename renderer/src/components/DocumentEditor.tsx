@@ -1,4 +1,4 @@
-import { useEffect, useState } from 'react';
+import { useEffect, useMemo, useState } from 'react';
 import { count, formatBytes } from '../logic/format.js';
 import { contextMessage, contextUse, maxNewTokensProblem, needsTokenizer, TOKENIZER_NEEDED } from '../logic/request.js';
 import { useSetup } from '../store/setup.js';
@@ -16,7 +16,8 @@ export const LARGE_DOCUMENT_CHARS = 300_000;
 const PREVIEW_CHARS = 4000;
 
 function LargeDocument({ text, onEdit, onClear }: { text: string; onEdit(): void; onClear(): void }): React.JSX.Element {
-  const bytes = new Blob([text]).size;
+  // UTF-8 size of up to megabytes of text: measured once per text, not on every render.
+  const bytes = useMemo(() => new Blob([text]).size, [text]);
   return (
     <div className="large-doc" data-testid="large-document">
       <p>

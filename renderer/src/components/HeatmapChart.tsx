@@ -7,6 +7,7 @@ import { EChart } from '../charts/EChart.js';
 import type { ChartOption } from '../charts/echarts.js';
 import { sig3 } from '../logic/format.js';
 import { colourDomain, colourMatrix, heatmapHeight, VIRIDIS, type HeatmapMatrix } from '../logic/heatmap.js';
+import { escapeHtml } from '../../../shared/escape-html.js';
 
 interface Props {
   matrix: HeatmapMatrix;
@@ -63,9 +64,9 @@ export function HeatmapChart({ matrix, domain, log = false, title, xName, testId
           const v = Array.isArray(p.value) ? (p.value as number[]) : [];
           const [c = 0, r = 0, , val = Number.NaN] = v;
           const text = columnText?.[c];
-          const where = `${matrix.rows[r] ?? ''} · ${xName} ${matrix.columns[c] ?? ''}`;
+          const where = escapeHtml(`${matrix.rows[r] ?? ''} · ${xName} ${matrix.columns[c] ?? ''}`);
           // Token text is user text: escaped before it goes into the tooltip's HTML.
-          const safe = text ? `<br/>“${text.replace(/[&<>"]/g, (ch) => `&#${ch.charCodeAt(0)};`)}”` : '';
+          const safe = text ? `<br/>“${escapeHtml(text)}”` : '';
           return `${where}${safe}<br/><b>${sig3(val)}</b>`;
         },
       },

@@ -14,8 +14,11 @@ export function HistoryPanel(): React.JSX.Element {
   const openId = useResults((s) => s.reportId);
   const setTab = useApp((s) => s.setTab);
   const [filter, setFilter] = useState<HistoryFilter>({ query: '', model: '', backend: '' });
-  const shown = useMemo(() => filterHistory(entries, filter), [entries, filter]);
   const models = useMemo(() => historyModels(entries), [entries]);
+  // A model whose last run was deleted is no longer an option: filtering by it would leave the
+  // list empty behind a select that shows "any".
+  const effective = useMemo(() => (filter.model && !models.includes(filter.model) ? { ...filter, model: '' } : filter), [filter, models]);
+  const shown = useMemo(() => filterHistory(entries, effective), [entries, effective]);
 
   const reopen = async (id: string): Promise<void> => {
     const report = await get(id);
@@ -78,7 +81,7 @@ export function HistoryPanel(): React.JSX.Element {
           />
           <label>
             Model{' '}
-            <select value={filter.model} onChange={(e) => setFilter({ ...filter, model: e.target.value })} data-testid="history-model">
+            <select value={effective.model} onChange={(e) => setFilter({ ...filter, model: e.target.value })} data-testid="history-model">
               <option value="">any</option>
               {models.map((m) => (
                 <option key={m} value={m}>

@@ -13,13 +13,7 @@ import { strategyColor } from '../logic/strategy-order.js';
 import { useApp } from '../store/app.js';
 import { useResults } from '../store/results.js';
 import { Help } from './Help.js';
-
-interface AxisTooltipItem {
-  seriesName?: string;
-  value?: unknown;
-  axisValueLabel?: string;
-  marker?: string;
-}
+import { adapterCountTooltip, stackedBytesTooltip, type AxisTooltipItem } from '../logic/chart-tooltips.js';
 
 
 function BudgetInput(): React.JSX.Element {
@@ -74,13 +68,7 @@ export function MemoryCharts({ report }: { report: Report }): React.JSX.Element 
       tooltip: {
         trigger: 'axis',
         axisPointer: { type: 'shadow' },
-        formatter: (raw: unknown) => {
-          const items = raw as AxisTooltipItem[];
-          const head = items[0]?.axisValueLabel ?? '';
-          const rows = items.map((i) => `${i.marker ?? ''}${i.seriesName ?? ''}: ${formatBytes(Number(i.value))}`);
-          const total = items.reduce((s, i) => s + Number(i.value), 0);
-          return [`<b>${head}</b>`, ...rows, `total ${formatBytes(total)}`].join('<br/>');
-        },
+        formatter: (raw: unknown) => stackedBytesTooltip(raw as AxisTooltipItem[]),
       },
       xAxis: { type: 'category', data: bars.strategies, axisLabel: { fontSize: 10, interval: 0 } },
       yAxis: { type: 'value', min: 0, max: barAxis.max, interval: barAxis.interval, axisLabel: { formatter: formatBytesTick, fontSize: 10 } },
@@ -103,12 +91,7 @@ export function MemoryCharts({ report }: { report: Report }): React.JSX.Element 
       legend: { top: 0, type: 'scroll', textStyle: { fontSize: 11 } },
       tooltip: {
         trigger: 'axis',
-        formatter: (raw: unknown) => {
-          const items = raw as AxisTooltipItem[];
-          const first = items[0]?.value;
-          const n = Array.isArray(first) ? Number(first[0]) : 0;
-          return [`<b>${count(n)} adapters</b>`, ...items.map((i) => `${i.marker ?? ''}${i.seriesName ?? ''}: ${formatBytes(Array.isArray(i.value) ? Number(i.value[1]) : 0)}`)].join('<br/>');
-        },
+        formatter: (raw: unknown) => adapterCountTooltip(raw as AxisTooltipItem[]),
       },
       // Whole adapters from 1 to a round number that is also the last point drawn.
       xAxis: { type: 'value', name: 'adapters', nameLocation: 'middle', nameGap: 24, min: 1, max: xMax, minInterval: 1, axisLabel: { fontSize: 10 } },

@@ -14,10 +14,7 @@ import { logFloor, METRIC_LABELS, overlapOffsets, paretoFront, plotted, scatterP
 import { ADAPTER_SYMBOLS, orderStrategies, strategyColor } from '../logic/strategy-order.js';
 import { useResults } from '../store/results.js';
 import { Help } from './Help.js';
-
-interface ScatterTooltip {
-  data?: { name?: string; raw?: number; value?: [number, number] };
-}
+import { scatterTooltip, type ScatterTooltip } from '../logic/chart-tooltips.js';
 
 function fmt(metric: QualityMetric, v: number): string {
   return metric === 'top1Agreement' ? percent(v) : sig3(v);
@@ -49,11 +46,7 @@ export function QualityScatter({ report }: { report: Report }): React.JSX.Elemen
       legend: { top: 0, type: 'scroll', textStyle: { fontSize: 11 }, data: strategies },
       tooltip: {
         trigger: 'item',
-        formatter: (raw: unknown) => {
-          const p = raw as ScatterTooltip;
-          const b = p.data?.value?.[0] ?? 0;
-          return `${p.data?.name ?? ''}<br/>${formatBytes(b)} · ${METRIC_LABELS[metric]} ${fmt(metric, p.data?.raw ?? Number.NaN)}`;
-        },
+        formatter: (raw: unknown) => scatterTooltip(raw as ScatterTooltip, `${METRIC_LABELS[metric]} ${fmt(metric, (raw as ScatterTooltip).data?.raw ?? Number.NaN)}`),
       },
       xAxis: { type: 'value', name: 'bytes stored per adapter', nameLocation: 'middle', nameGap: 26, min: 0, max: xAxis.max, interval: xAxis.interval, axisLabel: { formatter: (v: number) => formatBytesTick(v), fontSize: 10 } },
       yAxis: log

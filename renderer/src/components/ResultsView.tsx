@@ -40,7 +40,19 @@ export function requestOf(report: Report): CompareRequest {
     dtype: report.settings.dtype,
     device: report.settings.device,
     stopAtEos: report.settings.stopAtEos,
+    ...fitOf(report),
   };
+}
+
+/** The fit's targets as run (a planned fit has no targets: it re-runs the choices it made). */
+function fitOf(report: Report): Pick<CompareRequest, 'fit'> {
+  const f = report.settings.fit;
+  if (!f) return {};
+  if (f.planned) {
+    const plan = Object.fromEntries(report.adapters.flatMap((a) => (a.fit ? [[a.name, a.fit.chosen]] : [])));
+    return { fit: { plan } };
+  }
+  return { fit: { ...(f.budgetBytes !== null ? { budgetBytes: f.budgetBytes } : {}), ...(f.targetKl !== null ? { targetKl: f.targetKl } : {}), ...(f.minTop1 !== null ? { minTop1: f.minTop1 } : {}) } };
 }
 
 function LiveGrid(): React.JSX.Element {

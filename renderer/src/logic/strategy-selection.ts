@@ -96,7 +96,8 @@ export function selectedStrategies(sel: StrategySelection): { ids: StrategyId[];
   return { ids: [...new Set(ids)], errors };
 }
 
-export function selectionFromIds(ids: readonly string[]): StrategySelection {
+/** The selection that asks for `ids`; `fit` carries the targets of a fit row (a report's, to run it again). */
+export function selectionFromIds(ids: readonly string[], fit?: FitRequest): StrategySelection {
   const sel: StrategySelection = {
     simple: { ...EMPTY_SELECTION.simple },
     lowrank: { on: false, ranks: EMPTY_SELECTION.lowrank.ranks },
@@ -117,7 +118,11 @@ export function selectionFromIds(ids: readonly string[]): StrategySelection {
     if (p.kind === 'lowrank') ranks.push(p.rank);
     else if (p.kind === 'hybrid') layers.push(p.exactLayers);
     else if (p.kind === 'pca') bits.push(strategyId(p).slice('pca:'.length));
-    else if (p.kind === 'fit') sel.fit = { ...sel.fit, on: true };
+    else if (p.kind === 'fit') {
+      sel.fit = fit && (fit.budgetBytes !== undefined || fit.targetKl !== undefined)
+        ? { on: true, budgetBytes: fit.budgetBytes !== undefined ? String(fit.budgetBytes) : '', targetKl: fit.targetKl !== undefined ? String(fit.targetKl) : '', minTop1: fit.minTop1 !== undefined ? String(fit.minTop1) : '' }
+        : { ...sel.fit, on: true };
+    }
     else sel.simple[p.kind] = true;
   }
   if (bits.length) sel.pca = { on: true, bits: bits.join(', ') };

@@ -147,11 +147,18 @@ class TokenFlush {
     this.pending.push({ runId, tokens });
     if (this.timer === null) {
       this.flush();
-      this.timer = setTimeout(() => {
-        this.timer = null;
-        if (this.pending.length > 0) this.flush();
-      }, FLUSH_MS);
+      this.arm();
     }
+  }
+
+  /** Flushes what waits every FLUSH_MS while events keep coming; stops after a quiet window. */
+  private arm(): void {
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      if (this.pending.length === 0) return;
+      this.flush();
+      this.arm();
+    }, FLUSH_MS);
   }
 
   /** Applies what waits (before a run's end, so its last tokens are shown). */

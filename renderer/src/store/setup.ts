@@ -314,7 +314,7 @@ export const useSetup = create<SetupState>((set, get) => {
         adapters: r.adapters.map((a) => ({ dir: a.dir, name: a.name ?? baseName(a.dir) })),
         documentText: r.documentText,
         promptText: r.promptText,
-        strategies: selectionFromIds(r.strategies),
+        strategies: selectionFromIds(r.strategies, r.fit),
         settings: {
           maxNewTokens: r.maxNewTokens,
           sampling: r.temperature > 0 ? 'sample' : 'greedy',
