@@ -26,11 +26,6 @@ export function isCancellation(err: unknown): boolean {
   return e.code === 'CANCELLED' || e.name === 'AbortError';
 }
 
-/** Throws cancellationError() when the signal has fired (instead of the signal's DOMException). */
-export function throwIfCancelled(signal: AbortSignal | undefined): void {
-  if (signal?.aborted) throw cancellationError();
-}
-
 /** `promise`, or a cancellation as soon as `signal` fires (the work behind it goes on). */
 export function untilAborted<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
   if (!signal) return promise;

@@ -30,6 +30,7 @@
 // RunScope owns the transients under the same budget.
 // The sum is a conservative peak: everything is counted as live at once.
 import type { NativeModelConfig } from '../engine/native-types.js';
+import { FIT_LADDER, PROBES_PER_PASS } from '../compare/fit.js';
 import { formatBytes } from '../../shared/format.js';
 import { parseStrategy, strategyId, type ParsedStrategy, type StrategyId } from '../../shared/strategies.js';
 
@@ -109,15 +110,13 @@ function checkRanks(model: MemoryModelShape, adapter: AdapterMemoryShape, index:
   adapter.vRanks.forEach((r, l) => count(`adapter ${index + 1}: vRanks[${l}]`, r));
 }
 
+/** Bits per value of every budget point a target-KL fit tries, summed. */
+const FIT_LADDER_BITS = FIT_LADDER.reduce((a, b) => a + b, 0);
+
 /**
  * Bytes one adapter's store for `strategy` holds over `tokens` document tokens (the
  * strategy's `bytes`; for `exact`, the exact cache itself).
  */
-/** Bits per value of every budget point a target-KL fit tries (main/compare/fit.ts FIT_LADDER). */
-const FIT_LADDER_BITS = 31.125;
-/** Probes a fit holds at once (main/compare/runner.ts). */
-const FIT_PROBES_PER_PASS = 4;
-
 export function storeBytes(
   strategy: ParsedStrategy | string,
   model: MemoryModelShape,
@@ -150,7 +149,7 @@ export function storeBytes(
     case 'fit':
       // What a fit holds at its peak: every budget point of the ladder, and one pass of
       // probes (each nearly an exact cache: one part coded, the rest exact).
-      return Math.floor((FIT_LADDER_BITS / 8) * L * 2 * H * D * tokens) + FIT_PROBES_PER_PASS * kvCacheBytes(model, tokens, bytesPerValue);
+      return Math.floor((FIT_LADDER_BITS / 8) * L * 2 * H * D * tokens) + PROBES_PER_PASS * kvCacheBytes(model, tokens, bytesPerValue);
   }
 }
 

@@ -63,9 +63,6 @@ export async function demoStatus(root: string = demoDir): Promise<DemoStatus> {
   };
 }
 
-export async function demoAvailable(root: string = demoDir): Promise<boolean> {
-  return (await demoStatus(root)).available;
-}
 
 /** The thrown error when the demo is asked for but not here. */
 export class DemoUnavailableError extends Error {}

@@ -17,6 +17,9 @@ import { PCA_MAX_BITS, DEFAULT_PCA_BITS, pcaExponents, pcaId, type StrategyId } 
 /** Bit rates a target-KL fit tries (bits per cached value; 2 is an eighth of a 16-bit cache). */
 export const FIT_LADDER = [0.25, 0.375, 0.5, 0.75, 1, 1.25, 1.5, 2, 2.5, 3, 4, 6, 8] as const;
 
+/** Sensitivity probes a fit runs (and holds caches for) at once. */
+export const PROBES_PER_PASS = 4;
+
 /** Cached values of one adapter's K/V over `tokens` document tokens (what bits per value count). */
 export function cachedValues(shape: { numLayers: number; numKvHeads: number; headDim: number }, tokens: number): number {
   return shape.numLayers * 2 * shape.numKvHeads * shape.headDim * tokens;

@@ -26,7 +26,7 @@ import { parseStrategy, pcaWeights, strategyId, type StrategyId } from '../../sh
 import { CompareInputError } from './input-error.js';
 import { preflightRequest } from './preflight.js';
 import { firstDivergence, headGrid, layerErrors, scoresFromEngine, tokenBinFor, tokenGrid } from './metrics.js';
-import { cachedValues, chooseFit, fitIds, fitRates, probeBits, probeWeights } from './fit.js';
+import { cachedValues, chooseFit, fitIds, fitRates, PROBES_PER_PASS, probeBits, probeWeights } from './fit.js';
 import type { EngineSession, LoadedAdapter, LoadedModel } from './session.js';
 
 export interface RunHooks {
@@ -331,7 +331,6 @@ export async function runComparison(
         for (const v of views) scope.free(v);
       }
     };
-    const PROBES_PER_PASS = 4;
     // Fit to budget for one adapter (main/compare/fit.ts): probes, weighted points, the choice.
     const fitAdapter = async (ai: number, a: LoadedAdapter): Promise<{ result: FitResult; store: NativeKvStore }> => {
       const f = fit!;

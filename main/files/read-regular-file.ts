@@ -23,7 +23,7 @@ export interface ReadLimits {
   maxBytes: number;
 }
 
-/** What the opened file must be before a byte is read (the sync and async readers share it). */
+/** What the opened file must be before a byte is read. */
 function refuseIrregular(file: string, st: fs.Stats, limits: ReadLimits): void {
   if (!st.isFile()) throw new NotRegularFileError(file, 'not a regular file (a device, FIFO, socket or folder)');
   if (st.size > limits.maxBytes) {
@@ -54,25 +54,5 @@ export async function readRegularFile(file: string, limits: ReadLimits): Promise
     return buf.subarray(0, got);
   } finally {
     await handle.close();
-  }
-}
-
-export function readRegularFileSync(file: string, limits: ReadLimits): Buffer {
-  const fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
-  try {
-    const st = fs.fstatSync(fd);
-    refuseIrregular(file, st, limits);
-    const buf = Buffer.alloc(Math.min(st.size, limits.maxBytes) + 1);
-    let got = 0;
-    for (;;) {
-      const n = fs.readSync(fd, buf, got, buf.length - got, got);
-      if (n === 0) break;
-      got += n;
-      if (got === buf.length) break;
-    }
-    refuseGrown(file, got, limits);
-    return buf.subarray(0, got);
-  } finally {
-    fs.closeSync(fd);
   }
 }

@@ -4,13 +4,13 @@
 //
 // countTokensInWorker is what `text.count` uses: with a `limit`, a text whose cheap lower
 // bound (token-bound.ts) already reaches the limit is not tokenized at all.
-import { stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { untilAborted } from '../cancellation.js';
 import { pool } from '../worker/pool.js';
 import { WorkerCrashError, WorkerTimeoutError } from '../worker/errors.js';
 import { LoadError } from './errors.js';
 import { minTokensFor } from './token-bound.js';
+import { tokenizerFolderStamp } from './tokenizer-stamp.js';
 import type { TokenizerSummary } from './tokenizer.js';
 
 export interface TokenizeOptions {
@@ -69,18 +69,6 @@ export async function decodeInWorker(dirIn: string, groups: number[][], options:
 
 const summaries = new Map<string, { stamp: string; summary: Promise<TokenizerSummary> }>();
 
-async function folderStamp(dir: string): Promise<string> {
-  const parts: string[] = [];
-  for (const name of ['tokenizer.json', 'tokenizer_config.json']) {
-    try {
-      const st = await stat(join(dir, name));
-      parts.push(`${name}:${st.size}:${st.mtimeMs}:${st.ctimeMs}:${st.ino}`);
-    } catch {
-      parts.push(`${name}:-`);
-    }
-  }
-  return parts.join('|');
-}
 
 
 /**
@@ -89,7 +77,7 @@ async function folderStamp(dir: string): Promise<string> {
  */
 export async function tokenizerSummaryInWorker(dirIn: string, options: TokenizeOptions = {}): Promise<TokenizerSummary> {
   const dir = resolve(dirIn);
-  const stamp = await folderStamp(dir);
+  const stamp = await tokenizerFolderStamp(dir);
   const hit = summaries.get(dir);
   if (hit && hit.stamp === stamp) return untilAborted(hit.summary, options.signal);
   const summary = pool('tokenize')

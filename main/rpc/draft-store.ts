@@ -1,10 +1,11 @@
 // The setup draft: the form as the user left it, kept in one JSON file beside the history
 // folder so that a reload of the page or a restart of the app finds it again. Writes are
-// atomic (a temp file renamed into place) and serialized, so the file is always one whole
+// atomic (writeFileAtomic: flushed, then renamed into place) and serialized, so the file is always one whole
 // draft; a file that does not parse is ignored (the app then starts from an empty form).
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { SetupDraft } from '../../shared/rpc.js';
+import { writeFileAtomic } from '../files/atomic-write.js';
 import { draftSchema } from './schemas.js';
 
 export class DraftStore {
@@ -32,9 +33,7 @@ export class DraftStore {
   save(draft: SetupDraft): Promise<void> {
     const run = async (): Promise<void> => {
       await fs.mkdir(path.dirname(this.file), { recursive: true });
-      const tmp = `${this.file}.${process.pid}.tmp`;
-      await fs.writeFile(tmp, JSON.stringify(draft), 'utf8');
-      await fs.rename(tmp, this.file);
+      await writeFileAtomic(this.file, JSON.stringify(draft));
     };
     const next = this.chain.then(run, run);
     this.chain = next.catch(() => undefined);

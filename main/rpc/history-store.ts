@@ -12,6 +12,7 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { writeFileAtomic } from '../files/atomic-write.js';
+import { stampKey } from '../model/file-stamp.js';
 import { ReportFormatError } from '../report/read-report.js';
 import { pool } from '../worker/pool.js';
 import { WorkerCrashError, WorkerTimeoutError } from '../worker/errors.js';
@@ -105,7 +106,7 @@ export class HistoryStore {
       seen.add(name);
       try {
         const st = await fs.stat(file);
-        const stamp = `${st.size}:${st.mtimeMs}:${st.ctimeMs}:${st.ino}`;
+        const stamp = stampKey(st);
         const hit = this.summaries.get(name);
         if (hit && hit.stamp === stamp) {
           entries.push(hit.entry);

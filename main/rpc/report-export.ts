@@ -4,7 +4,7 @@
 // from `adapterlens report` are byte-identical.
 import type { Report } from '../../shared/report.js';
 import type { ExportFormat, ExportedFile } from '../../shared/rpc.js';
-import { chromiumPrinter, findChromium, PdfUnavailableError, renderReport } from '../report/index.js';
+import { chromiumPrinter, findChromium, PdfUnavailableError } from '../report/index.js';
 import { rpcError } from './errors.js';
 
 /** Renders HTML to PDF (Electron injects webContents.printToPDF); absent where there is no Chromium. */
@@ -59,23 +59,4 @@ export async function exportedPdf(createdAt: string, html: string, pdf?: PdfPrin
     if (e instanceof PdfUnavailableError) throw rpcError('NOT_SUPPORTED', e.message);
     throw e;
   }
-}
-
-export async function exportReport(report: Report, format: ExportFormat, pdf?: PdfPrinter): Promise<ExportedFile> {
-  const fileName = exportFileName(report, format);
-  if (format === 'json') {
-    return { fileName, mimeType: MIME.json, encoding: 'utf8', content: JSON.stringify(report, null, 1) };
-  }
-  if (format === 'pdf') {
-    const printer = pdfPrinterFor(pdf);
-    if (!printer) throw rpcError('NOT_SUPPORTED', 'PDF export needs Chromium (or the desktop app); none was found. Export HTML and print it from any browser.');
-    try {
-      const bytes = await renderReport(report, 'pdf', { printPdf: printer });
-      return { fileName, mimeType: MIME.pdf, encoding: 'base64', content: Buffer.from(bytes).toString('base64') };
-    } catch (e) {
-      if (e instanceof PdfUnavailableError) throw rpcError('NOT_SUPPORTED', e.message);
-      throw e;
-    }
-  }
-  return { fileName, mimeType: MIME[format], encoding: 'utf8', content: await renderReport(report, format) };
 }

@@ -14,14 +14,8 @@ export interface TaskResult {
 const tokenizers = new Map<string, { stamp: string; tokenizer: Promise<LensTokenizer> }>();
 
 async function tokenizerStamp(dir: string): Promise<string> {
-  const { stat } = await import('node:fs/promises');
-  const { join } = await import('node:path');
-  const parts: string[] = [];
-  for (const name of ['tokenizer.json', 'tokenizer_config.json']) {
-    const st = await stat(join(dir, name)).catch(() => null);
-    parts.push(st ? `${st.size}:${st.mtimeMs}:${st.ctimeMs}:${st.ino}` : '-');
-  }
-  return parts.join('|');
+  const { tokenizerFolderStamp } = await import('../model/tokenizer-stamp.js');
+  return tokenizerFolderStamp(dir);
 }
 
 async function tokenizerFor(dir: string): Promise<LensTokenizer> {

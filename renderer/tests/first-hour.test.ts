@@ -72,6 +72,14 @@ describe('the output viewer', () => {
   it('finds text across token boundaries, marks the tokens, and hides rows without a match', () => {
     assert.deepEqual([...matchedTokens(['Hon', 'g Ko', 'ng'], 'g kong')], [1, 2]);
     assert.deepEqual([...matchedTokens(['ab', 'ab'], 'B')], [0, 1]);
+    // Against the definition (a token is hit when its text overlaps a match), on many tokens.
+    const pieces = Array.from({ length: 3000 }, (_, i) => ['a', 'b', 'ab', '', ' a'][i % 5]!);
+    const text = pieces.join('');
+    const want = new Set<number>();
+    let pos = 0;
+    const starts = pieces.map((p) => ((pos += p.length), pos - p.length));
+    for (let at = text.indexOf('ba'); at >= 0; at = text.indexOf('ba', at + 1)) pieces.forEach((p, i) => starts[i]! < at + 2 && starts[i]! + p.length > at && want.add(i));
+    assert.deepEqual([...matchedTokens(pieces, 'BA')].sort((x, y) => x - y), [...want].sort((x, y) => x - y));
     const v = viewGrid(grid, { query: 'y', hiddenAdapters: [], hiddenStrategies: [], sort: 'run', onlyDiffs: false });
     assert.deepEqual(v.grid.rows.map((r) => r.strategy), ['base'], 'only a/base generated "y"');
     assert.equal(v.hiddenByQuery, 2);

@@ -258,6 +258,13 @@ describe("a new user's first hour in the browser (issue 14)", { skip, timeout: 9
     }
     await page.keyboard.press('Shift+Tab');
     assert.ok(await page.evaluate(() => Boolean(document.activeElement?.closest('[data-testid="folder-browser"]'))));
+    // Opening a sub-folder replaces the button that had focus: focus stays in the dialog.
+    await dialog.getByRole('button', { name: 'qv-r8', exact: true }).click();
+    await page.waitForFunction((dir) => (document.querySelector('[data-testid="browser-path"]') as HTMLInputElement | null)?.value === dir, path.join(adaptersDir, 'qv-r8'));
+    await page.waitForFunction(() => Boolean(document.activeElement?.closest('[data-testid="folder-browser"]')), undefined, { timeout: 5000 });
+    await page.getByTestId('browser-path').fill(adaptersDir);
+    await page.getByTestId('browser-path').press('Enter');
+    await dialog.getByRole('button', { name: 'qv-r8', exact: true }).waitFor();
     await page.keyboard.press('Escape');
     await dialog.waitFor({ state: 'detached' });
     // Focus back on the button that opened it.

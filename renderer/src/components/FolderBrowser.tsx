@@ -49,6 +49,12 @@ export function FolderBrowser({ purpose, multiple, startDir, onPick, onClose, on
     pathInput.current?.focus();
   }, []);
 
+  // Opening a sub-folder replaces the list, and the button that had focus goes with it:
+  // focus would fall to the page behind the modal, out of the Tab trap. The path field takes it.
+  useEffect(() => {
+    if (dialog.current && !dialog.current.contains(document.activeElement)) pathInput.current?.focus();
+  }, [listing]);
+
   const wanted = purpose === 'adapter' ? 'adapter' : 'model';
   const toggle = (path: string): void => {
     if (!multiple) {

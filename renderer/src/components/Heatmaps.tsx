@@ -187,5 +187,3 @@ export function Heatmaps({ report }: { report: Report }): React.JSX.Element {
     </div>
   );
 }
-
-export type { HeatmapMatrix };

@@ -57,8 +57,9 @@ export function MemoryCharts({ report }: { report: Report }): React.JSX.Element 
   const budget = budgetSel ?? appBudget ?? 8 * 1024 ** 3;
   const lines = useMemo(() => scalingLines(report, budget), [report, budget]);
   const xMax = scalingAxisMax(lines, report.adapters.length);
-  const barAxis = byteAxis(Math.max(1, ...bars.totals));
-  const lineAxis = byteAxis(Math.max(budget, ...lines.map((l) => totalFor(l, xMax))));
+  // Memoised: a new axis object on every render would rebuild both charts' options.
+  const barAxis = useMemo(() => byteAxis(Math.max(1, ...bars.totals)), [bars]);
+  const lineAxis = useMemo(() => byteAxis(Math.max(budget, ...lines.map((l) => totalFor(l, xMax)))), [lines, budget, xMax]);
 
   const barOption = useMemo<ChartOption>(
     () => ({

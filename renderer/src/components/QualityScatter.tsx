@@ -27,7 +27,7 @@ export function QualityScatter({ report }: { report: Report }): React.JSX.Elemen
   const setMetric = useResults((s) => s.setMetric);
   const points = useMemo(() => scatterPoints(report, metric), [report, metric]);
   const front = useMemo(() => new Set(paretoFront(points, metric)), [points, metric]);
-  const strategies = orderStrategies(report.settings.strategies);
+  const strategies = useMemo(() => orderStrategies(report.settings.strategies), [report]);
 
   const option = useMemo<ChartOption>(() => {
     const log = usesLogAxis(metric);

@@ -43,12 +43,13 @@ export function matchedTokens(pieces: readonly string[], query: string): Set<num
     text += p;
   }
   const hay = text.toLowerCase();
+  // Matches come in increasing order: one pointer over the tokens serves them all (linear,
+  // not tokens × matches, for a one-letter query over thousands of tokens).
+  let first = 0;
   for (let at = hay.indexOf(q); at >= 0; at = hay.indexOf(q, at + 1)) {
     const end = at + q.length;
-    pieces.forEach((p, i) => {
-      const s = starts[i]!;
-      if (s < end && s + p.length > at) hits.add(i);
-    });
+    while (first < pieces.length && starts[first]! + pieces[first]!.length <= at) first++;
+    for (let i = first; i < pieces.length && starts[i]! < end; i++) if (starts[i]! + pieces[i]!.length > at) hits.add(i);
   }
   return hits;
 }

@@ -17,7 +17,11 @@ export function columnTexts(report: Report, binSize: number, columns: number): P
     p = rpc()
       .call('text.decode', { tokenizerDir: report.tokenizer.dir, groups: columnTokenGroups(report, binSize, columns) })
       .then((r) => r.texts)
-      .catch(() => null);
+      .catch(() => {
+        // Not remembered: a lookup that failed (disconnected, say) is tried again next time.
+        cache.delete(key);
+        return null;
+      });
     cache.set(key, p);
   }
   return p;

@@ -352,5 +352,3 @@ export const useSetup = create<SetupState>((set, get) => {
     markReady: () => set({ ready: true }),
   };
 });
-
-export { fromDraft };
