@@ -7,12 +7,11 @@
 //
 // The tokenizer remembers what it encoded here (LensTokenizer.encodeDocumentAsync), so the
 // runner's own synchronous encode of the same text right after costs nothing.
-import path from 'node:path';
-import { LoadError } from '../model/errors.js';
 import { openCheckpointInWorker } from '../model/open-async.js';
 import type { CompareRequest } from '../../shared/compare.js';
 import { CompareInputError } from './input-error.js';
 import type { EngineSession } from './session.js';
+import { checkTokenizerVocab } from '../model/tokenizer-vocab.js';
 
 function tooLong(positions: number, atLeast: boolean, context: number): CompareInputError {
   return new CompareInputError(
@@ -25,12 +24,7 @@ export async function preflightRequest(session: EngineSession, request: CompareR
   const checkpoint = await openCheckpointInWorker(request.modelDir, { signal });
   const cfg = checkpoint.config.native;
   const tokenizer = await session.loadTokenizer(request.tokenizerDir ?? request.modelDir, signal);
-  if (tokenizer.vocabSize > cfg.vocabSize) {
-    throw new LoadError({
-      file: path.join(tokenizer.dir, 'tokenizer.json'),
-      message: `this tokenizer has ${tokenizer.vocabSize} token ids but the model (${checkpoint.config.file}) has a vocabulary of ${cfg.vocabSize}; pick the tokenizer that belongs to this model.`,
-    });
-  }
+  checkTokenizerVocab(tokenizer, { configFile: checkpoint.config.file, vocabSize: cfg.vocabSize });
   const context = cfg.maxPositionEmbeddings;
   const window = checkpoint.config.slidingWindow;
   const newTokens = Math.max(0, request.maxNewTokens);

@@ -339,7 +339,7 @@ export async function runComparison(
       const planned = f.plan?.[names[ai]!];
       if (planned) {
         const p = parseStrategy(planned);
-        if (p.kind !== 'pca') throw new CompareInputError(`the plan's choice for "${names[ai]}" is not a pca store`);
+        if (p.kind !== 'pca') throw new Error(`the plan's choice for "${names[ai]}" is not a pca store`); // checked before any work (above): narrows the type
         const store = await storeFor(ai, pcaSpec(p.bitsPerValue, p.weightExponents), planned);
         const [sc] = await scoreStores(ai, [store]);
         const point: FitPoint = { strategy: planned, bytes: store.bytes, meanKl: sc!.meanKl, top1Agreement: sc!.top1Agreement };
@@ -374,10 +374,11 @@ export async function runComparison(
       const weights = probeWeights(probes);
       const ids = fitIds(fitRates(f, values), weights);
       progress('fit', (ai + 1) * 2 * L, adapters.length * 2 * L, `${names[ai]} · ${ids.length} budget points`);
+      // fitIds yields pca ids only: stores[i] is ids[i]'s store.
       const stores: NativeKvStore[] = [];
       for (const id of ids) {
         const p = parseStrategy(id);
-        if (p.kind !== 'pca') continue;
+        if (p.kind !== 'pca') throw new Error(`fit: ${id} is not a pca id`);
         stores.push(await storeFor(ai, pcaSpec(p.bitsPerValue, p.weightExponents), id));
       }
       const sc = await scoreStores(ai, stores);

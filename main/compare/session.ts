@@ -28,11 +28,11 @@ import type { NativeAdapter, NativeModel, NativeModelConfig } from '../engine/na
 import type { CheckpointInfo } from '../model/checkpoint.js';
 import type { AdapterSummary } from '../model/adapter.js';
 import { DigestCache } from '../model/digest-cache.js';
-import { LoadError } from '../model/errors.js';
 import { openAdapterInWorker, openCheckpointInWorker } from '../model/open-async.js';
 import { loadTokenizer, type LensTokenizer } from '../model/tokenizer.js';
 import { tokenizerSummaryInWorker } from '../model/tokenize-async.js';
 import { cachedDirDigest, dirIdentity, sha256Dir, type DirDigest } from '../model/sha256.js';
+import { checkTokenizerVocab } from '../model/tokenizer-vocab.js';
 
 /** The engine's compute dtype of weights, activations and KV caches. */
 export type ComputeDtype = NonNullable<NativeModelConfig['dtype']>;
@@ -200,7 +200,7 @@ export class EngineSession {
       this.tokenizers.set(dir, tok);
     }
     const model = this.model;
-    if (model) checkTokenizerFits(tok, model);
+    if (model) checkTokenizerVocab(tok, { configFile: model.checkpoint.config.file, vocabSize: model.checkpoint.config.native.vocabSize });
     return tok;
   }
 
@@ -374,14 +374,4 @@ async function loadWhileHashing<N>(signal: AbortSignal | undefined, digest: Back
     signal?.removeEventListener('abort', onAbort);
     digest.detach();
   }
-}
-
-/** A tokenizer for another vocabulary would make the engine read embeddings out of range. */
-function checkTokenizerFits(tok: LensTokenizer, model: LoadedModel): void {
-  const vocab = model.checkpoint.config.native.vocabSize;
-  if (tok.vocabSize <= vocab) return;
-  throw new LoadError({
-    file: path.join(tok.dir, 'tokenizer.json'),
-    message: `this tokenizer has ${tok.vocabSize} token ids but the model (${model.checkpoint.config.file}, vocab_size ${vocab}) has only ${vocab}; pick the tokenizer that belongs to this model.`,
-  });
 }

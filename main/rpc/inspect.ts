@@ -6,10 +6,10 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { CheckpointInfo } from '../model/checkpoint.js';
-import { LoadError } from '../model/errors.js';
 import { openAdapterInWorker, openCheckpointInWorker } from '../model/open-async.js';
 import { countTokensInWorker, tokenizerSummaryInWorker } from '../model/tokenize-async.js';
 import type { AdapterInfo, ModelInfo, TokenCount } from '../../shared/rpc.js';
+import { checkTokenizerVocab } from '../model/tokenizer-vocab.js';
 
 async function isFile(p: string): Promise<boolean> {
   try {
@@ -87,13 +87,7 @@ export async function countTokens(
 ): Promise<TokenCount> {
   const ck = await openCheckpointInWorker(modelDir, { signal });
   const summary = await tokenizerSummaryInWorker(tokenizerDir, { signal });
-  const vocab = ck.config.native.vocabSize;
-  if (summary.vocabSize > vocab) {
-    throw new LoadError({
-      file: path.join(summary.dir, 'tokenizer.json'),
-      message: `this tokenizer has ${summary.vocabSize} token ids but the model (${ck.config.file}) has a vocabulary of ${vocab}; pick the tokenizer that belongs to this model.`,
-    });
-  }
+  checkTokenizerVocab(summary, { configFile: ck.config.file, vocabSize: ck.config.native.vocabSize });
   const counts = await countTokensInWorker(tokenizerDir, documentText, promptText, { limit, signal });
   return { ...counts, contextLimit: ck.config.native.maxPositionEmbeddings };
 }

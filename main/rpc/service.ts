@@ -12,7 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { CacheManager } from '../cache/cache-manager.js';
 import { checkFits, estimateMemory } from '../cache/memory-estimate.js';
-import { demoRequest, demoStatus } from '../compare/demo.js';
+import { DemoUnavailableError, demoRequest } from '../compare/demo.js';
 import { runComparison } from '../compare/runner.js';
 import { EngineSession } from '../compare/session.js';
 import type { BackendChoice } from '../engine/native-loader.js';
@@ -247,8 +247,15 @@ export class AppService {
   private async appInfo(): Promise<AppInfo> {
     const session = this.engine();
     const info = session.engine.addon.info();
-    const demoState = await demoStatus();
-    const demo = demoState.available ? demoInputs(await demoRequest()) : null;
+    // demoRequest checks the demo's files itself (demoStatus): one check, not two.
+    let demo: AppInfo['demo'] = null;
+    let demoUnavailable: string | null = null;
+    try {
+      demo = demoInputs(await demoRequest());
+    } catch (e) {
+      if (!(e instanceof DemoUnavailableError)) throw e;
+      demoUnavailable = e.message;
+    }
     return {
       version: readVersion(),
       engineVersion: info.engineVersion,
@@ -262,7 +269,7 @@ export class AppService {
       transport: this.options.transport,
       capabilities: { nativeDialogs: Boolean(this.options.platform?.pickFolders), pdf: canExport('pdf', this.options.platform?.printPdf) },
       demo,
-      demoUnavailable: demoState.available ? null : demoState.reason,
+      demoUnavailable,
       historyDir: this.history.dir,
       cacheBudgetBytes: this.cache.budgetBytes,
       engine: engineCapabilities(session.engine.backend, session.engine.fallbackReason),

@@ -2,7 +2,7 @@
 // numbers in a visually hidden table for screen readers and tests. Token grids can be
 // zoomed along the token axis (wheel, drag, or the slider); once few enough columns are
 // in view, the axis shows the document's text instead of token positions.
-import { useMemo, useState } from 'react';
+import { useMemo, useRef, useState } from 'react';
 import { EChart } from '../charts/EChart.js';
 import type { ChartOption } from '../charts/echarts.js';
 import { sig3 } from '../logic/format.js';
@@ -43,6 +43,11 @@ export function HeatmapChart({ matrix, domain, log = false, title, xName, testId
   const cols = matrix.columns.length;
   const inView = Math.max(1, Math.round(((zoom[1] - zoom[0]) / 100) * cols));
   const textAxis = Boolean(columnText) && inView <= TEXT_LABEL_COLUMNS;
+  // The option starts the zoom where it is now, but is not rebuilt on every zoom event (a
+  // rebuild replaces every cell and the zoom controls mid-drag): only when the axis switches
+  // between index ranges and token text.
+  const zoomNow = useRef(zoom);
+  zoomNow.current = zoom;
   const option = useMemo<ChartOption>(() => {
     const drawn = colourMatrix(matrix, log, domain[0]);
     const data: [number, number, number, number][] = [];
@@ -89,14 +94,14 @@ export function HeatmapChart({ matrix, domain, log = false, title, xName, testId
       ...(zoomable
         ? {
             dataZoom: [
-              { type: 'inside' as const, xAxisIndex: 0, start: zoom[0], end: zoom[1], minValueSpan: 4 },
-              { type: 'slider' as const, xAxisIndex: 0, start: zoom[0], end: zoom[1], height: 14, bottom: 4, showDetail: false, brushSelect: true },
+              { type: 'inside' as const, xAxisIndex: 0, start: zoomNow.current[0], end: zoomNow.current[1], minValueSpan: 4 },
+              { type: 'slider' as const, xAxisIndex: 0, start: zoomNow.current[0], end: zoomNow.current[1], height: 14, bottom: 4, showDetail: false, brushSelect: true },
             ],
           }
         : {}),
       series: [{ type: 'heatmap', data, progressive: 0, emphasis: { itemStyle: { borderColor: '#e4572e', borderWidth: 1 } } }],
     };
-  }, [matrix, domain, log, xName, columnText, zoomable, labelEvery, cols, zoom, textAxis]);
+  }, [matrix, domain, log, xName, columnText, zoomable, labelEvery, cols, textAxis]);
   const h = heatmapHeight(matrix.rows.length, zoomable ? 78 : labelEvery && cols > 4 ? 78 : 56);
   return (
     <figure className="heatmap" data-testid={testId} data-rows={matrix.rows.length} data-columns={cols} data-height={h} data-text-axis={textAxis} data-label-every={labelEvery} data-zoom={`${Math.round(zoom[0])}-${Math.round(zoom[1])}`}>
