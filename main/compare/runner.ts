@@ -401,23 +401,27 @@ export async function runComparison(
       maxNewTokens: request.maxNewTokens,
       stopTokens,
     }));
+    // One batched generation over `rows` (requests[i] is rows[i]'s): each token into its cell
+    // and out as a live event, its text decoded one token at a time (the report's pieces are
+    // decoded at the end).
+    const generateRows = async (rows: Cell[], rowRequests: GenerationRequest[], onStep?: () => void): Promise<void> => {
+      const streams = rows.map(() => tokenizer.pieceStream());
+      await generate(model.native, rowRequests, {
+        signal,
+        cancel: runCancel,
+        maxRows: BATCH_ROWS,
+        onToken: (seq, token, step, prob) => {
+          const c = rows[seq]!;
+          c.tokens.push(token);
+          c.probs.push(prob);
+          onStep?.();
+          hooks.onToken?.({ adapter: c.adapter, strategy: c.strategy, step, token, piece: streams[seq]!.push(token), prob });
+        },
+      });
+    };
     progress('generate', 0, cells.length * request.maxNewTokens);
     let generated = 0;
-    // Each cell's live text, one token at a time (the report's pieces are decoded at the end).
-    const streams = cells.map(() => tokenizer.pieceStream());
-    await generate(model.native, requests, {
-      signal,
-      cancel: runCancel,
-      maxRows: BATCH_ROWS,
-      onToken: (seq, token, step, prob) => {
-        const c = cells[seq]!;
-        c.tokens.push(token);
-        c.probs.push(prob);
-        generated++;
-        progress('generate', generated, cells.length * request.maxNewTokens);
-        hooks.onToken?.({ adapter: c.adapter, strategy: c.strategy, step, token, piece: streams[seq]!.push(token), prob });
-      },
-    });
+    await generateRows(cells, requests, () => progress('generate', ++generated, cells.length * request.maxNewTokens));
 
     // ---- fit to budget (per adapter), then its rows generate ---------------------------------
     const continuationOf = (ai: number): number[] =>
@@ -434,18 +438,7 @@ export async function runComparison(
         cell.cache = scope.own(model.native.newView({ cache: base, store: r.store, length: leadLength }, capacity));
         fitCells.push(cell);
       }
-      const fitStreams = fitCells.map(() => tokenizer.pieceStream());
-      await generate(model.native, fitCells.map((c) => ({ cache: c.cache!, adapter: adapters[c.adapter]!.native, feedTokens: feed, sampling, maxNewTokens: request.maxNewTokens, stopTokens })), {
-        signal,
-        cancel: runCancel,
-        maxRows: BATCH_ROWS,
-        onToken: (seq, token, step, prob) => {
-          const c = fitCells[seq]!;
-          c.tokens.push(token);
-          c.probs.push(prob);
-          hooks.onToken?.({ adapter: c.adapter, strategy: c.strategy, step, token, piece: fitStreams[seq]!.push(token), prob });
-        },
-      });
+      await generateRows(fitCells, fitCells.map((c) => ({ cache: c.cache!, adapter: adapters[c.adapter]!.native, feedTokens: feed, sampling, maxNewTokens: request.maxNewTokens, stopTokens })));
       cells.push(...fitCells);
     }
 

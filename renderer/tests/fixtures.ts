@@ -1,4 +1,5 @@
 // A small hand-made report for the renderer's unit tests.
+import type { CompareRequest } from '../../shared/compare.js';
 import { REPORT_SCHEMA, type Report, type StrategyResult } from '../../shared/report.js';
 import type { StrategyId } from '../../shared/strategies.js';
 
@@ -80,5 +81,24 @@ export function makeReport(): Report {
         ],
       },
     ],
+  };
+}
+
+/** A comparison request for the run store's tests (nothing reads its files). */
+export function makeRequest(over: Partial<CompareRequest> = {}): CompareRequest {
+  return {
+    modelDir: '/m',
+    adapters: [{ dir: '/a/qv', name: 'qv' }, { dir: '/a/all' }],
+    documentText: 'doc',
+    promptText: '',
+    strategies: ['exact', 'base'],
+    maxNewTokens: 4,
+    temperature: 0,
+    topP: 1,
+    seed: 0,
+    dtype: 'fp32',
+    device: 'auto',
+    stopAtEos: true,
+    ...over,
   };
 }

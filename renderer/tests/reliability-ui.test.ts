@@ -7,7 +7,7 @@ import { setRpc } from '../src/rpc/instance.js';
 import { useHistory } from '../src/store/history.js';
 import { attachRunEvents, useRun } from '../src/store/run.js';
 import { FakeClient } from './fake-client.js';
-import { makeReport } from './fixtures.js';
+import { makeReport, makeRequest } from './fixtures.js';
 
 describe('issue 13 in the UI', () => {
   it('a run whose report was not saved still finishes, and says why', async () => {
@@ -16,20 +16,7 @@ describe('issue 13 in the UI', () => {
     const detach = attachRunEvents(client);
     try {
       useRun.getState().dismiss();
-      await useRun.getState().start({
-        modelDir: '/m',
-        adapters: [{ dir: '/a/qv' }],
-        documentText: 'doc',
-        promptText: '',
-        strategies: ['exact'],
-        maxNewTokens: 1,
-        temperature: 0,
-        topP: 1,
-        seed: 0,
-        dtype: 'fp32',
-        device: 'auto',
-        stopAtEos: true,
-      });
+      await useRun.getState().start(makeRequest({ adapters: [{ dir: '/a/qv' }], strategies: ['exact'], maxNewTokens: 1 }));
       client.emit('run.finished', { runId: 'r1', reportId: null, report: makeReport(), saveError: 'the report was not saved to /h (the disk is full); export it now to keep it' });
       assert.equal(useRun.getState().status, 'finished');
       assert.equal(useRun.getState().reportId, null);

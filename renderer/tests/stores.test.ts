@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
 import { beforeEach, describe, it } from 'node:test';
-import type { CompareRequest } from '../../shared/compare.js';
 import { RpcError, type AdapterInfo, type ModelInfo } from '../../shared/rpc.js';
 import { setRpc } from '../src/rpc/instance.js';
 import { useCache } from '../src/store/cache.js';
@@ -9,22 +8,9 @@ import { useResults } from '../src/store/results.js';
 import { attachRunEvents, useRun } from '../src/store/run.js';
 import { useSetup } from '../src/store/setup.js';
 import { FakeClient } from './fake-client.js';
-import { makeReport } from './fixtures.js';
+import { makeReport, makeRequest } from './fixtures.js';
 
-const request: CompareRequest = {
-  modelDir: '/m',
-  adapters: [{ dir: '/a/qv', name: 'qv' }, { dir: '/a/all' }],
-  documentText: 'doc',
-  promptText: '',
-  strategies: ['exact', 'base'],
-  maxNewTokens: 4,
-  temperature: 0,
-  topP: 1,
-  seed: 0,
-  dtype: 'fp32',
-  device: 'auto',
-  stopAtEos: true,
-};
+const request = makeRequest();
 
 function tick(): Promise<void> {
   return new Promise((r) => setTimeout(r, 0));
