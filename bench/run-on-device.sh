@@ -11,7 +11,9 @@
 #   command: bash bench/run-on-device.sh          carry: [".device-kit"]
 # STAGES picks what runs (comma list, default build,check,bench,ladder):
 #   quick   backend consistency and the shared-decode / no-copy tests only (instead of check)
-#   sweep   attention chunks 64, 128, 256 timed; the fastest is used for what follows
+#   sweep   attention chunks 64, 128, 256 × 1 or 2 K/V buffers a warp timed; the fastest is used
+#           for what follows
+#   ncu     Nsight Compute on the tensor-core attention kernels of one decode step
 #   session, fresh, hf, profile: parts of bench (the runs through runComparison, a fresh
 #           process, the transformers + PEFT peers, an op profile)
 #   train   also trains the demo model (models/demo/train/run-on-device.sh, in parallel; carry
@@ -99,15 +101,33 @@ if has check; then
   grep -E "^# (pass|fail|skip)|^ℹ (pass|fail|skipped)|✖|parity figures|device → host|rel err|demo greedy parity|Error" "$R/parity.log" | head -40
 fi
 
+if has ncu; then
+  step "Nsight Compute: the tensor-core attention kernels of one decode step (plain, low-rank, quantized tiles)"
+  NCU=$(command -v ncu || ls /usr/local/cuda/bin/ncu /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
+  if [ -n "$NCU" ]; then
+    timeout 240 "$NCU" --kernel-name regex:parts_tc_k --launch-count 3 --section SpeedOfLight --section Occupancy \
+      --section LaunchStats --section WarpStateStats --section MemoryWorkloadAnalysis \
+      ./native/build/adapterlens_backend_ops --bench-attention > "$R/ncu.log" 2>&1
+    grep -E "parts_tc_k|Duration|Memory Throughput|DRAM Throughput|Achieved Occupancy|Theoretical Occupancy|Registers Per|Shared Memory Config|Block Limit|Warp Cycles Per Issued|L2 Hit|L1/TEX Hit|ERR|Grid Size" "$R/ncu.log" | head -90
+  else
+    echo "no ncu on this machine"
+  fi
+fi
 if has sweep; then
-  step "attention chunk sweep (the tensor-core kernel on the benchmark's decode step)"
+  step "attention sweep: chunk × K/V buffers per warp (the tensor-core kernel on the benchmark's decode step)"
   best=""; best_us=""
-  for c in 64 128 256; do
-    us=$(ADAPTERLENS_CUDA_ATTN_CHUNK=$c ./native/build/adapterlens_backend_ops --bench-attention 2>&1 | tee "$R/attention-chunk-$c.log" | awk '/decode step/ {print $5}')
-    echo "  chunk $c: decode step attention $us µs per layer; scoring $(awk '/scoring/ {print $7}' "$R/attention-chunk-$c.log") µs"
-    if [ -n "$us" ] && { [ -z "$best_us" ] || awk "BEGIN{exit !($us < $best_us)}"; }; then best=$c; best_us=$us; fi
+  for st in 1 2; do
+    for c in 64 128 256; do
+      us=$(ADAPTERLENS_CUDA_ATTN_STAGES=$st ADAPTERLENS_CUDA_ATTN_CHUNK=$c ./native/build/adapterlens_backend_ops --bench-attention 2>&1 | tee "$R/attention-s$st-chunk-$c.log" | awk '/decode step/ {print $5}')
+      echo "  stages $st, chunk $c: decode step attention $us µs per layer; scoring $(awk '/scoring/ {print $7}' "$R/attention-s$st-chunk-$c.log") µs"
+      if [ -n "$us" ] && { [ -z "$best_us" ] || awk "BEGIN{exit !($us < $best_us)}"; }; then best="$st $c"; best_us=$us; fi
+    done
   done
-  [ -n "$best" ] && export ADAPTERLENS_CUDA_ATTN_CHUNK=$best && echo "  measuring with chunk $best"
+  if [ -n "$best" ]; then
+    export ADAPTERLENS_CUDA_ATTN_STAGES=${best% *} ADAPTERLENS_CUDA_ATTN_CHUNK=${best#* }
+    echo "  measuring with stages $ADAPTERLENS_CUDA_ATTN_STAGES, chunk $ADAPTERLENS_CUDA_ATTN_CHUNK"
+    cat "$R/attention-s$ADAPTERLENS_CUDA_ATTN_STAGES-chunk-$ADAPTERLENS_CUDA_ATTN_CHUNK.log"
+  fi
 fi
 
 # The benchmark's parts: `bench` runs them all; `session`, `fresh`, `hf`, `profile` pick some.

@@ -26,6 +26,21 @@ export function layerErrors(s: NativeErrorSums): LayerErrors[] {
   return out;
 }
 
+/**
+ * The sums of exact's own cache against itself, without reading it again: zero differences and
+ * the norms of exact's K/V, taken from another measurement of the same adapter (every one of
+ * them sums exact's norms).
+ */
+export function selfErrors(like: NativeErrorSums): NativeErrorSums {
+  return {
+    ...like,
+    kDiffByHead: new Float64Array(like.kDiffByHead.length),
+    vDiffByHead: new Float64Array(like.vDiffByHead.length),
+    kDiffByToken: new Float64Array(like.kDiffByToken.length),
+    vDiffByToken: new Float64Array(like.vDiffByToken.length),
+  };
+}
+
 /** Layer × KV head relative errors. */
 export function headGrid(s: NativeErrorSums): ErrorGrid {
   const k: number[][] = [];

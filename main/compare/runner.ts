@@ -25,7 +25,7 @@ import { REPORT_SCHEMA, type AdapterResult, type FitPoint, type FitResult, type 
 import { parseStrategy, pcaWeights, strategyId, type StrategyId } from '../../shared/strategies.js';
 import { CompareInputError } from './input-error.js';
 import { preflightRequest } from './preflight.js';
-import { firstDivergence, headGrid, layerErrors, scoresFromEngine, tokenBinFor, tokenGrid } from './metrics.js';
+import { firstDivergence, headGrid, layerErrors, scoresFromEngine, selfErrors, tokenBinFor, tokenGrid } from './metrics.js';
 import { cachedValues, chooseFit, fitIds, fitRates, PROBES_PER_PASS, probeBits, probeWeights } from './fit.js';
 import type { EngineSession, LoadedAdapter, LoadedModel } from './session.js';
 
@@ -303,13 +303,17 @@ export async function runComparison(
           if (parsed.kind === 'seed-minikv') cell.outsideSpan = await model.native.outsideSpan(base, exact[ai]!, a.native);
         }
         progress('measure', cells.length, total, `${names[ai]} · ${s}`);
-        cell.errors = await measure(store, ai);
+        // exact against itself is measured from another cell's norms below, when there is one.
+        if (store) cell.errors = await measure(store, ai);
         if (parsed.kind === 'seed-minikv') seedErrors = cell.errors;
         // The sequence this cell generates from: the document read in place (exact's own
         // cache, or the shared base cache through the store), room for prompt and new tokens.
         cell.cache = scope.own(model.native.newView({ cache: store ? base : exact[ai]!, store, length: leadLength }, capacity));
         cells.push(cell);
       }
+      const own = cells.filter((c) => c.adapter === ai);
+      const measured = own.find((c) => c.errors);
+      for (const c of own) c.errors ??= measured ? selfErrors(measured.errors!) : await measure(null, ai);
     }
     progress('measure', total, total);
 

@@ -49,6 +49,24 @@ describe('runner + cache manager', () => {
     assert.deepEqual(r2.adapters.map((a) => a.strategies.map((s) => s.generation.tokens)), r1.adapters.map((a) => a.strategies.map((s) => s.generation.tokens)));
   });
 
+  it("exact's errors are zero in every grid, shaped like the measured cells' (not read from the caches again)", async () => {
+    const r = await runComparison(session, manager, request);
+    for (const a of r.adapters) {
+      const exact = a.strategies.find((s) => s.strategy === 'exact')!;
+      const base = a.strategies.find((s) => s.strategy === 'base')!;
+      assert.ok(base.layers.some((l) => l.kRelErr > 0), 'the base cell is measured for real');
+      assert.deepEqual(exact.layers.map((l) => [l.layer, l.kRelErr, l.vRelErr]), base.layers.map((l) => [l.layer, 0, 0]));
+      for (const grid of [exact.heads, exact.tokens]) {
+        for (const rows of [grid.k, grid.v]) assert.ok(rows.flat().every((x) => x === 0));
+      }
+      assert.deepEqual([exact.heads.k.length, exact.heads.k[0]!.length], [base.heads.k.length, base.heads.k[0]!.length]);
+      assert.deepEqual([exact.tokens.k.length, exact.tokens.k[0]!.length], [base.tokens.k.length, base.tokens.k[0]!.length]);
+    }
+    // Only exact asked for: its one cell is measured by the engine (exact against itself).
+    const alone = await runComparison(session, manager, { ...request, strategies: ['exact'] });
+    for (const a of alone.adapters) assert.ok(a.strategies[0]!.layers.every((l) => l.kRelErr === 0 && l.vRelErr === 0));
+  });
+
   it('a cancelled run rejects with CANCELLED and leaves nothing pinned or transient', async () => {
     const fresh = new CacheManager({ budgetBytes: 1 << 30 });
     const controller = new AbortController();

@@ -812,7 +812,7 @@ void bench_gemms() {
 
 // --bench: one layer's attention_parts on the benchmark's decode step (Llama-2-7B attention:
 // 32 heads of 128, a 1098-token document, 3 adapters × exact, base, seed-minikv, delta-int8 →
-// 12 rows: the base span read by 9 of them through their stores, 3 exact caches of their own)
+// 12 rows: the base span read by 9 of them through each adapter's own stores, 3 exact caches)
 // and on its teacher-forced scoring (the same 12 rows × 32 positions), as time per layer and
 // the K/V bytes it must read per second.
 void bench_attention() {
@@ -824,6 +824,18 @@ void bench_attention() {
     e->set_length(T + own);
     exacts.push_back(e);
   }
+  // Each adapter's own stores (as in a comparison: 3 seed-minikv and 3 delta-int8 stores over
+  // the one base cache), and a plain view of the base for its base rows.
+  std::vector<std::vector<std::shared_ptr<KvCache>>> views(3);
+  for (int a = 0; a < 3; ++a) {
+    for (const StrategyKind k : {StrategyKind::Base, StrategyKind::SeedMiniKv, StrategyKind::DeltaInt8}) {
+      StrategySpec spec;
+      spec.kind = k;
+      auto v = KvCache::view(w.base, encode_store(spec, *w.base, *w.exact, w.adapter, T), T, T + own);
+      v->set_length(T + own);
+      views[a].push_back(v);
+    }
+  }
   const size_t span_bytes = size_t(2) * kv * T * hd * 2;  // one layer's K and V of the document
   std::printf("attention_parts, one layer, bf16, hd %d, %d/%d heads, %d-token document (µs per layer; K/V GB/s)\n", hd, heads, kv, T);
   for (const int per_row : {1, 32}) {
@@ -832,7 +844,7 @@ void bench_attention() {
       for (int a = 0; a < 3; ++a) {
         const int pos = T + j;
         rows.push_back(Row{exacts[a].get(), pos, nullptr, false});
-        for (const int v : {0, 1, 3}) rows.push_back(Row{w.views[v].get(), pos, nullptr, false});
+        for (const auto& v : views[a]) rows.push_back(Row{v.get(), pos, nullptr, false});
       }
     }
     const int n = static_cast<int>(rows.size());
@@ -853,11 +865,36 @@ void bench_attention() {
     for (int i = 0; i < reps; ++i) run();
     gpu->sync("bench");
     const double us = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count() / reps;
-    // Bytes it must read: the base span once, the 3 exact caches, the int8 store (≈ half a span).
-    const double bytes = 4.5 * span_bytes;
+    // Bytes it must read: the base span once, the 3 exact caches, the 3 int8 stores (≈ half a
+    // span each; the seed stores' r values per token are small).
+    const double bytes = 5.5 * span_bytes;
     std::printf("  %-40s %8.1f µs  %6.0f GB/s  (%d rows; ×32 layers: %.2f ms)\n",
                 per_row == 1 ? "decode step (12 rows)" : "scoring (12 rows × 32 positions)", us, bytes / (us * 1e-6) / 1e9, n,
                 us * 32 / 1000);
+  }
+  // The decode step's rows by kind, each kind alone (where the step's time goes).
+  const char* kinds[] = {"exact rows alone (3)", "base rows alone (3)", "seed-minikv rows alone (3)", "delta-int8 rows alone (3)"};
+  for (int k = 0; k < 4; ++k) {
+    std::vector<Row> rows;
+    for (int a = 0; a < 3; ++a) rows.push_back(Row{k == 0 ? exacts[a].get() : views[a][k - 1].get(), T, nullptr, false});
+    const int n = static_cast<int>(rows.size());
+    AttnPlanner planner;
+    planner.build(*w.model, rows.data(), n, true, size_t(256) << 20);
+    TableUpload up;
+    planner.add_to(up);
+    Buffer tables, partials(*gpu, std::max<size_t>(planner.partial_floats(), 1) * 4, "bench");
+    up.upload(*gpu, tables, false);
+    Buffer q(*gpu, size_t(n) * heads * hd * 2, "bench"), out(*gpu, size_t(n) * heads * hd * 2, "bench");
+    gpu->memset0(q.get(), size_t(n) * heads * hd * 2);
+    const AttnPlan plan = planner.plan(up, 0, partials.as<float>());
+    auto run = [&] { gpu->attention_parts(DT::BF16, out.get(), q.get(), plan, n, heads, kv, hd); };
+    for (int i = 0; i < 3; ++i) run();
+    gpu->sync("bench");
+    const auto t0 = std::chrono::steady_clock::now();
+    for (int i = 0; i < 200; ++i) run();
+    gpu->sync("bench");
+    const double us = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count() / 200;
+    std::printf("    %-38s %8.1f µs\n", kinds[k], us);
   }
 }
 

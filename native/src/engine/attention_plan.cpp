@@ -8,6 +8,18 @@
 
 namespace al {
 
+namespace {
+
+// Whether two parts apply the same store's data (−1: no correction).
+bool same_correction(const std::vector<AttnCorrection>& corrs, int a, int b) {
+  if (a == b) return true;
+  if (a < 0 || b < 0) return false;
+  const AttnCorrection &x = corrs[a], &y = corrs[b];
+  return x.qk == y.qk && x.qv == y.qv && x.ck == y.ck && x.cv == y.cv;
+}
+
+}  // namespace
+
 void AttnPlanner::build(const Model& m, const Row* rows, int n, bool by_capacity, size_t max_partial_floats) {
   const Config& c = m.config;
   const int L = c.num_layers, heads = c.num_heads, hd = c.head_dim;
@@ -32,7 +44,9 @@ void AttnPlanner::build(const Model& m, const Row* rows, int n, bool by_capacity
     std::map<std::pair<const void*, int>, int> span_of;  // (K address, first position) → span
     struct Tmp {
       int row, span, end, corr;
+      int store_rank;  // 0 without a correction, else 1 + the store's order of first appearance
     };
+    std::map<const KvStore*, int> store_rank;
     std::vector<Tmp> tmp;
     auto span_for = [&](const void* k, const void* v, int capacity, int begin, int extent) {
       auto [it, fresh] = span_of.emplace(std::make_pair(k, begin), static_cast<int>(ly.spans.size()));
@@ -73,16 +87,21 @@ void AttnPlanner::build(const Model& m, const Row* rows, int n, bool by_capacity
             }
           }
         }
-        tmp.push_back({i, span, P, corr});
+        int rank = 0;
+        if (corr >= 0) rank = store_rank.emplace(st, static_cast<int>(store_rank.size()) + 1).first->second;
+        tmp.push_back({i, span, P, corr, rank});
       }
       // The row's own positions (a plain cache: all of them), causal.
       const int begin = cache.own_begin();
       const int extent = by_capacity ? cache.own_capacity() : end - begin;
       const int span = span_for(cache.own_k(l), cache.own_v(l), cache.own_capacity(), begin, extent);
-      tmp.push_back({i, span, end, -1});
+      tmp.push_back({i, span, end, -1, 0});
     }
-    // Parts grouped by span (the cascade kernel's unit), rows' parts indexed separately.
-    std::stable_sort(tmp.begin(), tmp.end(), [](const Tmp& a, const Tmp& b) { return a.span < b.span; });
+    // Parts grouped by span (the cascade kernel's unit) and within a span by store (so that a
+    // store's rows form one run of tiles), rows' parts indexed separately.
+    std::stable_sort(tmp.begin(), tmp.end(), [](const Tmp& a, const Tmp& b) {
+      return a.span != b.span ? a.span < b.span : a.store_rank < b.store_rank;
+    });
     ly.parts.resize(tmp.size());
     ly.span_parts.assign(ly.spans.size() + 1, 0);
     for (size_t p = 0; p < tmp.size(); ++p) {
@@ -96,6 +115,26 @@ void AttnPlanner::build(const Model& m, const Row* rows, int n, bool by_capacity
     ly.row_parts.assign(ly.parts.size(), 0);
     std::vector<int> fill(ly.row_parts_begin.begin(), ly.row_parts_begin.end() - 1);
     for (size_t p = 0; p < ly.parts.size(); ++p) ly.row_parts[fill[ly.parts[p].row]++] = static_cast<int>(p);
+    // Tiles: each span's queries, cut where the correction changes and every kAttnTileQueries.
+    const int group = heads / c.num_kv_heads;
+    for (size_t s = 0; s < ly.spans.size(); ++s) {
+      const int p0 = ly.span_parts[s], p1 = ly.span_parts[s + 1];
+      for (int a = p0; a < p1;) {
+        int b = a + 1;
+        while (b < p1 && same_correction(ly.corrs, ly.parts[a].corr, ly.parts[b].corr)) ++b;
+        for (int q = (a - p0) * group; q < (b - p0) * group; q += kAttnTileQueries) {
+          ly.tiles.push_back(AttnTile{static_cast<int>(s), q, std::min(kAttnTileQueries, (b - p0) * group - q)});
+        }
+        a = b;
+      }
+    }
+    // Tiles by class (device.h: plain, low-rank, quantized), so that a kernel can launch each
+    // class with only what it stages.
+    auto cls = [&](const AttnTile& t) {
+      const int ci = ly.parts[ly.span_parts[t.span] + t.q0 / group].corr;
+      return attn_tile_class(ci >= 0 ? &ly.corrs[ci] : nullptr);
+    };
+    std::stable_sort(ly.tiles.begin(), ly.tiles.end(), [&](const AttnTile& x, const AttnTile& y) { return cls(x) < cls(y); });
   }
 
   // Chunking: the device's chunk, grown until the partial states fit the budget.
@@ -161,6 +200,7 @@ void AttnPlanner::add_to(TableUpload& up) {
     ly.off_span_parts = up.add(ly.span_parts);
     ly.off_row_parts = up.add(ly.row_parts);
     ly.off_row_begin = up.add(ly.row_parts_begin);
+    ly.off_tiles = up.add(ly.tiles);
   }
 }
 
@@ -173,6 +213,7 @@ AttnPlan AttnPlanner::plan(const TableUpload& up, int layer, float* partials) co
   p.span_parts = up.table<int>(ly.off_span_parts, static_cast<int>(ly.span_parts.size()));
   p.row_parts = up.table<int>(ly.off_row_parts, static_cast<int>(ly.row_parts.size()));
   p.row_parts_begin = up.table<int>(ly.off_row_begin, static_cast<int>(ly.row_parts_begin.size()));
+  p.tiles = up.table<AttnTile>(ly.off_tiles, static_cast<int>(ly.tiles.size()));
   p.chunk = chunk_;
   p.stride = stride_;
   p.partials = partials;
@@ -192,6 +233,7 @@ void AttnPlanner::shape_key(std::vector<uint64_t>& key) const {
     key.push_back(ly.spans.size());
     key.push_back(ly.parts.size());
     key.push_back(ly.corrs.size());
+    key.push_back(ly.tiles.size());
     int max_chunks = 0;
     for (const AttnSpan& s : ly.spans) max_chunks = std::max(max_chunks, s.chunks);
     key.push_back(static_cast<uint64_t>(max_chunks));

@@ -44,7 +44,9 @@ class AttnPlanner {
     std::vector<AttnPart> parts;
     std::vector<AttnCorrection> corrs;
     std::vector<int> span_parts, row_parts, row_parts_begin;
-    size_t off_spans = 0, off_parts = 0, off_corrs = 0, off_span_parts = 0, off_row_parts = 0, off_row_begin = 0;
+    std::vector<AttnTile> tiles;
+    size_t off_spans = 0, off_parts = 0, off_corrs = 0, off_span_parts = 0, off_row_parts = 0, off_row_begin = 0,
+           off_tiles = 0;
   };
   struct Expansion {
     const KvStore* store;

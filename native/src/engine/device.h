@@ -111,6 +111,25 @@ struct AttnPart {
   int corr;      // index into the layer's corrections, or -1
   int64_t out;   // offset (floats) of this part's partials: [num_heads][span.chunks][stride]
 };
+// Up to kAttnTileQueries queries of one span that all apply the same correction (or none):
+// the tensor-core kernel's work item, so that one warp stages one store's data and no warp
+// computes a correction for rows that do not use it. A span's queries are its parts × the
+// query heads of a kv head, in part order: query i is part span_parts[span] + i / group, head
+// kv_head · group + i % group (group = heads / kv_heads). The planner orders a span's parts
+// so that those of one store are consecutive.
+constexpr int kAttnTileQueries = 16;
+struct AttnTile {
+  int span;
+  int q0;     // first query of the tile, among the span's queries
+  int nrows;  // queries in the tile, 1..kAttnTileQueries
+};
+// The order the planner keeps a layer's tiles in (stable within a class): 0 without a
+// correction, 1 low-rank only, 2 quantized. A kernel may launch each class on its own.
+inline int attn_tile_class(const AttnCorrection* c) {
+  if (!c) return 0;
+  if (c->qk || c->qv) return 2;
+  return c->ck || c->cv ? 1 : 0;
+}
 // One layer's plan. parts are grouped by span (span s owns parts [span_parts[s], span_parts[s+1]));
 // row_parts lists each row's parts (row r: row_parts[row_parts_begin[r] .. row_parts_begin[r+1])).
 struct AttnPlan {
@@ -120,6 +139,7 @@ struct AttnPlan {
   Table<int> span_parts;       // [spans + 1]
   Table<int> row_parts;        // [parts]
   Table<int> row_parts_begin;  // [rows + 1]
+  Table<AttnTile> tiles;       // every span's queries, split where the correction changes
   int chunk = 0;               // keys per chunk
   int stride = 0;              // floats per partial: 2 + head_dim + max rv
   float* partials = nullptr;   // scratch, AttnPlanner::partial_floats

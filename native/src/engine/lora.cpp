@@ -117,22 +117,35 @@ std::vector<int> Adapter::v_ranks() const {
 }
 
 std::shared_ptr<const VPinv> Adapter::v_pinv(int layer) const {
-  const LoraModule* m = find(layer, LoraTarget::V);
-  if (!m) throw std::logic_error("v_pinv: layer " + std::to_string(layer) + " does not adapt v_proj");
+  if (!find(layer, LoraTarget::V)) throw std::logic_error("v_pinv: layer " + std::to_string(layer) + " does not adapt v_proj");
   std::lock_guard<std::mutex> lock(pinv_mutex_);
-  if (v_pinv_.empty()) v_pinv_.resize(layers.size());
-  if (!v_pinv_[layer]) {
-    auto p = std::make_shared<VPinv>();
-    const VProjection& vp = *v[layer];
-    p->rank = m->rank;
-    p->out = static_cast<int>(vp.b_host.size() / m->rank);
-    p->p = pinv_tall(vp.b_host.data(), p->out, p->rank);
-    const std::vector<float> f(p->p.begin(), p->p.end());
-    p->dev_f64 = Buffer(*dev, p->p.size() * sizeof(double), "pinv(B_v)");
-    p->dev_f32 = Buffer(*dev, f.size() * sizeof(float), "pinv(B_v)");
-    dev->upload(p->dev_f64.get(), p->p.data(), p->p.size() * sizeof(double));
-    dev->upload(p->dev_f32.get(), f.data(), f.size() * sizeof(float));
-    v_pinv_[layer] = std::move(p);
+  if (v_pinv_.empty()) {
+    // Every layer's at the first request (each store that needs one needs them all), on all
+    // cores: a rank-64 adapter of a 7B model is about 1.5 s of host work on one.
+    const int L = static_cast<int>(layers.size());
+    std::vector<std::shared_ptr<VPinv>> made(L);
+#pragma omp parallel for schedule(dynamic)
+    for (int l = 0; l < L; ++l) {
+      const LoraModule* m = find(l, LoraTarget::V);
+      if (!m) continue;
+      auto p = std::make_shared<VPinv>();
+      const VProjection& vp = *v[l];
+      p->rank = m->rank;
+      p->out = static_cast<int>(vp.b_host.size() / m->rank);
+      p->p = pinv_tall(vp.b_host.data(), p->out, p->rank);
+      made[l] = std::move(p);
+    }
+    v_pinv_.resize(L);
+    for (int l = 0; l < L; ++l) {
+      if (!made[l]) continue;
+      VPinv& p = *made[l];
+      const std::vector<float> f(p.p.begin(), p.p.end());
+      p.dev_f64 = Buffer(*dev, p.p.size() * sizeof(double), "pinv(B_v)");
+      p.dev_f32 = Buffer(*dev, f.size() * sizeof(float), "pinv(B_v)");
+      dev->upload(p.dev_f64.get(), p.p.data(), p.p.size() * sizeof(double));
+      dev->upload(p.dev_f32.get(), f.data(), f.size() * sizeof(float));
+      v_pinv_[l] = std::move(made[l]);
+    }
   }
   return v_pinv_[layer];
 }

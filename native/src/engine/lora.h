@@ -76,7 +76,7 @@ struct Adapter {
 
  private:
   mutable std::mutex pinv_mutex_;
-  mutable std::vector<std::shared_ptr<const VPinv>> v_pinv_;  // [num_layers], filled lazily
+  mutable std::vector<std::shared_ptr<const VPinv>> v_pinv_;  // [num_layers], all filled at the first v_pinv
 };
 
 // One module as the adapter spec names it.

@@ -564,7 +564,7 @@ void attention_parts(DT dt, void* out, const void* q, const AttnPlan& plan, int 
     }
   }
   const PlanArgs args{plan.spans.dev, plan.parts.dev, plan.corrs.dev, plan.span_parts.dev, plan.row_parts.dev,
-                      plan.row_parts_begin.dev, plan.chunk, plan.stride, plan.partials};
+                      plan.row_parts_begin.dev, plan.tiles.dev, plan.chunk, plan.stride, plan.partials};
   const float scale = 1.0f / sqrtf(static_cast<float>(hd));
   const dim3 grid(kv_heads, max_chunks, plan.spans.n);
   // Queries per round: the most any span has, up to 16 (4 warps × 4); ΔK projections only when

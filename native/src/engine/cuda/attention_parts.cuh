@@ -22,6 +22,7 @@ struct PlanArgs {
   const int* span_parts;
   const int* row_parts;
   const int* row_begin;
+  const AttnTile* tiles;
   int chunk;
   int stride;
   float* partials;

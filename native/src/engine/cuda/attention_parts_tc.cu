@@ -2,18 +2,22 @@
 // every part of a layer's plan, as parts_k (attention.cu) computes them on CUDA cores, for
 // merge_k to join. CPU reference: attention_parts in device_cpu.cpp (part_state).
 //
-// Work item = one warp (a block of 32 threads): a kv head, a key chunk of a span, and 16 of
-// the span's queries (its parts' rows × the kv head's query heads, in part order). The
-// chunk's keys pass through shared memory in 32-key tiles, double-buffered with cp.async (the
-// next tile loads while this one is used). Per tile:
-//   S = Q·K_baseᵀ (mma m16n8k16, fp32 accumulation), then each correction the 16 rows carry
-//   (rows of one store form a run) added to its own rows only:
+// Work item = one warp (a block of 32 threads): a kv head, a key chunk of a span, and one of
+// the plan's tiles (device.h, AttnTile): up to 16 of the span's queries that all apply the
+// same correction, so a warp reads one store's data and computes it only for its own rows.
+// The chunk's keys pass through shared memory in 32-key tiles, double-buffered with cp.async
+// (the next tile loads while this one is used); a quantized store's ΔK/ΔV rows and scales,
+// or a low-rank ΔV's coefficients, for the same keys are staged beside them, so the
+// corrections read shared memory too. The tiles of each class (plain, low-rank, quantized;
+// device.h, attn_tile_class) launch on their own, each with only the shared memory it stages.
+// Per tile:
+//   S = Q·K_baseᵀ (mma m16n8k16, fp32 accumulation), then the tile's correction:
 //     quantized ΔK: S += sk(key) · (Q · qkᵀ)  — the int8/int4 values are exact in T;
-//     low-rank ΔK:  S += Lq · ckᵀ, Lq = Q·bk (per row, its own basis; computed once);
+//     low-rank ΔK:  S += Lq · ckᵀ, Lq = Q·bk (its basis; computed once);
 //   keys past each row's end masked, online softmax in log2 units (P rounded to T once, the
 //   row sums taking the rounded values, as in attention_tc.cu);
-//   O += P·V_base, then per run: quantized ΔV O += (P·sv(key)) · qv, low-rank ΔV OC += P·cv
-//   (r values per row, turned into dims by merge_k with bv).
+//   O += P·V_base, then quantized ΔV O += (P·sv(key)) · qv, low-rank ΔV OC += P·cv (r values
+//   per row, turned into dims by merge_k with bv).
 // Every real row then writes (m, l, O, OC) for this chunk in the layout of attention_parts.cuh.
 // No rebuilt K/V anywhere: the store's data are read as they are kept.
 #include <algorithm>
@@ -31,7 +35,8 @@ namespace al::cuda {
 
 namespace {
 
-constexpr int kRows = 16;          // queries of one work item: one mma row tile
+constexpr int kRows = kAttnTileQueries;  // queries of one work item: one mma row tile
+static_assert(kRows == 16, "a tile is one m16 row block");
 constexpr int kTile = 32;          // keys per K/V tile
 constexpr int kMaxLowRank = 128;   // low-rank ΔK / ΔV of rank up to this
 constexpr float kLn2 = 0.69314718055994531f;
@@ -39,11 +44,26 @@ constexpr float kLn2 = 0.69314718055994531f;
 template <int HD>
 struct PartsTcLayout {
   static constexpr int stride = HD + 8;  // T per shared row (16 bytes of padding: ldmatrix rows in distinct banks)
-  static constexpr int kv_stage = 2 * kTile * stride;  // one tile's K rows then V rows
+  static constexpr int kv_stage = 2 * kTile * stride;  // one tile's K rows then V rows (a stage)
   static constexpr int q_elems = kRows * stride;
   static constexpr int lq_stride = kMaxLowRank + 8;
-  static size_t bytes(bool lowrank_k) {
-    return sizeof(uint16_t) * (static_cast<size_t>(2 * kv_stage + q_elems) + (lowrank_k ? kRows * lq_stride : 0));
+  // A quantized store's part of a stage (bytes): the tile's ΔK rows, its ΔV rows (HD bytes
+  // for int8, HD/2 for int4, padded by 16 so that 8 rows fall in distinct banks), then the
+  // keys' ΔK scales and ΔV scales.
+  static constexpr int qrow = HD + 16;
+  static constexpr int quant_stage = 2 * kTile * qrow + 2 * kTile * 4;
+  // `stages` buffers of each (1: one tile at a time, more warps fit on an SM; 2: the next tile
+  // loads while this one is used).
+  __host__ __device__ static size_t quant_offset(bool lowrank_k, int stages) {
+    return sizeof(uint16_t) * (static_cast<size_t>(stages * kv_stage + q_elems) + (lowrank_k ? kRows * lq_stride : 0));
+  }
+  // A low-rank ΔV's coefficients of the tile's keys (fp32 rows of up to RV values, padded by 4
+  // so that a fragment's 4 keys × 8 ranks fall in distinct banks), after the quantized part.
+  __host__ __device__ static size_t cv_offset(bool lowrank_k, bool quant, int stages) {
+    return quant_offset(lowrank_k, stages) + (quant ? static_cast<size_t>(stages) * quant_stage : 0);
+  }
+  static size_t bytes(bool lowrank_k, bool quant, int cv_rv, int stages) {
+    return cv_offset(lowrank_k, quant, stages) + (cv_rv > 0 ? sizeof(float) * stages * kTile * (cv_rv + 4) : 0);
   }
 };
 
@@ -63,17 +83,11 @@ __device__ __forceinline__ float quant_value(const uint8_t* row, int d, int bits
   return static_cast<float>((((row[d >> 1] >> ((d & 1) * 4)) & 0xF) ^ 8) - 8);
 }
 
-// Whether two parts' corrections are the same store (then their rows form one run).
-__device__ __forceinline__ bool same_correction(const AttnCorrection* corrs, int a, int b) {
-  if (a == b) return true;
-  if (a < 0 || b < 0) return false;
-  const AttnCorrection &x = corrs[a], &y = corrs[b];
-  return x.qk == y.qk && x.qv == y.qv && x.ck == y.ck && x.cv == y.cv;
-}
-
-template <typename T, int HD, int RV>
+// QUANT: the launch of quantized tiles (their staging compiled in only there, so the other
+// launches keep fewer registers).
+template <typename T, int HD, int RV, bool QUANT>
 __global__ void __launch_bounds__(32) parts_tc_k(const T* __restrict__ q, PlanArgs plan, int heads, int kv_heads,
-                                                 float scale_log2, int max_rg, int lowrank_k) {
+                                                 float scale_log2, int lowrank_k, int stage_cv, int stages, int tile0) {
   using L = PartsTcLayout<HD>;
   constexpr int S = L::stride;
   constexpr int KC = HD / 16;   // k-chunks of Q·Kᵀ
@@ -82,23 +96,24 @@ __global__ void __launch_bounds__(32) parts_tc_k(const T* __restrict__ q, PlanAr
   constexpr int RB = RV / 8;    // n-blocks of OC
   constexpr int CH = HD / 8;    // 16-byte chunks per row
   extern __shared__ __align__(16) unsigned char parts_tc_smem[];
-  T* skv = reinterpret_cast<T*>(parts_tc_smem);  // 2 stages × (K tile, V tile)
-  T* sq = skv + 2 * L::kv_stage;
+  T* skv = reinterpret_cast<T*>(parts_tc_smem);  // stages × (K tile, V tile)
+  T* sq = skv + stages * L::kv_stage;
   T* slq = sq + L::q_elems;
-  __shared__ int run_corr[kRows];
-  __shared__ uint32_t run_rows[kRows];
-  __shared__ int n_runs;
+  uint8_t* squant = parts_tc_smem + L::quant_offset(lowrank_k != 0, stages);  // stages × L::quant_stage (QUANT)
+  constexpr int CVS = RV + 4;  // floats per staged cv row
+  float* scv = reinterpret_cast<float*>(parts_tc_smem + L::cv_offset(lowrank_k != 0, QUANT, stages));  // stages × kTile × CVS
 
-  const int g = blockIdx.x, c = blockIdx.y;
-  const int sp = blockIdx.z / max_rg, rg = blockIdx.z % max_rg;
+  // Tiles vary fastest over the grid, so the tiles that read one (kv head, chunk) of a span
+  // (the base cache's, for every store's rows) run together and share it in L2.
+  const int g = blockIdx.z, c = blockIdx.y;
+  const AttnTile tile = plan.tiles[tile0 + blockIdx.x];
+  const int sp = tile.span;
   const AttnSpan span = plan.spans[sp];
   if (c >= span.chunks) return;
   const int lane = threadIdx.x, gid = lane >> 2, tig = lane & 3;
   const int group = heads / kv_heads;
-  const int p0 = plan.span_parts[sp], np = plan.span_parts[sp + 1] - p0;
-  const int queries = np * group, q0 = rg * kRows;
-  if (q0 >= queries) return;
-  const int nrows = min(kRows, queries - q0);
+  const int p0 = plan.span_parts[sp];
+  const int q0 = tile.q0, nrows = tile.nrows;
 
   // The chunk's keys, up to the furthest any of these rows reads.
   const int k_lo = span.begin + c * plan.chunk;
@@ -118,22 +133,18 @@ __global__ void __launch_bounds__(32) parts_tc_k(const T* __restrict__ q, PlanAr
     head_r[i] = g * group + qi % group;
     end_r[i] = part_r[i] ? min(k_hi, part_r[i]->end) : k_lo;
   }
-  // Runs: consecutive rows with the same correction.
-  if (lane == 0) {
-    int n = 0, prev = -2;
-    for (int r = 0; r < nrows; ++r) {
-      const int ci = plan.parts[p0 + (q0 + r) / group].corr;
-      if (n > 0 && same_correction(plan.corrs, ci, prev)) {
-        run_rows[n - 1] |= 1u << r;
-      } else {
-        run_corr[n] = ci;
-        run_rows[n] = 1u << r;
-        ++n;
-      }
-      prev = ci;
-    }
-    n_runs = n;
-  }
+  // The tile's one correction (the planner cuts tiles where it changes).
+  const int ci = plan.parts[p0 + q0 / group].corr;
+  const AttnCorrection* cr = ci >= 0 ? &plan.corrs[ci] : nullptr;
+  const uint8_t* qk = QUANT && cr ? cr->qk : nullptr;
+  const uint8_t* qv = QUANT && cr ? cr->qv : nullptr;
+  const float* ck = cr ? cr->ck : nullptr;
+  const float* cv = cr ? cr->cv : nullptr;
+  const int bits = cr ? cr->bits : 0, tokens = cr ? cr->tokens : 0;
+  const int rb = bits == 8 ? HD : HD / 2;  // bytes of a quantized row
+  const bool staged = QUANT && (qk || qv);  // always, in the launch of quantized tiles
+  const int rv = cv ? cr->rv : 0;
+  const bool cv_staged = RV > 0 && stage_cv && cv;  // else read from global memory below
 
   // The 16 query rows (zeros past the real ones), then the first K/V tile.
   for (int i = lane; i < kRows * CH; i += 32) {
@@ -160,6 +171,34 @@ __global__ void __launch_bounds__(32) parts_tc_k(const T* __restrict__ q, PlanAr
       cp_async16(smem_addr(dk + j * S + ch * 8), kh + at, in ? 16 : 0);
       cp_async16(smem_addr(dv + j * S + ch * 8), vh + at, in ? 16 : 0);
     }
+    if (staged) {
+      // The store's rows for these keys (zeros past its tokens or the chunk), and scales.
+      uint8_t* dq = squant + stage * L::quant_stage;
+      float* dsk = reinterpret_cast<float*>(dq + 2 * kTile * L::qrow);
+      const int rch = rb / 16;
+      for (int i = lane; i < kTile * rch; i += 32) {
+        const int j = i / rch, ch = i % rch, key = t0 + j;
+        const bool in = key < k_hi && key < tokens;
+        const int64_t at = (static_cast<int64_t>(g) * tokens + (in ? key : 0)) * rb + ch * 16;
+        if (qk) cp_async16(smem_addr(dq + j * L::qrow + ch * 16), qk + at, in ? 16 : 0);
+        if (qv) cp_async16(smem_addr(dq + (kTile + j) * L::qrow + ch * 16), qv + at, in ? 16 : 0);
+      }
+      const int key = t0 + lane;  // kTile == 32: one key per lane
+      const bool in = key < k_hi && key < tokens;
+      const int64_t at = static_cast<int64_t>(g) * tokens + (in ? key : 0);
+      if (qk) cp_async4(smem_addr(dsk + lane), cr->sk + at, in ? 4 : 0);
+      if (qv) cp_async4(smem_addr(dsk + kTile + lane), cr->sv + at, in ? 4 : 0);
+    }
+    if (cv_staged) {
+      // The low-rank ΔV's coefficient rows for these keys (zeros past its tokens or the chunk).
+      float* dc = scv + stage * kTile * CVS;
+      const int rch = rv / 4;
+      for (int i = lane; i < kTile * rch; i += 32) {
+        const int j = i / rch, ch = i % rch, key = t0 + j;
+        const bool in = key < k_hi && key < tokens;
+        cp_async16(smem_addr(dc + j * CVS + ch * 4), cv + static_cast<int64_t>(in ? key : 0) * rv + ch * 4, in ? 16 : 0);
+      }
+    }
   };
   if (k_lo < k_hi) load_kv(0, k_lo);
   cp_async_commit();
@@ -176,18 +215,13 @@ __global__ void __launch_bounds__(32) parts_tc_k(const T* __restrict__ q, PlanAr
     }
   }
   if (lowrank_k) {
-    // Lq = q · bk_g per row, through the row's own correction (zeros where it has no ΔK basis).
+    // Lq = q · bk_g per row (zeros where the tile has no ΔK basis).
+    const int rk = ck ? cr->rk : 0;
     for (int e = lane; e < kRows * kMaxLowRank; e += 32) {
       const int r = e / kMaxLowRank, j = e % kMaxLowRank;
       float dot = 0.0f;
-      if (r < nrows) {
-        const int ci = plan.parts[p0 + (q0 + r) / group].corr;
-        if (ci >= 0) {
-          const AttnCorrection& cr = plan.corrs[ci];
-          if (cr.ck && j < cr.rk) {
-            for (int d = 0; d < HD; ++d) dot += to_f(sq[r * S + d]) * cr.bk[(static_cast<int64_t>(g) * HD + d) * cr.rk + j];
-          }
-        }
+      if (r < nrows && j < rk) {
+        for (int d = 0; d < HD; ++d) dot += to_f(sq[r * S + d]) * cr->bk[(static_cast<int64_t>(g) * HD + d) * rk + j];
       }
       slq[r * L::lq_stride + j] = from_f<T>(dot);
     }
@@ -201,16 +235,22 @@ __global__ void __launch_bounds__(32) parts_tc_k(const T* __restrict__ q, PlanAr
   for (int i = 0; i < (RB > 0 ? RB : 1); ++i) occ[i][0] = occ[i][1] = occ[i][2] = occ[i][3] = 0.0f;
   float m[2] = {-INFINITY, -INFINITY};
   float l[2] = {0.0f, 0.0f};  // this lane's share of its rows' sums (reduced at the end)
-  const int runs = n_runs;
 
   int stage = 0;
-  for (int t0 = k_lo; t0 < k_hi; t0 += kTile, stage ^= 1) {
-    if (t0 + kTile < k_hi) load_kv(stage ^ 1, t0 + kTile);
+  for (int t0 = k_lo; t0 < k_hi; t0 += kTile) {
+    const bool more = t0 + kTile < k_hi;
+    if (stages == 2 && more) load_kv(stage ^ 1, t0 + kTile);
     cp_async_commit();
-    cp_async_wait<1>();  // this tile is in (the next may still be loading)
+    // This tile is in (with two stages the next may still be loading).
+    if (stages == 2) cp_async_wait<1>();
+    else cp_async_wait<0>();
     __syncwarp();
     const T* tk = skv + stage * L::kv_stage;
     const T* tv = tk + kTile * S;
+    const uint8_t* tqk = squant + stage * L::quant_stage;  // staged ΔK rows, ΔV rows, scales
+    const uint8_t* tqv = tqk + kTile * L::qrow;
+    const float* tsk = reinterpret_cast<const float*>(tqk + 2 * kTile * L::qrow);
+    const float* tsv = tsk + kTile;
 
     // S = Q · K_baseᵀ.
     float s[NB][4];
@@ -229,69 +269,41 @@ __global__ void __launch_bounds__(32) parts_tc_k(const T* __restrict__ q, PlanAr
       }
     }
 
-    // ΔK of each run, into its rows.
-    for (int ri = 0; ri < runs; ++ri) {
-      const int ci = run_corr[ri];
-      if (ci < 0) continue;
-      const AttnCorrection& cr = plan.corrs[ci];
-      if (!cr.qk && !cr.ck) continue;
-      const uint32_t rows = run_rows[ri];
-      const bool in0 = (rows >> gid) & 1u, in1 = (rows >> (gid + 8)) & 1u;
+    // ΔK: quantized from the staged rows (zeros past the store's tokens), then low-rank.
+    if (qk) {
       float sc[NB][4];
 #pragma unroll
       for (int i = 0; i < NB; ++i) sc[i][0] = sc[i][1] = sc[i][2] = sc[i][3] = 0.0f;
-      if (cr.qk) {
-        const int rb = cr.bits == 8 ? HD : (HD + 1) / 2;
+#pragma unroll
+      for (int nb = 0; nb < NB; ++nb) {
+        const uint8_t* row = tqk + (nb * 8 + gid) * L::qrow;
+#pragma unroll
+        for (int kc = 0; kc < KC; ++kc) {
+          const int d0 = kc * 16 + tig * 2;
+          mma16816<T>(sc[nb], qf[kc], quant_pair<T>(row, d0, bits), quant_pair<T>(row, d0 + 8, bits));
+        }
+      }
+      // × each key's scale (per kv head and token).
+#pragma unroll
+      for (int nb = 0; nb < NB; ++nb) {
+#pragma unroll
+        for (int e = 0; e < 4; ++e) s[nb][e] += sc[nb][e] * tsk[nb * 8 + tig * 2 + (e & 1)];
+      }
+    }
+    if (ck) {
+      const int rk = cr->rk;
+      for (int kc2 = 0; kc2 * 16 < rk; ++kc2) {
+        uint32_t a[4];
+        const int row = (lane & 7) + ((lane >> 3) & 1) * 8;
+        ldmatrix_x4(a[0], a[1], a[2], a[3], smem_addr(slq + row * L::lq_stride + kc2 * 16 + (lane >> 4) * 8));
 #pragma unroll
         for (int nb = 0; nb < NB; ++nb) {
           const int key = t0 + nb * 8 + gid;
-          const bool ok = key < k_hi && key < cr.tokens;
-          const uint8_t* row = cr.qk + (static_cast<int64_t>(g) * cr.tokens + (ok ? key : 0)) * rb;
-#pragma unroll
-          for (int kc = 0; kc < KC; ++kc) {
-            const int d0 = kc * 16 + tig * 2;
-            const uint32_t b0 = ok ? quant_pair<T>(row, d0, cr.bits) : 0u;
-            const uint32_t b1 = ok ? quant_pair<T>(row, d0 + 8, cr.bits) : 0u;
-            mma16816<T>(sc[nb], qf[kc], b0, b1);
-          }
-        }
-        // × each key's scale (per kv head and token).
-#pragma unroll
-        for (int nb = 0; nb < NB; ++nb) {
-#pragma unroll
-          for (int e = 0; e < 4; ++e) {
-            const int key = t0 + nb * 8 + tig * 2 + (e & 1);
-            const float sk = key < k_hi && key < cr.tokens ? cr.sk[static_cast<int64_t>(g) * cr.tokens + key] : 0.0f;
-            sc[nb][e] *= sk;
-          }
-        }
-      }
-      if (cr.ck) {
-        const int rk = cr.rk;
-        for (int kc2 = 0; kc2 * 16 < rk; ++kc2) {
-          uint32_t a[4];
-          const int row = (lane & 7) + ((lane >> 3) & 1) * 8;
-          ldmatrix_x4(a[0], a[1], a[2], a[3], smem_addr(slq + row * L::lq_stride + kc2 * 16 + (lane >> 4) * 8));
-#pragma unroll
-          for (int nb = 0; nb < NB; ++nb) {
-            const int key = t0 + nb * 8 + gid;
-            const bool ok = key < k_hi && key < cr.tokens;
-            const float* crow = cr.ck + static_cast<int64_t>(ok ? key : 0) * rk;
-            const int r0 = kc2 * 16 + tig * 2;
-            auto at = [&](int r) { return ok && r < rk ? crow[r] : 0.0f; };
-            mma16816<T>(sc[nb], a, pack2<T>(at(r0), at(r0 + 1)), pack2<T>(at(r0 + 8), at(r0 + 9)));
-          }
-        }
-      }
-#pragma unroll
-      for (int nb = 0; nb < NB; ++nb) {
-        if (in0) {
-          s[nb][0] += sc[nb][0];
-          s[nb][1] += sc[nb][1];
-        }
-        if (in1) {
-          s[nb][2] += sc[nb][2];
-          s[nb][3] += sc[nb][3];
+          const bool ok = key < k_hi && key < tokens;
+          const float* crow = ck + static_cast<int64_t>(ok ? key : 0) * rk;
+          const int r0 = kc2 * 16 + tig * 2;
+          auto at = [&](int r) { return ok && r < rk ? crow[r] : 0.0f; };
+          mma16816<T>(s[nb], a, pack2<T>(at(r0), at(r0 + 1)), pack2<T>(at(r0 + 8), at(r0 + 9)));
         }
       }
     }
@@ -364,62 +376,53 @@ __global__ void __launch_bounds__(32) parts_tc_k(const T* __restrict__ q, PlanAr
       }
     }
 
-    // ΔV of each run, from its rows' P only.
-    for (int ri = 0; ri < runs; ++ri) {
-      const int ci = run_corr[ri];
-      if (ci < 0) continue;
-      const AttnCorrection& cr = plan.corrs[ci];
-      if (!cr.qv && !cr.cv) continue;
-      const uint32_t rows = run_rows[ri];
-      const bool in0 = (rows >> gid) & 1u, in1 = (rows >> (gid + 8)) & 1u;
+    // ΔV: quantized from the staged rows, then low-rank (its r coefficients per row).
+    if (qv || (RB > 0 && cv)) {
 #pragma unroll
       for (int kc2 = 0; kc2 < kTile / 16; ++kc2) {
         // This lane's keys in the A fragment: kb, kb+1 (a0, a1) and kb+8, kb+9 (a2, a3).
-        const int kb = t0 + kc2 * 16 + tig * 2;
+        const int kl = kc2 * 16 + tig * 2;  // within the tile
         const float* p_lo = s[2 * kc2];
         const float* p_hi = s[2 * kc2 + 1];
-        if (cr.qv) {
+        if (qv) {
           float sv[4];
+          const uint8_t* rows4[4];
 #pragma unroll
           for (int u = 0; u < 4; ++u) {
-            const int key = kb + (u & 1) + (u >> 1) * 8;
-            sv[u] = key < k_hi && key < cr.tokens ? cr.sv[static_cast<int64_t>(g) * cr.tokens + key] : 0.0f;
+            const int k = kl + (u & 1) + (u >> 1) * 8;
+            sv[u] = tsv[k];
+            rows4[u] = tqv + k * L::qrow;
           }
           uint32_t a[4];
-          a[0] = pack2<T>(in0 ? p_lo[0] * sv[0] : 0.0f, in0 ? p_lo[1] * sv[1] : 0.0f);
-          a[1] = pack2<T>(in1 ? p_lo[2] * sv[0] : 0.0f, in1 ? p_lo[3] * sv[1] : 0.0f);
-          a[2] = pack2<T>(in0 ? p_hi[0] * sv[2] : 0.0f, in0 ? p_hi[1] * sv[3] : 0.0f);
-          a[3] = pack2<T>(in1 ? p_hi[2] * sv[2] : 0.0f, in1 ? p_hi[3] * sv[3] : 0.0f);
-          const int rb = cr.bits == 8 ? HD : (HD + 1) / 2;
-          const uint8_t* rows4[4];
-          bool ok4[4];
-#pragma unroll
-          for (int u = 0; u < 4; ++u) {
-            const int key = kb + (u & 1) + (u >> 1) * 8;
-            ok4[u] = key < k_hi && key < cr.tokens;
-            rows4[u] = cr.qv + (static_cast<int64_t>(g) * cr.tokens + (ok4[u] ? key : 0)) * rb;
-          }
+          a[0] = pack2<T>(p_lo[0] * sv[0], p_lo[1] * sv[1]);
+          a[1] = pack2<T>(p_lo[2] * sv[0], p_lo[3] * sv[1]);
+          a[2] = pack2<T>(p_hi[0] * sv[2], p_hi[1] * sv[3]);
+          a[3] = pack2<T>(p_hi[2] * sv[2], p_hi[3] * sv[3]);
 #pragma unroll
           for (int db = 0; db < DB; ++db) {
             const int d = db * 8 + gid;
-            auto v = [&](int u) { return ok4[u] ? quant_value(rows4[u], d, cr.bits) : 0.0f; };
+            auto v = [&](int u) { return quant_value(rows4[u], d, bits); };
             mma16816<T>(o[db], a, pack2<T>(v(0), v(1)), pack2<T>(v(2), v(3)));
           }
         }
-        if (RB > 0 && cr.cv) {
+        if (RB > 0 && cv) {
           uint32_t a[4];
-          a[0] = pack2<T>(in0 ? p_lo[0] : 0.0f, in0 ? p_lo[1] : 0.0f);
-          a[1] = pack2<T>(in1 ? p_lo[2] : 0.0f, in1 ? p_lo[3] : 0.0f);
-          a[2] = pack2<T>(in0 ? p_hi[0] : 0.0f, in0 ? p_hi[1] : 0.0f);
-          a[3] = pack2<T>(in1 ? p_hi[2] : 0.0f, in1 ? p_hi[3] : 0.0f);
-          const int rv = cr.rv;
+          a[0] = pack2<T>(p_lo[0], p_lo[1]);
+          a[1] = pack2<T>(p_lo[2], p_lo[3]);
+          a[2] = pack2<T>(p_hi[0], p_hi[1]);
+          a[3] = pack2<T>(p_hi[2], p_hi[3]);
+          const int kb = t0 + kl;
+          const float* tcv = scv + stage * kTile * CVS;
 #pragma unroll
           for (int rbk = 0; rbk < RB; ++rbk) {
             if (rbk * 8 >= rv) break;  // uniform over the warp
             const int r = rbk * 8 + gid;
             auto v = [&](int u) {
+              const int k = kl + (u & 1) + (u >> 1) * 8;  // within the tile
+              if (r >= rv) return 0.0f;
+              if (cv_staged) return tcv[k * CVS + r];
               const int key = kb + (u & 1) + (u >> 1) * 8;
-              return key < k_hi && key < cr.tokens && r < rv ? cr.cv[static_cast<int64_t>(key) * rv + r] : 0.0f;
+              return key < k_hi && key < tokens ? cv[static_cast<int64_t>(key) * rv + r] : 0.0f;
             };
             mma16816<T>(occ[rbk], a, pack2<T>(v(0), v(1)), pack2<T>(v(2), v(3)));
           }
@@ -427,6 +430,8 @@ __global__ void __launch_bounds__(32) parts_tc_k(const T* __restrict__ q, PlanAr
       }
     }
     __syncwarp();  // every lane is done with this stage before the next load overwrites it
+    if (stages == 2) stage ^= 1;
+    else if (more) load_kv(0, t0 + kTile);  // committed at the top of the next round
   }
   cp_async_wait<0>();
 
@@ -451,9 +456,7 @@ __global__ void __launch_bounds__(32) parts_tc_k(const T* __restrict__ q, PlanAr
       out[2 + d] = o[db][2 * i];
       out[2 + d + 1] = o[db][2 * i + 1];
     }
-    if (RB > 0 && p->corr >= 0) {
-      const AttnCorrection& cr = plan.corrs[p->corr];
-      const int rv = cr.cv ? cr.rv : 0;
+    if (RB > 0 && cv) {
 #pragma unroll
       for (int rbk = 0; rbk < RB; ++rbk) {
         const int r = rbk * 8 + tig * 2;
@@ -466,18 +469,44 @@ __global__ void __launch_bounds__(32) parts_tc_k(const T* __restrict__ q, PlanAr
 
 bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
 
+// K/V buffers per warp: 1 by default (more warps fit on an SM, and their loads hide each
+// other's latency: H200, Nsight Compute, the decode step's kernels at 3 to 5 warps an SM with
+// two); ADAPTERLENS_CUDA_ATTN_STAGES=2 double-buffers instead.
+int kv_stages() {
+  static const int n = [] {
+    const char* v = std::getenv("ADAPTERLENS_CUDA_ATTN_STAGES");
+    return v && std::string(v) == "2" ? 2 : 1;
+  }();
+  return n;
+}
+
 template <typename T, int HD>
-void launch(int rv_bound, dim3 grid, size_t smem, const T* q, const PlanArgs& args, int heads, int kv_heads,
-            int max_rg, bool lowrank_k, cudaStream_t s) {
+void launch(int rv_bound, dim3 grid, const T* q, const PlanArgs& args, int heads, int kv_heads, bool lowrank_k,
+            bool quant, bool stage_cv, int tile0, cudaStream_t s) {
   const float scale_log2 = 1.4426950408889634f / sqrtf(static_cast<float>(HD));
-  auto go = [&](auto rv) {
+  const int stages = kv_stages();
+  auto go = [&](auto rv, auto qt) {
     constexpr int RV = decltype(rv)::value;
-    parts_tc_k<T, HD, RV><<<grid, 32, smem, s>>>(q, args, heads, kv_heads, scale_log2, max_rg, lowrank_k ? 1 : 0);
+    constexpr bool QUANT = decltype(qt)::value;
+    const size_t smem = PartsTcLayout<HD>::bytes(lowrank_k, QUANT, RV > 0 && stage_cv ? RV : 0, stages);
+    // Above the default 48 KiB per block (staged store data): raised once per instantiation
+    // (not a stream op, so also fine during a graph capture).
+    static size_t raised = 0;
+    if (smem > 48 * 1024 && raised < smem) {
+      cudaFuncSetAttribute(parts_tc_k<T, HD, RV, QUANT>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
+      raised = smem;
+    }
+    parts_tc_k<T, HD, RV, QUANT><<<grid, 32, smem, s>>>(q, args, heads, kv_heads, scale_log2, lowrank_k ? 1 : 0,
+                                                         stage_cv ? 1 : 0, stages, tile0);
   };
-  if (rv_bound == 0) go(std::integral_constant<int, 0>{});
-  else if (rv_bound <= 32) go(std::integral_constant<int, 32>{});
-  else if (rv_bound <= 64) go(std::integral_constant<int, 64>{});
-  else go(std::integral_constant<int, 128>{});
+  auto with_rv = [&](auto qt) {
+    if (rv_bound == 0) go(std::integral_constant<int, 0>{}, qt);
+    else if (rv_bound <= 32) go(std::integral_constant<int, 32>{}, qt);
+    else if (rv_bound <= 64) go(std::integral_constant<int, 64>{}, qt);
+    else go(std::integral_constant<int, 128>{}, qt);
+  };
+  if (quant) with_rv(std::true_type{});
+  else with_rv(std::false_type{});
 }
 
 }  // namespace
@@ -490,37 +519,58 @@ bool attention_parts_tc(DT dt, const void* q, const PlanArgs& args, const AttnPl
     return !(v && std::string(v) == "0");
   }();
   if (!enabled || dt == DT::F32 || (hd != 64 && hd != 128) || !aligned16(q)) return false;
-  const int group = heads / kv_heads;
-  int max_chunks = 1, max_rg = 1, max_rv = 0;
-  bool lowrank_k = false;
+  int max_chunks = 1;
   for (int i = 0; i < plan.spans.n; ++i) {
     const AttnSpan& sp = plan.spans[i];
     if (!aligned16(sp.k) || !aligned16(sp.v)) return false;
     max_chunks = std::max(max_chunks, sp.chunks);
-    const int queries = (plan.span_parts[i + 1] - plan.span_parts[i]) * group;
-    max_rg = std::max(max_rg, (queries + kRows - 1) / kRows);
   }
   for (int i = 0; i < plan.corrs.n; ++i) {
     const AttnCorrection& c = plan.corrs[i];
-    if (c.cv) {
-      if (c.rv > kMaxLowRank) return false;
-      max_rv = std::max(max_rv, c.rv);
-    }
-    if (c.ck) {
-      if (c.rk > kMaxLowRank) return false;
-      lowrank_k = true;
-    }
+    if ((c.cv && c.rv > kMaxLowRank) || (c.ck && c.rk > kMaxLowRank)) return false;
+    // Staged with 16-byte copies: the rows must be whole 16-byte chunks, 16-byte aligned.
+    if ((c.qk || c.qv) && ((c.bits != 8 && c.bits != 4) || (c.qk && !aligned16(c.qk)) || (c.qv && !aligned16(c.qv)))) return false;
   }
-  if (static_cast<int64_t>(plan.spans.n) * max_rg > 65535 || max_chunks > 65535) return false;
-  const dim3 grid(kv_heads, max_chunks, plan.spans.n * max_rg);
-  if (dt == DT::BF16) {
-    const auto* qt = static_cast<const __nv_bfloat16*>(q);
-    if (hd == 64) launch<__nv_bfloat16, 64>(max_rv, grid, PartsTcLayout<64>::bytes(lowrank_k), qt, args, heads, kv_heads, max_rg, lowrank_k, s);
-    else launch<__nv_bfloat16, 128>(max_rv, grid, PartsTcLayout<128>::bytes(lowrank_k), qt, args, heads, kv_heads, max_rg, lowrank_k, s);
-  } else {
-    const auto* qt = static_cast<const __half*>(q);
-    if (hd == 64) launch<__half, 64>(max_rv, grid, PartsTcLayout<64>::bytes(lowrank_k), qt, args, heads, kv_heads, max_rg, lowrank_k, s);
-    else launch<__half, 128>(max_rv, grid, PartsTcLayout<128>::bytes(lowrank_k), qt, args, heads, kv_heads, max_rg, lowrank_k, s);
+  if (kv_heads > 65535 || max_chunks > 65535) return false;
+  // The planner orders the tiles plain, low-rank, quantized (attn_tile_class): each class launches
+  // with only the shared memory and registers it needs (more warps of the plain class, the
+  // exact caches' and the base rows', fit on an SM).
+  const int group = heads / kv_heads;
+  struct Launch {
+    int first = 0, count = 0, max_rv = 0;
+    bool lowrank_k = false, stage_cv = true;
+  } cls[3];
+  int last = -1;
+  for (int i = 0; i < plan.tiles.n; ++i) {
+    const AttnTile& t = plan.tiles[i];
+    const int ci = plan.parts[plan.span_parts[t.span] + t.q0 / group].corr;
+    const AttnCorrection* c = ci >= 0 ? &plan.corrs[ci] : nullptr;
+    const int k = attn_tile_class(c);
+    Launch& l = cls[k];
+    if (k != last && l.count > 0) return false;  // not in class order: not a plan of AttnPlanner
+    last = k;
+    if (l.count == 0) l.first = i;
+    ++l.count;
+    if (c && c->cv) {
+      l.max_rv = std::max(l.max_rv, c->rv);
+      l.stage_cv = l.stage_cv && c->rv % 4 == 0 && aligned16(c->cv);
+    }
+    l.lowrank_k = l.lowrank_k || (c && c->ck);
+  }
+  for (int k = 0; k < 3; ++k) {
+    const Launch& l = cls[k];
+    if (l.count == 0) continue;
+    const dim3 grid(l.count, max_chunks, kv_heads);
+    const bool quant = k == 2;
+    if (dt == DT::BF16) {
+      const auto* qt = static_cast<const __nv_bfloat16*>(q);
+      if (hd == 64) launch<__nv_bfloat16, 64>(l.max_rv, grid, qt, args, heads, kv_heads, l.lowrank_k, quant, l.stage_cv, l.first, s);
+      else launch<__nv_bfloat16, 128>(l.max_rv, grid, qt, args, heads, kv_heads, l.lowrank_k, quant, l.stage_cv, l.first, s);
+    } else {
+      const auto* qt = static_cast<const __half*>(q);
+      if (hd == 64) launch<__half, 64>(l.max_rv, grid, qt, args, heads, kv_heads, l.lowrank_k, quant, l.stage_cv, l.first, s);
+      else launch<__half, 128>(l.max_rv, grid, qt, args, heads, kv_heads, l.lowrank_k, quant, l.stage_cv, l.first, s);
+    }
   }
   check("attention (parts, tensor cores)");
   return true;

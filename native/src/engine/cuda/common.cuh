@@ -165,8 +165,8 @@ void dequantize_columns(float* x, const uint8_t* q, int rows, int k, const uint8
 size_t error_sums_scratch(int heads, int T);  // doubles
 void error_sums(DT dt, double* by_head, double* by_bin, const void* rk, const void* rv, int r_cap, const void* ek,
                 const void* ev, int e_cap, int heads, int hd, int T, int bin, double* scratch, cudaStream_t s);
-size_t outside_span_scratch(int T);  // doubles
-void outside_span_sums(DT dt, double* out2, const void* exact_v, int exact_cap, const void* base_v, int base_cap,
+size_t outside_span_scratch(int T, int D, int r);  // doubles
+void outside_span_sums(cublasHandle_t h, DT dt, double* out2, const void* exact_v, int exact_cap, const void* base_v, int base_cap,
                        const double* pinv, const float* b, int r, int heads, int hd, int T, double* scratch,
                        cudaStream_t s);
 

@@ -1,5 +1,6 @@
 // The metrics' reductions on the device: error_sums (per kv head and per token bin) and
-// outside_span_sums (seed-minikv's diagnostic), in double; only the sums come back. CPU
+// outside_span_sums (seed-minikv's diagnostic, through cuBLAS DGEMMs), in double; only the
+// sums come back. CPU
 // references: error_sums and outside_span_sums in device_cpu.cpp.
 #include <algorithm>
 
@@ -9,25 +10,36 @@ namespace al::cuda {
 
 namespace {
 
-// The four sums of one (head, token) row: Σ(r−e)², Σe² of K then V.
+void ckb_blas(cublasStatus_t st, const char* what) {
+  if (st != CUBLAS_STATUS_SUCCESS) throw std::runtime_error(std::string("cuBLAS error during ") + what + ": " + cublasGetStatusString(st));
+}
+
+// The four sums of one (head, token) row: Σ(r−e)², Σe² of K then V. A warp per row (lanes
+// over its head dims, so every load is one coalesced stretch of the row), its lanes' sums
+// joined by a fixed shuffle tree.
+constexpr int kRowWarps = 8;
 template <typename T>
-__global__ void error_rows_k(double* rows, const T* rk, const T* rv, int r_cap, const T* ek, const T* ev, int e_cap,
-                             int heads, int hd, int T_) {
-  const int64_t row = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
-  if (row >= static_cast<int64_t>(heads) * T_) return;
+__global__ void __launch_bounds__(kRowWarps * 32)
+    error_rows_k(double* rows, const T* rk, const T* rv, int r_cap, const T* ek, const T* ev, int e_cap, int heads,
+                 int hd, int T_) {
+  const int64_t row = blockIdx.x * static_cast<int64_t>(kRowWarps) + threadIdx.x / 32;
+  const int lane = threadIdx.x % 32;
+  if (row >= static_cast<int64_t>(heads) * T_) return;  // uniform over the warp
   const int h = static_cast<int>(row / T_), t = static_cast<int>(row % T_);
   const int64_t ro = (static_cast<int64_t>(h) * r_cap + t) * hd, eo = (static_cast<int64_t>(h) * e_cap + t) * hd;
-  double kd = 0, kn = 0, vd = 0, vn = 0;
-  for (int i = 0; i < hd; ++i) {
+  double acc[4] = {0, 0, 0, 0};
+  for (int i = lane; i < hd; i += 32) {
     const double ekv = to_f(ek[eo + i]), evv = to_f(ev[eo + i]);
     const double dk = static_cast<double>(to_f(rk[ro + i])) - ekv, dv = static_cast<double>(to_f(rv[ro + i])) - evv;
-    kd += dk * dk;
-    kn += ekv * ekv;
-    vd += dv * dv;
-    vn += evv * evv;
+    acc[0] += dk * dk;
+    acc[1] += ekv * ekv;
+    acc[2] += dv * dv;
+    acc[3] += evv * evv;
   }
-  double* s = rows + row * 4;
-  s[0] = kd, s[1] = kn, s[2] = vd, s[3] = vn;
+#pragma unroll
+  for (int j = 0; j < 4; ++j)
+    for (int o = 16; o > 0; o >>= 1) acc[j] += __shfl_xor_sync(0xffffffffu, acc[j], o);
+  if (lane < 4) rows[row * 4 + lane] = acc[lane];
 }
 
 // Block per head: Σ over tokens of its rows (a fixed reduction tree).
@@ -57,45 +69,45 @@ __global__ void error_by_bin_k(double* by_bin, const double* rows, int heads, in
   for (int j = 0; j < 4; ++j) by_bin[b * 4 + j] = acc[j];
 }
 
-// Block per token: ΔV_t (fp32 subtraction, then double), c = P ΔV_t, the residual ΔV_t − B c;
-// per token (Σres², ΣΔV²) into `per_token`.
+// outside_span_sums in token blocks of kSpanTokens, through two cuBLAS DGEMMs (the projection
+// of every token's ΔV onto span(B) at once, not one read of Bᐩ per token):
+//   X[t, o] = ΔV (fp32 subtraction, then double), total_t = Σ_o X²  (span_delta_k)
+//   C = X · Pᵀ            [n, r]   (P = Bᐩ, [r, D] in double)
+//   X ← X − C · Bᵀ         the residual, in place (B [D, r] fp32, widened once)
+//   outside_t = Σ_o X²     (span_residual_k)
+constexpr int kSpanTokens = 4096;
+
+// Block per token of the block: X's row and its Σ X² (a fixed reduction tree).
 template <typename T>
-__global__ void outside_span_k(double* per_token, const T* ev, int e_cap, const T* bv, int b_cap, const double* P,
-                               const float* B, int r, int heads, int hd) {
-  extern __shared__ double sm[];  // [D] ΔV_t, then [r] c
+__global__ void span_delta_k(double* X, double* per_token, const T* ev, int e_cap, const T* bv, int b_cap, int heads,
+                             int hd, int t0) {
   __shared__ double red[32];
-  const int D = heads * hd;
-  double* dv = sm;
-  double* c = sm + D;
-  const int t = blockIdx.x;
+  const int D = heads * hd, t = t0 + blockIdx.x;
+  double* x = X + static_cast<int64_t>(blockIdx.x) * D;
+  double total = 0.0;
   for (int o = threadIdx.x; o < D; o += blockDim.x) {
     const int h = o / hd, i = o % hd;
-    dv[o] = static_cast<double>(__fsub_rn(to_f(ev[(static_cast<int64_t>(h) * e_cap + t) * hd + i]),
-                                          to_f(bv[(static_cast<int64_t>(h) * b_cap + t) * hd + i])));
+    const double d = static_cast<double>(__fsub_rn(to_f(ev[(static_cast<int64_t>(h) * e_cap + t) * hd + i]),
+                                                   to_f(bv[(static_cast<int64_t>(h) * b_cap + t) * hd + i])));
+    x[o] = d;
+    total += d * d;
   }
-  __syncthreads();
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, warps = blockDim.x / 32;
-  for (int j = warp; j < r; j += warps) {
-    double s = 0.0;
-    for (int o = lane; o < D; o += 32) s += P[static_cast<int64_t>(j) * D + o] * dv[o];
-    for (int off = 16; off > 0; off >>= 1) s += __shfl_xor_sync(0xffffffffu, s, off);
-    if (lane == 0) c[j] = s;
-  }
-  __syncthreads();
-  double outside = 0.0, total = 0.0;
-  for (int o = threadIdx.x; o < D; o += blockDim.x) {
-    double proj = 0.0;
-    for (int j = 0; j < r; ++j) proj += static_cast<double>(B[static_cast<int64_t>(o) * r + j]) * c[j];
-    const double res = dv[o] - proj;
-    outside += res * res;
-    total += dv[o] * dv[o];
-  }
-  outside = block_reduce(outside, Add(), red);
   total = block_reduce(total, Add(), red);
-  if (threadIdx.x == 0) {
-    per_token[t * 2] = outside;
-    per_token[t * 2 + 1] = total;
-  }
+  if (threadIdx.x == 0) per_token[t * 2 + 1] = total;
+}
+
+__global__ void span_residual_k(double* per_token, const double* X, int D, int t0) {
+  __shared__ double red[32];
+  const double* x = X + static_cast<int64_t>(blockIdx.x) * D;
+  double outside = 0.0;
+  for (int o = threadIdx.x; o < D; o += blockDim.x) outside += x[o] * x[o];
+  outside = block_reduce(outside, Add(), red);
+  if (threadIdx.x == 0) per_token[(t0 + blockIdx.x) * 2] = outside;
+}
+
+__global__ void widen_k(double* out, const float* in, int64_t n) {
+  const int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  if (i < n) out[i] = in[i];
 }
 
 __global__ void sum_pairs_k(double* out2, const double* per_token, int T_) {
@@ -116,7 +128,7 @@ void error_sums(DT dt, double* by_head, double* by_bin, const void* rk, const vo
                 const void* ev, int e_cap, int heads, int hd, int T_, int bin, double* scratch, cudaStream_t s) {
   if (T_ == 0) return;
   const int64_t rows = static_cast<int64_t>(heads) * T_;
-  AL_DISPATCH(dt, error_rows_k<T><<<blocks_for(rows, 128), 128, 0, s>>>(scratch, static_cast<const T*>(rk), static_cast<const T*>(rv), r_cap, static_cast<const T*>(ek), static_cast<const T*>(ev), e_cap, heads, hd, T_));
+  AL_DISPATCH(dt, error_rows_k<T><<<blocks_for(rows, kRowWarps), kRowWarps * 32, 0, s>>>(scratch, static_cast<const T*>(rk), static_cast<const T*>(rv), r_cap, static_cast<const T*>(ek), static_cast<const T*>(ev), e_cap, heads, hd, T_));
   check("error sums (rows)");
   error_by_head_k<<<heads, 256, 0, s>>>(by_head, scratch, T_);
   check("error sums (heads)");
@@ -125,21 +137,36 @@ void error_sums(DT dt, double* by_head, double* by_bin, const void* rk, const vo
   check("error sums (bins)");
 }
 
-size_t outside_span_scratch(int T_) { return static_cast<size_t>(std::max(T_, 1)) * 2; }
+size_t outside_span_scratch(int T_, int D, int r) {
+  const size_t tb = static_cast<size_t>(std::min(std::max(T_, 1), kSpanTokens));
+  return static_cast<size_t>(std::max(T_, 1)) * 2 + static_cast<size_t>(D) * r + tb * r + tb * D;
+}
 
-void outside_span_sums(DT dt, double* out2, const void* exact_v, int exact_cap, const void* base_v, int base_cap,
-                       const double* pinv, const float* b, int r, int heads, int hd, int T_, double* scratch,
-                       cudaStream_t s) {
+void outside_span_sums(cublasHandle_t h, DT dt, double* out2, const void* exact_v, int exact_cap, const void* base_v,
+                       int base_cap, const double* pinv, const float* b, int r, int heads, int hd, int T_,
+                       double* scratch, cudaStream_t s) {
   if (T_ == 0) return;
-  const size_t smem = (static_cast<size_t>(heads) * hd + r) * sizeof(double);
-  AL_DISPATCH(dt, {
-    if (smem > 48 * 1024) {
-      cudaFuncSetAttribute(outside_span_k<T>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
-    }
-    outside_span_k<T><<<T_, 256, smem, s>>>(scratch, static_cast<const T*>(exact_v), exact_cap, static_cast<const T*>(base_v), base_cap, pinv, b, r, heads, hd);
-  });
-  check("outsideSpan");
-  sum_pairs_k<<<1, 1024, 0, s>>>(out2, scratch, T_);
+  const int D = heads * hd;
+  const int tb = std::min(T_, kSpanTokens);
+  double* per_token = scratch;                            // [T, 2]
+  double* Bd = per_token + static_cast<size_t>(T_) * 2;   // [D, r]
+  double* C = Bd + static_cast<size_t>(D) * r;            // [tb, r]
+  double* X = C + static_cast<size_t>(tb) * r;            // [tb, D]
+  widen_k<<<blocks_for(static_cast<int64_t>(D) * r, kThreads), kThreads, 0, s>>>(Bd, b, static_cast<int64_t>(D) * r);
+  check("outsideSpan (B)");
+  const double one = 1.0, zero = 0.0, minus_one = -1.0;
+  for (int t0 = 0; t0 < T_; t0 += tb) {
+    const int n = std::min(tb, T_ - t0);
+    AL_DISPATCH(dt, span_delta_k<T><<<n, 256, 0, s>>>(X, per_token, static_cast<const T*>(exact_v), exact_cap, static_cast<const T*>(base_v), base_cap, heads, hd, t0));
+    check("outsideSpan (delta)");
+    // Row-major X [n, D] is column-major [D, n]; P [r, D] is column-major [D, r]; C [n, r] is
+    // column-major [r, n]: Cᵀ = Pᵀ·Xᵀ. Then Xᵀ −= B·Cᵀ with B [D, r] row-major = column-major [r, D] used transposed.
+    ckb_blas(cublasDgemm(h, CUBLAS_OP_T, CUBLAS_OP_N, r, n, D, &one, pinv, D, X, D, &zero, C, r), "cublasDgemm (outsideSpan, C)");
+    ckb_blas(cublasDgemm(h, CUBLAS_OP_T, CUBLAS_OP_N, D, n, r, &minus_one, Bd, r, C, r, &one, X, D), "cublasDgemm (outsideSpan, residual)");
+    span_residual_k<<<n, 256, 0, s>>>(per_token, X, D, t0);
+    check("outsideSpan (residual)");
+  }
+  sum_pairs_k<<<1, 1024, 0, s>>>(out2, per_token, T_);
   check("outsideSpan (sum)");
 }
 

@@ -39,33 +39,43 @@ __global__ void copy_positions_k(T* dst, int dst_cap, const T* src, int src_cap,
   dst[static_cast<int64_t>(h) * dst_cap * hd + rest] = src[static_cast<int64_t>(h) * src_cap * hd + rest];
 }
 
-// One thread per (head, token) row, as the CPU reference loops.
+// A warp per (head, token) row: each lane takes pairs of dims (2p, 2p + 1), p = lane, lane + 32,
+// ..., so every load and store is one coalesced stretch of the row and an int4 byte is written
+// whole by one lane. The values are those of the CPU reference (the same fp32 arithmetic per
+// element; the row's largest |Δ| does not depend on the order it is found in).
+constexpr int kQuantWarps = 8;
 template <typename T>
-__global__ void quantize_k(uint8_t* q, float* scale_out, const T* exact, int exact_cap, const T* base, int base_cap,
-                           int heads, int hd, int T_, int bits) {
-  const int64_t row = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
-  if (row >= static_cast<int64_t>(heads) * T_) return;
+__global__ void __launch_bounds__(kQuantWarps * 32)
+    quantize_k(uint8_t* q, float* scale_out, const T* exact, int exact_cap, const T* base, int base_cap, int heads,
+               int hd, int T_, int bits) {
+  const int64_t row = blockIdx.x * static_cast<int64_t>(kQuantWarps) + threadIdx.x / 32;
+  const int lane = threadIdx.x % 32;
+  if (row >= static_cast<int64_t>(heads) * T_) return;  // uniform over the warp
   const int h = static_cast<int>(row / T_), t = static_cast<int>(row % T_);
   const T* e = exact + (static_cast<int64_t>(h) * exact_cap + t) * hd;
   const T* b = base + (static_cast<int64_t>(h) * base_cap + t) * hd;
   const int qmax = bits == 8 ? 127 : 7;
   const int row_bytes = bits == 8 ? hd : (hd + 1) / 2;
+  auto delta = [&](int i) { return __fsub_rn(to_f(e[i]), to_f(b[i])); };
   float amax = 0.0f;
-  for (int i = 0; i < hd; ++i) amax = fmaxf(amax, fabsf(__fsub_rn(to_f(e[i]), to_f(b[i]))));
+  for (int i = lane; i < hd; i += 32) amax = fmaxf(amax, fabsf(delta(i)));
+  for (int o = 16; o > 0; o >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
   const float scale = amax / static_cast<float>(qmax);
-  scale_out[row] = scale;
+  if (lane == 0) scale_out[row] = scale;
+  auto code = [&](int i) {
+    const float r = scale > 0.0f ? rintf(delta(i) / scale) : 0.0f;
+    return static_cast<int>(fminf(fmaxf(r, static_cast<float>(-qmax)), static_cast<float>(qmax)));
+  };
   uint8_t* o = q + row * row_bytes;
-  int prev = 0;
-  for (int i = 0; i < hd; ++i) {
-    const float r = scale > 0.0f ? rintf(__fsub_rn(to_f(e[i]), to_f(b[i])) / scale) : 0.0f;
-    const int v = static_cast<int>(fminf(fmaxf(r, static_cast<float>(-qmax)), static_cast<float>(qmax)));
+  for (int i = 2 * lane; i < hd; i += 64) {
+    const int lo = code(i);
+    const bool pair = i + 1 < hd;
+    const int hi = pair ? code(i + 1) : 0;
     if (bits == 8) {
-      o[i] = static_cast<uint8_t>(static_cast<int8_t>(v));
-    } else if (i % 2 == 0) {
-      prev = v & 0xF;
-      if (i + 1 == hd) o[i / 2] = static_cast<uint8_t>(prev);
+      o[i] = static_cast<uint8_t>(static_cast<int8_t>(lo));
+      if (pair) o[i + 1] = static_cast<uint8_t>(static_cast<int8_t>(hi));
     } else {
-      o[i / 2] = static_cast<uint8_t>(prev | ((v & 0xF) << 4));
+      o[i / 2] = static_cast<uint8_t>((lo & 0xF) | (pair ? (hi & 0xF) << 4 : 0));
     }
   }
 }
@@ -157,7 +167,7 @@ void quantize_delta(DT dt, uint8_t* q, float* scale, const void* exact, int exac
                     int heads, int hd, int T_, int bits, cudaStream_t s) {
   const int64_t rows = static_cast<int64_t>(heads) * T_;
   if (rows == 0) return;
-  AL_DISPATCH(dt, quantize_k<T><<<blocks_for(rows, 128), 128, 0, s>>>(q, scale, static_cast<const T*>(exact), exact_cap, static_cast<const T*>(base), base_cap, heads, hd, T_, bits));
+  AL_DISPATCH(dt, quantize_k<T><<<blocks_for(rows, kQuantWarps), kQuantWarps * 32, 0, s>>>(q, scale, static_cast<const T*>(exact), exact_cap, static_cast<const T*>(base), base_cap, heads, hd, T_, bits));
   check("quantize_delta");
 }
 
