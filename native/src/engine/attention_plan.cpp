@@ -4,21 +4,11 @@
 #include <map>
 #include <utility>
 
+#include "engine/attention_tiles.h"
 #include "engine/kv_store.h"
 
 namespace al {
 
-namespace {
-
-// Whether two parts apply the same store's data (−1: no correction).
-bool same_correction(const std::vector<AttnCorrection>& corrs, int a, int b) {
-  if (a == b) return true;
-  if (a < 0 || b < 0) return false;
-  const AttnCorrection &x = corrs[a], &y = corrs[b];
-  return x.qk == y.qk && x.qv == y.qv && x.ck == y.ck && x.cv == y.cv;
-}
-
-}  // namespace
 
 void AttnPlanner::build(const Model& m, const Row* rows, int n, bool by_capacity, size_t max_partial_floats) {
   const Config& c = m.config;
@@ -115,26 +105,7 @@ void AttnPlanner::build(const Model& m, const Row* rows, int n, bool by_capacity
     ly.row_parts.assign(ly.parts.size(), 0);
     std::vector<int> fill(ly.row_parts_begin.begin(), ly.row_parts_begin.end() - 1);
     for (size_t p = 0; p < ly.parts.size(); ++p) ly.row_parts[fill[ly.parts[p].row]++] = static_cast<int>(p);
-    // Tiles: each span's queries, cut where the correction changes and every kAttnTileQueries.
-    const int group = heads / c.num_kv_heads;
-    for (size_t s = 0; s < ly.spans.size(); ++s) {
-      const int p0 = ly.span_parts[s], p1 = ly.span_parts[s + 1];
-      for (int a = p0; a < p1;) {
-        int b = a + 1;
-        while (b < p1 && same_correction(ly.corrs, ly.parts[a].corr, ly.parts[b].corr)) ++b;
-        for (int q = (a - p0) * group; q < (b - p0) * group; q += kAttnTileQueries) {
-          ly.tiles.push_back(AttnTile{static_cast<int>(s), q, std::min(kAttnTileQueries, (b - p0) * group - q)});
-        }
-        a = b;
-      }
-    }
-    // Tiles by class (device.h: plain, low-rank, quantized), so that a kernel can launch each
-    // class with only what it stages.
-    auto cls = [&](const AttnTile& t) {
-      const int ci = ly.parts[ly.span_parts[t.span] + t.q0 / group].corr;
-      return attn_tile_class(ci >= 0 ? &ly.corrs[ci] : nullptr);
-    };
-    std::stable_sort(ly.tiles.begin(), ly.tiles.end(), [&](const AttnTile& x, const AttnTile& y) { return cls(x) < cls(y); });
+    ly.tiles = attn_tiles(ly.parts, ly.span_parts, ly.corrs, heads / c.num_kv_heads);
   }
 
   // Chunking: the device's chunk, grown until the partial states fit the budget.
