@@ -838,18 +838,11 @@ void bench_attention() {
   }
   const size_t span_bytes = size_t(2) * kv * T * hd * 2;  // one layer's K and V of the document
   std::printf("attention_parts, one layer, bf16, hd %d, %d/%d heads, %d-token document (µs per layer; K/V GB/s)\n", hd, heads, kv, T);
-  for (const int per_row : {1, 32}) {
-    std::vector<Row> rows;
-    for (int j = 0; j < per_row; ++j) {
-      for (int a = 0; a < 3; ++a) {
-        const int pos = T + j;
-        rows.push_back(Row{exacts[a].get(), pos, nullptr, false});
-        for (const auto& v : views[a]) rows.push_back(Row{v.get(), pos, nullptr, false});
-      }
-    }
+  // One layer's attention_parts over `rows` (decode: plan sized by capacity), µs per call.
+  auto time_rows = [&](std::vector<Row> rows, bool by_capacity, int reps) {
     const int n = static_cast<int>(rows.size());
     AttnPlanner planner;
-    planner.build(*w.model, rows.data(), n, per_row == 1, size_t(256) << 20);
+    planner.build(*w.model, rows.data(), n, by_capacity, size_t(256) << 20);
     TableUpload up;
     planner.add_to(up);
     Buffer tables, partials(*gpu, std::max<size_t>(planner.partial_floats(), 1) * 4, "bench");
@@ -860,11 +853,22 @@ void bench_attention() {
     auto run = [&] { gpu->attention_parts(DT::BF16, out.get(), q.get(), plan, n, heads, kv, hd); };
     for (int i = 0; i < 3; ++i) run();
     gpu->sync("bench");
-    const int reps = per_row == 1 ? 200 : 20;
     const auto t0 = std::chrono::steady_clock::now();
     for (int i = 0; i < reps; ++i) run();
     gpu->sync("bench");
-    const double us = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count() / reps;
+    return std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count() / reps;
+  };
+  for (const int per_row : {1, 32}) {
+    std::vector<Row> rows;
+    for (int j = 0; j < per_row; ++j) {
+      for (int a = 0; a < 3; ++a) {
+        const int pos = T + j;
+        rows.push_back(Row{exacts[a].get(), pos, nullptr, false});
+        for (const auto& v : views[a]) rows.push_back(Row{v.get(), pos, nullptr, false});
+      }
+    }
+    const int n = static_cast<int>(rows.size());
+    const double us = time_rows(rows, per_row == 1, per_row == 1 ? 200 : 20);
     // Bytes it must read: the base span once, the 3 exact caches, the 3 int8 stores (≈ half a
     // span each; the seed stores' r values per token are small).
     const double bytes = 5.5 * span_bytes;
@@ -877,24 +881,7 @@ void bench_attention() {
   for (int k = 0; k < 4; ++k) {
     std::vector<Row> rows;
     for (int a = 0; a < 3; ++a) rows.push_back(Row{k == 0 ? exacts[a].get() : views[a][k - 1].get(), T, nullptr, false});
-    const int n = static_cast<int>(rows.size());
-    AttnPlanner planner;
-    planner.build(*w.model, rows.data(), n, true, size_t(256) << 20);
-    TableUpload up;
-    planner.add_to(up);
-    Buffer tables, partials(*gpu, std::max<size_t>(planner.partial_floats(), 1) * 4, "bench");
-    up.upload(*gpu, tables, false);
-    Buffer q(*gpu, size_t(n) * heads * hd * 2, "bench"), out(*gpu, size_t(n) * heads * hd * 2, "bench");
-    gpu->memset0(q.get(), size_t(n) * heads * hd * 2);
-    const AttnPlan plan = planner.plan(up, 0, partials.as<float>());
-    auto run = [&] { gpu->attention_parts(DT::BF16, out.get(), q.get(), plan, n, heads, kv, hd); };
-    for (int i = 0; i < 3; ++i) run();
-    gpu->sync("bench");
-    const auto t0 = std::chrono::steady_clock::now();
-    for (int i = 0; i < 200; ++i) run();
-    gpu->sync("bench");
-    const double us = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count() / 200;
-    std::printf("    %-38s %8.1f µs\n", kinds[k], us);
+    std::printf("    %-38s %8.1f µs\n", kinds[k], time_rows(rows, true, 200));
   }
 }
 
