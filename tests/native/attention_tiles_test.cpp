@@ -2,7 +2,7 @@
 // random layer plans: every query of every span in exactly one tile; a tile's queries all apply
 // one correction; 1..kAttnTileQueries queries a tile; tiles in class order, stable within a
 // class; and, where a store's parts are consecutive (as the planner orders them), the fewest
-// tiles. Exit status 0 when every plan passes. Run by tests/native/attention-tiles.test.ts.
+// tiles. Exit status 0 when every plan passes. Run by tests/native/attention-plan.test.ts.
 #include <algorithm>
 #include <cstdint>
 #include <cstdio>

@@ -14,6 +14,7 @@ void AttnPlanner::build(const Model& m, const Row* rows, int n, bool by_capacity
   const Config& c = m.config;
   const int L = c.num_layers, heads = c.num_heads, hd = c.head_dim;
   n_rows_ = n;
+  group_ = heads / c.num_kv_heads;
   layers_.assign(L, Layer{});
   expansions_.clear();
   expanded_spans_.assign(L, {});
@@ -105,7 +106,7 @@ void AttnPlanner::build(const Model& m, const Row* rows, int n, bool by_capacity
     ly.row_parts.assign(ly.parts.size(), 0);
     std::vector<int> fill(ly.row_parts_begin.begin(), ly.row_parts_begin.end() - 1);
     for (size_t p = 0; p < ly.parts.size(); ++p) ly.row_parts[fill[ly.parts[p].row]++] = static_cast<int>(p);
-    ly.tiles = attn_tiles(ly.parts, ly.span_parts, ly.corrs, heads / c.num_kv_heads);
+    ly.tiles = attn_tiles(ly.parts, ly.span_parts, ly.corrs, group_);
   }
 
   // Chunking: the device's chunk, grown until the partial states fit the budget.
@@ -200,7 +201,28 @@ void AttnPlanner::shape_key(std::vector<uint64_t>& key) const {
     key.push_back(reinterpret_cast<uintptr_t>(e.store));
     key.push_back(reinterpret_cast<uintptr_t>(e.prefix));
   }
+  // What a device may shape its launches by when a graph is captured, beyond the counts: the
+  // spans' chunks and parts (queries per span), the tiles and their classes, each correction's
+  // kinds, ranks and bits, and the 16-byte alignment of the data it reads (a kernel picks its
+  // variant, its shared memory and its fallback from these; a replay must not meet others).
+  auto aligned16 = [](const void* p) { return static_cast<uint64_t>((reinterpret_cast<uintptr_t>(p) & 15u) == 0); };
   for (const Layer& ly : layers_) {
+    for (size_t i = 0; i < ly.spans.size(); ++i) {
+      const AttnSpan& sp = ly.spans[i];
+      key.push_back(static_cast<uint64_t>(sp.chunks) << 32 | static_cast<uint32_t>(ly.span_parts[i + 1] - ly.span_parts[i]));
+      key.push_back(aligned16(sp.k) | aligned16(sp.v) << 1);
+    }
+    for (const AttnTile& t : ly.tiles) {
+      const int ci = ly.parts[ly.span_parts[t.span] + t.q0 / group_].corr;
+      const uint64_t cls = static_cast<uint64_t>(attn_tile_class(ci >= 0 ? &ly.corrs[ci] : nullptr));
+      key.push_back(static_cast<uint64_t>(t.span) << 40 | static_cast<uint64_t>(t.q0) << 10 | static_cast<uint64_t>(t.nrows) << 2 | cls);
+    }
+    for (const AttnCorrection& c : ly.corrs) {
+      key.push_back(static_cast<uint64_t>(attn_tile_class(&c)) | static_cast<uint64_t>(c.ck != nullptr) << 2 |
+                    static_cast<uint64_t>(c.cv != nullptr) << 3 | static_cast<uint64_t>(c.bits) << 4 |
+                    aligned16(c.qk) << 12 | aligned16(c.qv) << 13 | aligned16(c.cv) << 14 |
+                    static_cast<uint64_t>(c.rv) << 16 | static_cast<uint64_t>(c.rk) << 32);
+    }
     key.push_back(ly.spans.size());
     key.push_back(ly.parts.size());
     key.push_back(ly.corrs.size());

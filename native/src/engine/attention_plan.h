@@ -35,7 +35,8 @@ class AttnPlanner {
   AttnPlan plan(const TableUpload& up, int layer, float* partials) const;
 
   size_t partial_floats() const { return partial_floats_; }
-  // What the plan's shape is (counts, chunking), for a captured graph's key.
+  // What the plan's shape is (counts, chunking, tiles, the corrections' kinds and alignment),
+  // for a captured graph's key.
   void shape_key(std::vector<uint64_t>& key) const;
 
  private:
@@ -58,6 +59,7 @@ class AttnPlanner {
   std::vector<std::vector<std::pair<int, int>>> expanded_spans_;  // per layer: (span, expansion)
   std::vector<Layer> layers_;
   int n_rows_ = 0;
+  int group_ = 1;  // query heads per kv head
   int chunk_ = 0;
   int stride_ = 0;
   size_t partial_floats_ = 0;
