@@ -29,6 +29,7 @@
 #include "engine/model.h"
 #include "engine/sampling.h"
 #include "engine/weights.h"
+#include "../native/v_lora_adapter.h"
 
 namespace al {
 Device& cuda_device();
@@ -447,23 +448,7 @@ struct World {
       exact->write_layer(l, ek.data(), ev.data(), T);
     }
     // The adapter: v_proj LoRA on both layers (B above), plus the lragent capture.
-    adapter = std::make_shared<Adapter>();
-    adapter->id = 7;
-    adapter->dev = &d;
-    adapter->dt = dt;
-    adapter->layers.resize(2);
-    adapter->v.resize(2);
-    for (int l = 0; l < 2; ++l) {
-      LoraModule& mod = adapter->layers[l][static_cast<int>(LoraTarget::V)].emplace();
-      mod.rank = rank;
-      mod.scale = 1.0f;
-      VProjection& vp = adapter->v[l].emplace();
-      vp.b_host = B;
-      vp.b_f32 = Buffer(d, B.size() * 4, "test");
-      d.upload(vp.b_f32.get(), B.data(), B.size() * 4);
-      vp.basis = vp.b_f32.as<float>();
-    }
-    adapter->max_rank = rank;
+    adapter = v_lora_adapter(d, dt, 2, B, rank, 7);
     exact->begin_lora_v_capture(7, {rank, rank});
     for (int l = 0; l < 2; ++l) {
       const std::vector<float> u = gen(size_t(T) * rank, 0.5f);

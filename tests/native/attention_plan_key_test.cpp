@@ -14,6 +14,7 @@
 #include "engine/kv_store.h"
 #include "engine/lora.h"
 #include "engine/model.h"
+#include "v_lora_adapter.h"
 
 using namespace al;
 
@@ -62,24 +63,7 @@ int main() {
   base->set_length(T);
   exact->set_length(T);
   // An adapter with a v_proj LoRA of rank 4 on both layers (what seed-minikv needs).
-  auto adapter = std::make_shared<Adapter>();
-  adapter->id = 1;
-  adapter->dev = &dev;
-  adapter->dt = DT::F32;
-  adapter->layers.resize(L);
-  adapter->v.resize(L);
-  const std::vector<float> B = gen(size_t(kv) * hd * rank, 0.3f);
-  for (int l = 0; l < L; ++l) {
-    LoraModule& mod = adapter->layers[l][static_cast<int>(LoraTarget::V)].emplace();
-    mod.rank = rank;
-    mod.scale = 1.0f;
-    VProjection& vp = adapter->v[l].emplace();
-    vp.b_host = B;
-    vp.b_f32 = Buffer(dev, B.size() * 4, "test");
-    dev.upload(vp.b_f32.get(), B.data(), B.size() * 4);
-    vp.basis = vp.b_f32.as<float>();
-  }
-  adapter->max_rank = rank;
+  const std::shared_ptr<const Adapter> adapter = v_lora_adapter(dev, DT::F32, L, gen(size_t(kv) * hd * rank, 0.3f), rank, 1);
   auto store = [&](StrategyKind k, int r = 0) {
     StrategySpec s;
     s.kind = k;
