@@ -9,6 +9,7 @@ import { CacheManager } from '../cache/cache-manager.js';
 import { isCancellation } from '../cancellation.js';
 import { writeFileAtomicSync } from '../files/atomic-write.js';
 import { DigestCache } from '../model/digest-cache.js';
+import { probeCacheIn } from '../engine/cuda-probe-cache.js';
 import { isLoadError } from '../model/errors.js';
 import { CompareInputError, runComparison } from '../compare/runner.js';
 import { EngineSession } from '../compare/session.js';
@@ -216,7 +217,7 @@ function progressPrinter(): (p: CompareProgress) => void {
 
 async function compare(request: CompareRequest, values: Values, signal: AbortSignal): Promise<number> {
   const budgetGiB = num('budget-gib', values['budget-gib'], 8, (n) => n > 0, 'a number of GiB > 0');
-  const session = new EngineSession(request.device, { digestCache: DigestCache.inDataDir(defaultDataDir()) });
+  const session = new EngineSession(request.device, { digestCache: DigestCache.inDataDir(defaultDataDir()), probeCacheFile: probeCacheIn(defaultDataDir()) });
   if (session.engine.fallbackReason) process.stderr.write(`engine: ${session.engine.backend} (${terminalSafe(session.engine.fallbackReason)})\n`);
   const cacheManager = new CacheManager({ budgetBytes: Math.round(budgetGiB * 2 ** 30) });
   try {

@@ -75,6 +75,8 @@ export interface SessionOptions {
   digestCache?: DigestCache;
   /** Loaded adapters kept beyond those a run holds (least recently used go first). Default 16. */
   maxLoadedAdapters?: number;
+  /** Where a successful CUDA probe is kept across restarts (native-loader.ts); none: every start probes. */
+  probeCacheFile?: string;
 }
 
 interface AdapterSlot {
@@ -102,7 +104,7 @@ export class EngineSession {
   private readonly failedDigests = new WeakSet<Promise<DirDigest>>();
 
   constructor(device: BackendChoice = 'auto', options: SessionOptions = {}) {
-    this.engine = loadAddon(device);
+    this.engine = loadAddon(device, { probeCacheFile: options.probeCacheFile });
     this.ownsCache = !options.cache;
     this.cache = options.cache ?? new CacheManager({ budgetBytes: Number.MAX_SAFE_INTEGER });
     this.digestCache = options.digestCache ?? new DigestCache(null);

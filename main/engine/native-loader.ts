@@ -9,6 +9,7 @@ import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { nativeBuildDir } from '../paths.js';
+import { forgetProbe, keepProbe, probeKey, readKeptProbe } from './cuda-probe-cache.js';
 import type { NativeAddon } from './native-types.js';
 
 const require = createRequire(import.meta.url);
@@ -82,12 +83,34 @@ export function probeCuda(cudaFile: string): CudaProbe {
   return result;
 }
 
+export interface LoadOptions {
+  /**
+   * Where a successful probe is kept (cuda-probe-cache.ts), e.g. in the data folder: a later
+   * process on the same build, driver and devices then loads the CUDA build without probing.
+   */
+  probeCacheFile?: string;
+}
+
+/** The CUDA build in this process, without a probe (a kept success says it starts here). */
+function loadKeptCuda(cudaFile: string, probeCacheFile: string): { addon: NativeAddon } | { reason: string } {
+  try {
+    const addon = requireAddon(cudaFile);
+    addon.info();  // the CUDA context: fails here, as in the probe, where it cannot start now
+    return { addon };
+  } catch (e) {
+    cache.delete(cudaFile);
+    forgetProbe(probeCacheFile);
+    return { reason: classifyCudaFailure(String((e as Error)?.message ?? e)) };
+  }
+}
+
 /**
- * Loads the engine build for `choice`. 'auto' tries CUDA first (through the probe) and
- * falls back to CPU with the reason; 'cuda' fails loudly instead of falling back; 'cpu'
- * loads the CPU build. ADAPTERLENS_DEVICE (auto, cpu, cuda) overrides 'auto' (tests).
+ * Loads the engine build for `choice`. 'auto' tries CUDA first (through the probe, or a kept
+ * success of one) and falls back to CPU with the reason; 'cuda' fails loudly instead of
+ * falling back; 'cpu' loads the CPU build. ADAPTERLENS_DEVICE (auto, cpu, cuda) overrides
+ * 'auto' (tests).
  */
-export function loadAddon(choice: BackendChoice = 'auto'): LoadedAddon {
+export function loadAddon(choice: BackendChoice = 'auto', options: LoadOptions = {}): LoadedAddon {
   const env = process.env.ADAPTERLENS_DEVICE;
   if (choice === 'auto' && (env === 'cpu' || env === 'cuda')) choice = env;
   const cpuFile = path.join(nativeBuildDir, 'adapterlens_cpu.node');
@@ -97,9 +120,19 @@ export function loadAddon(choice: BackendChoice = 'auto'): LoadedAddon {
     if (!fs.existsSync(cudaFile)) {
       reason = 'no CUDA build of the engine on this machine (built without a CUDA toolkit with cuBLAS)';
     } else {
-      const p = probeCuda(cudaFile);
-      if (p.ok) return { addon: requireAddon(cudaFile), backend: 'cuda', fallbackReason: null };
-      reason = p.detail;
+      const key = options.probeCacheFile ? probeKey(cudaFile) : null;
+      if (key && readKeptProbe(options.probeCacheFile!, key)) {
+        const kept = loadKeptCuda(cudaFile, options.probeCacheFile!);
+        if ('addon' in kept) return { addon: kept.addon, backend: 'cuda', fallbackReason: null };
+        reason = kept.reason;
+      } else {
+        const p = probeCuda(cudaFile);
+        if (p.ok) {
+          if (key) keepProbe(options.probeCacheFile!, key, p);
+          return { addon: requireAddon(cudaFile), backend: 'cuda', fallbackReason: null };
+        }
+        reason = p.detail;
+      }
     }
     if (choice === 'cuda') {
       throw new Error(`--device cuda: ${reason}. Use --device cpu or --device auto.`);

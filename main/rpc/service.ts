@@ -15,6 +15,7 @@ import { checkFits, estimateMemory } from '../cache/memory-estimate.js';
 import { DemoUnavailableError, demoRequest } from '../compare/demo.js';
 import { runComparison } from '../compare/runner.js';
 import { EngineSession } from '../compare/session.js';
+import { probeCacheIn } from '../engine/cuda-probe-cache.js';
 import type { BackendChoice } from '../engine/native-loader.js';
 import { DigestCache } from '../model/digest-cache.js';
 import { openAdapterInWorker, openCheckpointInWorker } from '../model/open-async.js';
@@ -179,7 +180,11 @@ export class AppService {
   private engine(): EngineSession {
     if (this.disposed) throw rpcError('INTERNAL', 'AdapterLens is shutting down');
     // The session's adapters count in this service's cache budget and are freed by cache.clear.
-    this.session ??= new EngineSession(this.options.device ?? 'auto', { cache: this.cache, digestCache: this.digestCache });
+    this.session ??= new EngineSession(this.options.device ?? 'auto', {
+      cache: this.cache,
+      digestCache: this.digestCache,
+      ...(this.options.dataDir ? { probeCacheFile: probeCacheIn(this.options.dataDir) } : {}),
+    });
     return this.session;
   }
 
