@@ -6,7 +6,8 @@ import { useCache } from '../src/store/cache.js';
 import { useHistory, exportedBlobParts } from '../src/store/history.js';
 import { useResults } from '../src/store/results.js';
 import { attachRunEvents, useRun } from '../src/store/run.js';
-import { useSetup } from '../src/store/setup.js';
+import { estimateProblem, useSetup } from '../src/store/setup.js';
+import { selectionFromIds } from '../src/logic/strategy-selection.js';
 import { FakeClient } from './fake-client.js';
 import { makeReport, makeRequest } from './fixtures.js';
 
@@ -217,6 +218,29 @@ describe('setup store', () => {
     useSetup.getState().setSettings({ maxNewTokens: Number.NaN });
     await useSetup.getState().refreshEstimate();
     assert.equal(useSetup.getState().estimate, null);
+  });
+
+  it('an over-budget estimate blocks Run only while it is for the form as it is', async () => {
+    const over = { cacheBytes: 2000, totalBytes: 2500, budgetBytes: 1000, fits: false, message: 'over the cache budget', items: [] };
+    const client = new FakeClient()
+      .handle('model.inspect', ({ dir }) => ({ ...model, dir }))
+      .handle('adapter.inspect', ({ dir }) => adapter(dir))
+      .handle('text.count', () => ({ documentTokens: 30, promptTokens: 2, contextLimit: 64, complete: true }))
+      .handle('run.estimate', () => over);
+    setRpc(client);
+    await useSetup.getState().restore({ ...useSetup.getState().fields(), modelDir: '/m', adapters: [{ dir: '/a', name: 'a' }], documentText: 'x', promptText: 'y' });
+    useSetup.getState().setSettings({ maxNewTokens: 8 });
+    await useSetup.getState().refreshEstimate();
+    assert.equal(estimateProblem(useSetup.getState()), 'over the cache budget');
+    // Fewer new tokens: the estimate in hand is for the old form until the next one comes.
+    useSetup.getState().setSettings({ maxNewTokens: 4 });
+    assert.equal(estimateProblem(useSetup.getState()), null);
+    useSetup.getState().setSettings({ maxNewTokens: 8 });
+    assert.equal(estimateProblem(useSetup.getState()), 'over the cache budget', 'the same form again: the same estimate holds');
+    useSetup.getState().setStrategies(selectionFromIds(['exact']));
+    assert.equal(estimateProblem(useSetup.getState()), null, 'another strategy set');
+    await useSetup.getState().refreshEstimate();
+    assert.equal(estimateProblem(useSetup.getState()), 'over the cache budget', 'a new estimate for the new form');
   });
 
   it('ignores a stale model answer when the folder changed meanwhile', async () => {

@@ -2,7 +2,7 @@ import { useState } from 'react';
 import { buildRequest } from '../logic/request.js';
 import { useApp } from '../store/app.js';
 import { isRunning, useRun } from '../store/run.js';
-import { DEFAULT_GENERATION, useSetup } from '../store/setup.js';
+import { DEFAULT_GENERATION, estimateProblem, useSetup } from '../store/setup.js';
 import { EMPTY_SELECTION } from '../logic/strategy-selection.js';
 import { AdapterList } from './AdapterList.js';
 import { DocumentEditor } from './DocumentEditor.js';
@@ -67,7 +67,8 @@ function RunBar(): React.JSX.Element {
   const [showProblems, setShowProblems] = useState(false);
   const built = buildRequest(setup, info?.engine ?? null);
   const problems = [...built.problems];
-  if (setup.estimate && !setup.estimate.fits && setup.estimate.message) problems.push(setup.estimate.message);
+  const overBudget = estimateProblem(setup);
+  if (overBudget) problems.push(overBudget);
   const request = problems.length === 0 ? built.request : null;
   const running = isRunning(status);
 

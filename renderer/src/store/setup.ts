@@ -32,6 +32,8 @@ export interface SetupState extends SetupSnapshot {
   estimate: RunEstimate | null;
   /** The strategies the estimate was made for, comma-joined (so a view can tell a stale one). */
   estimateFor: string;
+  /** Every input the estimate was made from (estimateInputs): Run heeds only a current one. */
+  estimateInputs: string;
   /** The estimate was made from a token count that stopped at its limit: it is a lower bound. */
   estimateAtLeast: boolean;
   estimateError: string | null;
@@ -84,6 +86,29 @@ function entry(dir: string, name: string): AdapterEntry {
 let modelSeq = 0;
 let countSeq = 0;
 let estimateSeq = 0;
+
+/** What a memory estimate depends on, as one string: model, adapters, strategies, token counts, new tokens, dtype. */
+export function estimateInputs(s: Pick<SetupState, 'modelDir' | 'adapters' | 'strategies' | 'tokenCount' | 'settings'>): string {
+  return JSON.stringify([
+    s.modelDir.trim(),
+    s.adapters.map((a) => a.dir),
+    selectedStrategies(s.strategies).ids,
+    s.tokenCount?.documentTokens ?? null,
+    s.tokenCount?.promptTokens ?? null,
+    s.settings.maxNewTokens,
+    s.settings.dtype,
+  ]);
+}
+
+/**
+ * The estimate's refusal, when it is for the form as it is now: an estimate made for other
+ * inputs (the next one is on its way) neither blocks Run nor clears it (main checks the
+ * budget again when the run starts).
+ */
+export function estimateProblem(s: Pick<SetupState, 'estimate' | 'estimateInputs' | 'modelDir' | 'adapters' | 'strategies' | 'tokenCount' | 'settings'>): string | null {
+  if (!s.estimate || s.estimate.fits || !s.estimate.message) return null;
+  return s.estimateInputs === estimateInputs(s) ? s.estimate.message : null;
+}
 
 export const useSetup = create<SetupState>((set, get) => {
   async function inspectAdapter(id: number): Promise<void> {
@@ -156,6 +181,7 @@ export const useSetup = create<SetupState>((set, get) => {
     demo: null,
     estimate: null,
     estimateFor: '',
+    estimateInputs: '',
     estimateAtLeast: false,
     estimateError: null,
     estimating: false,
@@ -259,6 +285,7 @@ export const useSetup = create<SetupState>((set, get) => {
         return;
       }
       set({ estimating: true });
+      const inputs = estimateInputs(s);
       try {
         const estimate = await rpc().call('run.estimate', {
           modelDir: s.modelDir.trim(),
@@ -270,7 +297,7 @@ export const useSetup = create<SetupState>((set, get) => {
           dtype: s.settings.dtype,
         });
         if (seq !== estimateSeq) return;
-        set({ estimate, estimateFor: ids.join(','), estimateAtLeast: !s.tokenCount.complete, estimateError: null, estimating: false });
+        set({ estimate, estimateFor: ids.join(','), estimateInputs: inputs, estimateAtLeast: !s.tokenCount.complete, estimateError: null, estimating: false });
       } catch (e) {
         if (seq !== estimateSeq) return;
         set({ estimate: null, estimateError: errorMessage(e), estimating: false });
