@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { beforeEach, describe, it } from 'node:test';
-import { RpcError, type AdapterInfo, type ModelInfo } from '../../shared/rpc.js';
+import { RpcError, type AdapterInfo, type ModelInfo, type RunEstimate } from '../../shared/rpc.js';
 import { setRpc } from '../src/rpc/instance.js';
 import { useCache } from '../src/store/cache.js';
 import { useHistory, exportedBlobParts } from '../src/store/history.js';
@@ -200,8 +200,9 @@ describe('setup store', () => {
     assert.match(useSetup.getState().adapterNotice ?? '', /~\/a is \/home\/ann\/a, which is already in the list/);
   });
 
-  it('asks for the memory estimate with the counted tokens once everything is checked', async () => {
-    const estimate = { cacheBytes: 100, totalBytes: 150, budgetBytes: 1000, fits: true, message: null, items: [] };
+  // A form main has checked (model, one adapter, 30 + 2 counted tokens, 8 new tokens),
+  // run.estimate answering `estimate`.
+  async function checkedForm(estimate: RunEstimate): Promise<FakeClient> {
     const client = new FakeClient()
       .handle('model.inspect', ({ dir }) => ({ ...model, dir }))
       .handle('adapter.inspect', ({ dir }) => adapter(dir))
@@ -210,6 +211,12 @@ describe('setup store', () => {
     setRpc(client);
     await useSetup.getState().restore({ ...useSetup.getState().fields(), modelDir: '/m', adapters: [{ dir: '/a', name: 'a' }], documentText: 'x', promptText: 'y' });
     useSetup.getState().setSettings({ maxNewTokens: 8 });
+    return client;
+  }
+
+  it('asks for the memory estimate with the counted tokens once everything is checked', async () => {
+    const estimate = { cacheBytes: 100, totalBytes: 150, budgetBytes: 1000, fits: true, message: null, items: [] };
+    const client = await checkedForm(estimate);
     await useSetup.getState().refreshEstimate();
     assert.deepEqual(useSetup.getState().estimate, estimate);
     const params = client.calls.find((c) => c.method === 'run.estimate')!.params as { documentTokens: number; promptTokens: number; maxNewTokens: number; adapterDirs: string[] };
@@ -222,14 +229,7 @@ describe('setup store', () => {
 
   it('an over-budget estimate blocks Run only while it is for the form as it is', async () => {
     const over = { cacheBytes: 2000, totalBytes: 2500, budgetBytes: 1000, fits: false, message: 'over the cache budget', items: [] };
-    const client = new FakeClient()
-      .handle('model.inspect', ({ dir }) => ({ ...model, dir }))
-      .handle('adapter.inspect', ({ dir }) => adapter(dir))
-      .handle('text.count', () => ({ documentTokens: 30, promptTokens: 2, contextLimit: 64, complete: true }))
-      .handle('run.estimate', () => over);
-    setRpc(client);
-    await useSetup.getState().restore({ ...useSetup.getState().fields(), modelDir: '/m', adapters: [{ dir: '/a', name: 'a' }], documentText: 'x', promptText: 'y' });
-    useSetup.getState().setSettings({ maxNewTokens: 8 });
+    await checkedForm(over);
     await useSetup.getState().refreshEstimate();
     assert.equal(estimateProblem(useSetup.getState()), 'over the cache budget');
     // Fewer new tokens: the estimate in hand is for the old form until the next one comes.
