@@ -7,12 +7,14 @@
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "engine/cuda/common.cuh"
+#include "engine/cuda/upload_ring.h"
 
 namespace al {
 
@@ -96,6 +98,7 @@ class CudaDevice final : public Device {
     // a captured decode graph.
     constexpr size_t kBlasWorkspace = size_t(32) << 20;
     ck(cudaMalloc(&blas_ws_, kBlasWorkspace), "cuBLAS workspace");
+    upload_ = std::make_unique<cuda::UploadRing>(stream_);
     ckb(cublasSetWorkspace(blas_, blas_ws_, kBlasWorkspace), "cublasSetWorkspace");
     graphs_ = env_on("ADAPTERLENS_CUDA_GRAPH", true);
     if (const char* c = std::getenv("ADAPTERLENS_CUDA_ATTN_CHUNK"); c && std::atoi(c) >= 32) attention_chunk_ = std::atoi(c);
@@ -230,18 +233,23 @@ class CudaDevice final : public Device {
   void load_values(DT dt, void* dst, const void* src, int kind, int64_t n) override {
     if (n == 0) return;
     const size_t bytes = static_cast<size_t>(n) * (kind == 0 ? 4 : 2);
-    // Stored bytes go up as they are (through a staging buffer kept between calls) and become
-    // the compute dtype on the device.
+    mark("load");
+    // Stored bytes go up through the upload ring (upload_ring.h) and nothing waits for them here:
+    // the caller's sync (the end of a load) does. Values already in the compute dtype go straight
+    // to their place; others through a staging buffer kept between calls, converted on the device.
+    const bool as_stored = (kind == 0 && dt == DT::F32) || (kind == 1 && dt == DT::F16) || (kind == 2 && dt == DT::BF16);
+    if (as_stored) {
+      upload_->copy(dst, src, bytes);
+      return;
+    }
     if (staging_bytes_ < bytes) {
       if (staging_) cudaFreeAsync(staging_, stream_);
       staging_ = nullptr;
       ck(cudaMallocAsync(&staging_, bytes, stream_), "weight staging");
       staging_bytes_ = bytes;
     }
-    ck(cudaMemcpyAsync(staging_, src, bytes, cudaMemcpyHostToDevice, stream_), "copy to device");
-    mark("load");
+    upload_->copy(staging_, src, bytes);
     cuda::launch_convert(dt, dst, staging_, kind, n, stream_);
-    ck(cudaStreamSynchronize(stream_), "loading tensors");
   }
 
   void gemm(DT dt, void* y, const void* x, const void* w, int n, int in, int out, float alpha, float beta) override {
@@ -256,6 +264,11 @@ class CudaDevice final : public Device {
                 float beta) override {
     mark("gemm fp32");
     cuda::gemm_f32(blas_, y, a, b, m, n, k, ta, tb, alpha, beta);
+  }
+  void gemm_f32_batched(int count, float* y, int64_t sy, const float* a, int64_t sa, const float* b, int64_t sb, int m,
+                        int n, int k, bool ta, bool tb, float alpha, float beta) override {
+    mark("gemm fp32");
+    cuda::gemm_f32_batched(blas_, count, y, sy, a, sa, b, sb, m, n, k, ta, tb, alpha, beta);
   }
   void add_bias(DT dt, void* y, const void* bias, int n, int out) override {
     mark("norms, rope, glue");
@@ -465,6 +478,7 @@ class CudaDevice final : public Device {
   cudaStream_t stream_ = nullptr;
   cublasHandle_t blas_ = nullptr;
   void* blas_ws_ = nullptr;
+  std::unique_ptr<cuda::UploadRing> upload_;
   void* staging_ = nullptr;
   size_t staging_bytes_ = 0;
   void* metric_ = nullptr;
