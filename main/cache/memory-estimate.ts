@@ -25,6 +25,11 @@
 //                   batch · b · (3·hidden + (2·heads + 2·H)·D + 2·intermediate),
 //                   attention partial states batch · heads · 2 · (D + 2 + 64) · 4 per chunk
 //   scoring logits: A · S sequences · G scored positions · V · 4 (on the device, at most 1 GiB)
+//   encode scratch (only with a lowrank:k store; one store is encoded at a time): the fp32 Δ
+//                   rows of one batch of its SVDs, n · T · H·D · 4, and their sketches,
+//                   n · (T + 2·H·D) · min(k + 8, T, H·D) · 4; n = the engine's batch
+//                   (kLowRankBatchBytes in native/src/engine/kv_store.h: as many deltas as
+//                   fit 512 MiB, at least 1, at most 2L, in even batches)
 // The model's weights are reported but are outside the cache budget; every other item is
 // in it: adapters are cache entries (evicted least recently used), and the runner's
 // RunScope owns the transients under the same budget.
@@ -68,7 +73,8 @@ export type MemoryItemId =
   | `store:${StrategyId}`
   | 'sequence-caches'
   | 'decode-scratch'
-  | 'scoring-logits';
+  | 'scoring-logits'
+  | 'encode-scratch';
 
 export interface MemoryItem {
   id: MemoryItemId;
@@ -88,6 +94,8 @@ export interface MemoryEstimate {
 }
 
 const FP32 = 4;
+/** lowrank's encode holds this many bytes of Δ rows at once: kLowRankBatchBytes in native/src/engine/kv_store.h. */
+export const LOWRANK_BATCH_BYTES = 512 * 2 ** 20;
 
 function count(name: string, n: number): number {
   if (!Number.isInteger(n) || n < 0) throw new RangeError(`${name} must be a non-negative integer, got ${n}`);
@@ -153,6 +161,18 @@ export function storeBytes(
   }
 }
 
+/** Bytes lowrank:k's encode holds while it runs (the engine's batch of Δ rows and their sketches). */
+export function lowrankEncodeScratchBytes(model: MemoryModelShape, tokens: number, rank: number): number {
+  const width = model.numKvHeads * model.headDim;
+  const deltaBytes = tokens * width * FP32;
+  const problems = 2 * model.numLayers;
+  if (problems === 0 || deltaBytes === 0) return 0;
+  const perBatch = Math.min(problems, Math.max(1, Math.floor(LOWRANK_BATCH_BYTES / deltaBytes)));
+  const batch = Math.ceil(problems / Math.ceil(problems / perBatch));
+  const sketch = Math.min(rank + 8, tokens, width);
+  return batch * (deltaBytes + (tokens + 2 * width) * sketch * FP32);
+}
+
 export function estimateMemory(input: MemoryEstimateInput): MemoryEstimate {
   const { model } = input;
   for (const k of ['numLayers', 'numKvHeads', 'headDim', 'vocabSize', 'hiddenSize', 'intermediateSize', 'numHeads'] as const) {
@@ -205,6 +225,10 @@ export function estimateMemory(input: MemoryEstimateInput): MemoryEstimate {
   const rebuilt = pcaStores * (2 * T * kvWidth * b + (kvWidth * kvWidth + 2 * T * kvWidth) * FP32);
   add('decode-scratch', 'decode scratch', logits + activations + partials + rebuilt);
   add('scoring-logits', `scoring logits (${plural(sequences, 'sequence')})`, Math.min(2 ** 30, sequences * G * model.vocabSize * FP32));
+  const lowrankRanks = [...parsed.values()].flatMap((s) => (s.kind === 'lowrank' ? [s.rank] : []));
+  if (lowrankRanks.length > 0 && A > 0) {
+    add('encode-scratch', 'lowrank encode scratch', lowrankEncodeScratchBytes(model, T, Math.max(...lowrankRanks)));
+  }
 
   const total = items.reduce((s, i) => s + i.bytes, 0);
   const cacheBytes = items.filter((i) => i.inCacheBudget).reduce((s, i) => s + i.bytes, 0);

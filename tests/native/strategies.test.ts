@@ -368,6 +368,20 @@ describe('strategies', () => {
       assert.ok(v1 <= previous[1]! * (1 + 1e-6), `layer 1 V error rises at k = ${k}`);
       previous = [v0, v1];
     }
+    // The engine runs the layers' SVDs as one batch (kLowRankBatchBytes); one delta at a time
+    // must give the same factors, bit for bit.
+    const batched = own(await (own(await m.encodeStore({ kind: 'lowrank', rank: 3 }, b, e, a))).decode(b, 520));
+    process.env.ADAPTERLENS_LOWRANK_BATCH_BYTES = '1';
+    let single;
+    try {
+      single = own(await (own(await m.encodeStore({ kind: 'lowrank', rank: 3 }, b, e, a))).decode(b, 520));
+    } finally {
+      delete process.env.ADAPTERLENS_LOWRANK_BATCH_BYTES;
+    }
+    for (let l = 0; l < wide.numLayers; l++) {
+      assertBitEqual(single.readLayer(l).k, batched.readLayer(l).k, `layer ${l} K, a delta at a time vs batched`);
+      assertBitEqual(single.readLayer(l).v, batched.readLayer(l).v, `layer ${l} V, a delta at a time vs batched`);
+    }
   });
 
   test('hybrid: listed layers exact, the others seed-minikv', async () => {

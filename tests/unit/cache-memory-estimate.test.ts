@@ -5,6 +5,7 @@ import {
   checkFits,
   estimateMemory,
   kvCacheBytes,
+  lowrankEncodeScratchBytes,
   storeBytes,
   type MemoryEstimateInput,
   type MemoryModelShape,
@@ -51,6 +52,18 @@ describe('storeBytes (10 document tokens, fp32)', () => {
     assert.equal(storeBytes('exact', model, A, T, 2), 640);
     assert.equal(storeBytes('hybrid:1', model, A, T, 2), 80 + 320);
     assert.throws(() => storeBytes('nope', model, A, T), /unknown strategy/);
+  });
+});
+
+describe('lowrankEncodeScratchBytes', () => {
+  it('counts the engine\'s batches of Δ rows: as many as fit 512 MiB, in even batches', () => {
+    // Llama-2-7B shape, 1,098 tokens: a delta is 1098 · 4096 · 4 = 17,989,632 bytes, 29 fit,
+    // so 64 deltas go in 3 batches of at most 22; each delta's sketches (1098 + 8192) · 16 · 4.
+    const llama = { ...model, numLayers: 32, numKvHeads: 32, headDim: 128 };
+    assert.equal(lowrankEncodeScratchBytes(llama, 1098, 8), 22 * (17_989_632 + 594_560));
+    // A delta over the budget still goes one at a time.
+    assert.equal(lowrankEncodeScratchBytes(llama, 2 ** 20, 8), 2 ** 20 * 4096 * 4 + (2 ** 20 + 8192) * 16 * 4);
+    assert.equal(lowrankEncodeScratchBytes(llama, 0, 8), 0);
   });
 });
 
@@ -103,6 +116,11 @@ describe('estimateMemory', () => {
     assert.equal(by['store:lragent'], 80);
     assert.equal(by['store:delta-int4'], 480);
     assert.equal(by['sequence-caches'], 6 * 768); // 1 adapter × 6 strategies (exact added)
+    // lowrank:1's encode: all 2L = 4 deltas in one batch (4 · 10 · 8 · 4 = 1280) and their
+    // sketches, 4 · (10 + 2·8) · min(1 + 8, 10, 8) · 4 = 3328.
+    assert.equal(by['encode-scratch'], 1280 + 3328);
+    assert.equal(by['encode-scratch'], lowrankEncodeScratchBytes(model, 10, 1));
+    assert.equal('encode-scratch' in Object.fromEntries(estimateMemory(input).breakdown.map((i) => [i.id, i.bytes])), false);
     const half = estimateMemory({ ...input, bytesPerValue: 2 });
     const byHalf = Object.fromEntries(half.breakdown.map((i) => [i.id, i.bytes]));
     assert.equal(byHalf['base-cache'], 640);

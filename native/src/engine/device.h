@@ -236,6 +236,11 @@ class Device {
   // op(B) [k, n] (B stored [n, k] when tb). The strategies' and metrics' fp32 products.
   virtual void gemm_f32(float* y, const float* a, const float* b, int m, int n, int k, bool ta, bool tb,
                         float alpha, float beta) = 0;
+  // gemm_f32 on `count` problems at once: Y_i = y + i·sy, A_i = a + i·sa, B_i = b + i·sb (in
+  // floats), each Y_i what gemm_f32 gives it alone. One launch for a batch of small products
+  // (lowrank's subspace iteration: each product alone is a launch of ~15 µs on the H200).
+  virtual void gemm_f32_batched(int count, float* y, int64_t sy, const float* a, int64_t sa, const float* b,
+                                int64_t sb, int m, int n, int k, bool ta, bool tb, float alpha, float beta) = 0;
   // y[n, out] += bias[out].
   virtual void add_bias(DT dt, void* y, const void* bias, int n, int out) = 0;
   // y[n, dim] = x / sqrt(mean(x²) + eps) · w, mean(x²) in double (HF's LlamaRMSNorm).
@@ -322,7 +327,7 @@ class Device {
 // Every op of the interface, by name: the backend-consistency test checks that each has a case.
 inline const std::vector<std::string>& device_op_names() {
   static const std::vector<std::string> names = {
-      "load_values", "gemm", "gemm_out_f32", "gemm_f32", "add_bias", "rmsnorm", "add_rmsnorm", "rope",
+      "load_values", "gemm", "gemm_out_f32", "gemm_f32", "gemm_f32_batched", "add_bias", "rmsnorm", "add_rmsnorm", "rope",
       "split_columns", "swiglu", "embedding", "store_kv", "lora", "attention_prefill", "attention_parts",
       "argmax_rows", "sample_rows", "score_rows", "delta_rows", "add_rows", "copy_positions", "quantize_delta",
       "add_quantized", "quantize_columns", "dequantize_columns", "error_sums", "outside_span_sums"};

@@ -377,6 +377,11 @@ class CpuDevice final : public Device {
     }
     matmul(y, x, w, Epilogue{nullptr, alpha, beta}, m, k, n);
   }
+  void gemm_f32_batched(int count, float* y, int64_t sy, const float* a, int64_t sa, const float* b, int64_t sb, int m,
+                        int n, int k, bool ta, bool tb, float alpha, float beta) override {
+    for (int i = 0; i < count; ++i) gemm_f32(y + i * sy, a + i * sa, b + i * sb, m, n, k, ta, tb, alpha, beta);
+  }
+
 
   void add_bias(DT dt, void* y, const void* bias, int n, int out) override {
     need_f32(dt);

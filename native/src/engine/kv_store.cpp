@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <queue>
 #include <stdexcept>
@@ -58,6 +59,18 @@ QuantizedDelta encode_quantized(Device& dev, DT dt, const void* exact, int exact
   dev.quantize_delta(dt, q.q.as<uint8_t>(), q.scale.as<float>(), exact, exact_cap, base, base_cap, d.heads, d.hd, d.T,
                      bits);
   return q;
+}
+
+// kLowRankBatchBytes, or ADAPTERLENS_LOWRANK_BATCH_BYTES where set (tests compare a delta at a
+// time with whole batches: the factors must not depend on the batching).
+size_t lowrank_batch_bytes() {
+  const char* v = std::getenv("ADAPTERLENS_LOWRANK_BATCH_BYTES");
+  if (v && *v) {
+    char* end = nullptr;
+    const unsigned long long n = std::strtoull(v, &end, 10);
+    if (end && *end == '\0' && n > 0) return static_cast<size_t>(n);
+  }
+  return kLowRankBatchBytes;
 }
 
 size_t term_bytes(const LowRankTerm& t) { return t.coef.bytes() + t.own_basis.bytes(); }
@@ -399,21 +412,38 @@ std::shared_ptr<KvStore> encode_store(const StrategySpec& spec, const KvCache& b
       break;
 
     case StrategyKind::LowRank: {
-      for (int l = 0; l < L; ++l) {
-        LayerStore& ls = store->layers[l];
-        for (int which = 0; which < 2; ++which) {
-          delta.ensure(dev, static_cast<size_t>(d.T) * d.D() * 4, "Δ rows");
-          dev.delta_rows(dt, delta.as<float>(), which ? exact.own_v(l) : exact.own_k(l), exact.own_capacity(),
-                         which ? base.own_v(l) : base.own_k(l), base.own_capacity(), d.heads, d.hd, d.T);
-          LowRankFactors f = truncated_svd(dev, delta.as<float>(), d.T, d.D(), spec.rank,
-                                           0x5EED0000ull + static_cast<uint64_t>(2 * l + which));
+      // The 2L deltas (each layer's ΔK and ΔV, fp32 [T, D]) go through the SVD in batches that
+      // fit kLowRankBatchBytes of Δ rows: one batch waits for the device a few dozen times in
+      // all, where a delta at a time waited that often per delta (H200, Llama-2-7B shape,
+      // 1,098 tokens: about 0.4 s an adapter, nearly all of it waits).
+      const size_t delta_bytes = static_cast<size_t>(d.T) * d.D() * 4;
+      const int problems = 2 * L;
+      const int per_batch = static_cast<int>(std::clamp<size_t>(lowrank_batch_bytes() / std::max<size_t>(delta_bytes, 1), 1, problems));
+      const int batches = (problems + per_batch - 1) / per_batch;
+      const int batch = (problems + batches - 1) / batches;  // even batches, none larger than per_batch
+      for (int first = 0; first < problems; first += batch) {
+        const int count = std::min(batch, problems - first);
+        // The batch's deltas side by side: one product covers them all.
+        const int64_t stride = static_cast<int64_t>(d.T) * d.D();
+        Buffer deltas(dev, count * delta_bytes, "Δ rows");
+        std::vector<uint64_t> seeds;
+        for (int i = 0; i < count; ++i) {
+          const int l = (first + i) / 2, which = (first + i) % 2;  // which: 0 ΔK, 1 ΔV
+          dev.delta_rows(dt, deltas.as<float>() + i * stride, which ? exact.own_v(l) : exact.own_k(l),
+                         exact.own_capacity(), which ? base.own_v(l) : base.own_k(l), base.own_capacity(), d.heads,
+                         d.hd, d.T);
+          seeds.push_back(0x5EED0000ull + static_cast<uint64_t>(first + i));
+        }
+        std::vector<LowRankFactors> f = truncated_svds(dev, deltas.as<float>(), stride, count, d.T, d.D(), spec.rank, seeds);
+        for (int i = 0; i < count; ++i) {
+          const int l = (first + i) / 2, which = (first + i) % 2;
           LowRankTerm t;
-          t.k = f.k;
-          t.coef = std::move(f.coef);
-          t.own_basis = std::move(f.basis);
+          t.k = f[i].k;
+          t.coef = std::move(f[i].coef);
+          t.own_basis = std::move(f[i].basis);
           t.basis = t.own_basis.as<float>();
           store->bytes += term_bytes(t);
-          (which ? ls.dv : ls.dk) = std::move(t);
+          (which ? store->layers[l].dv : store->layers[l].dk) = std::move(t);
         }
       }
       break;

@@ -103,6 +103,11 @@ struct KvStore {
   int max_k = 0;
 };
 
+// lowrank's encode holds up to this many bytes of fp32 Δ rows at once (at least one layer's
+// ΔK or ΔV, at most all 2L of them), so that its SVDs run as one batch: the memory estimate
+// counts the same (main/cache/memory-estimate.ts, LOWRANK_BATCH_BYTES).
+constexpr size_t kLowRankBatchBytes = size_t(512) << 20;
+
 // Encodes `exact` against `base` (both plain, holding exactly `tokens` positions in every
 // layer) for `adapter`. Throws std::runtime_error with a readable message when the
 // strategy's inputs are missing (lragent without a LoRA-V capture from this adapter).

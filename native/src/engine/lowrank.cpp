@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <exception>
+#include <stdexcept>
 #include <vector>
 
 #include "engine/linalg.h"
@@ -14,20 +16,20 @@ constexpr int kGramMax = 256;
 constexpr int kOversample = 8;
 constexpr int kPowerIterations = 4;
 
-struct SplitMix {
-  uint64_t s;
-  uint64_t next() {
-    uint64_t z = (s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-  }
-  double uniform() { return (static_cast<double>(next() >> 11) + 0.5) * 0x1.0p-53; }  // (0, 1)
-  double normal() {  // Box–Muller
-    const double u = uniform(), v = uniform();
-    return std::sqrt(-2.0 * std::log(u)) * std::cos(6.283185307179586 * v);
-  }
-};
+// The test matrices' entries: SplitMix64 outputs through Box–Muller. SplitMix's k-th output is
+// a function of seed + k·γ alone, so entry e (outputs 2e+1 and 2e+2) is computed on its own and
+// a batch's entries fill in parallel (the same values a sequential generator gives).
+uint64_t splitmix_at(uint64_t seed, uint64_t k) {
+  uint64_t z = seed + k * 0x9E3779B97F4A7C15ull;
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+double normal_at(uint64_t seed, uint64_t e) {
+  auto uniform = [&](uint64_t k) { return (static_cast<double>(splitmix_at(seed, k) >> 11) + 0.5) * 0x1.0p-53; };  // (0, 1)
+  const double u = uniform(2 * e + 1), v = uniform(2 * e + 2);
+  return std::sqrt(-2.0 * std::log(u)) * std::cos(6.283185307179586 * v);
+}
 
 Buffer upload_f32(Device& dev, const std::vector<double>& v, const char* what) {
   std::vector<float> f(v.begin(), v.end());
@@ -42,6 +44,23 @@ std::vector<double> download_f64(Device& dev, const float* p, size_t n) {
   return std::vector<double>(f.begin(), f.end());
 }
 
+// body(p) for p in [0, count) on the host's cores. An exception (sym_eigen's "QL did not
+// converge") must not leave an OpenMP region: the first one is rethrown after it.
+template <typename F>
+void for_each_problem(int count, F body) {
+  std::vector<std::exception_ptr> failed(count);
+#pragma omp parallel for schedule(static) if (count > 1)
+  for (int p = 0; p < count; ++p) {
+    try {
+      body(p);
+    } catch (...) {
+      failed[p] = std::current_exception();
+    }
+  }
+  for (const auto& e : failed)
+    if (e) std::rethrow_exception(e);
+}
+
 // G = XᵀX of the device matrix X [rows, c], eigen-decomposed on the host: eigenvectors
 // (columns of g) and eigenvalues w, descending.
 void gram_eigen(Device& dev, const float* x, int rows, int c, std::vector<double>& g, std::vector<double>& w) {
@@ -51,28 +70,39 @@ void gram_eigen(Device& dev, const float* x, int rows, int c, std::vector<double
   sym_eigen(c, g, w);
 }
 
-// X [rows, c] ← an orthonormal basis of its column span: X·W·Λ^(-1/2) from G = XᵀX = WΛWᵀ,
-// columns with nothing left (λ ≤ 1e-12·λ_max) set to zero. Callers apply it twice: the second
-// pass repairs what fp32 rounding left of the first.
-void orthonormalize(Device& dev, Buffer& x, int rows, int c) {
-  std::vector<double> g, w;
-  gram_eigen(dev, x.as<float>(), rows, c, g, w);
-  const double top = w.empty() ? 0.0 : std::max(w[0], 0.0);
-  std::vector<double> m(static_cast<size_t>(c) * c, 0.0);  // column j = W_j / sqrt(λ_j)
-  for (int j = 0; j < c; ++j) {
-    if (!(w[j] > 1e-12 * top) || w[j] <= 0.0) continue;
-    const double inv = 1.0 / std::sqrt(w[j]);
-    for (int i = 0; i < c; ++i) m[static_cast<size_t>(i) * c + j] = g[static_cast<size_t>(i) * c + j] * inv;
-  }
+// Every X_i [rows, c] of the batch x (count problems, contiguous) ← an orthonormal basis of its
+// column span: X·W·Λ^(-1/2) from G = XᵀX = WΛWᵀ, columns with nothing left (λ ≤ 1e-12·λ_max)
+// set to zero. The problems advance in lockstep: one batched product for the Gram matrices, one
+// download of them all, their eigen-decompositions on the host cores, one upload and one batched
+// product, so a batch waits for the device once per pass, not once per problem and pass (on CUDA
+// each wait is a stream sync, each product a launch). Callers apply it twice: the second pass
+// repairs what fp32 rounding left of the first.
+void orthonormalize(Device& dev, Buffer& x, int count, int rows, int c) {
+  const size_t cc = static_cast<size_t>(c) * c, xs = static_cast<size_t>(rows) * c;
+  Buffer grams(dev, count * cc * 4, "Gram matrices");
+  dev.gemm_f32_batched(count, grams.as<float>(), cc, x.as<float>(), xs, x.as<float>(), xs, c, c, rows, true, false, 1.0f, 0.0f);
+  const std::vector<double> all = download_f64(dev, grams.as<float>(), count * cc);
+  std::vector<double> m(count * cc, 0.0);  // per problem: column j = W_j / sqrt(λ_j)
+  for_each_problem(count, [&](int p) {
+    std::vector<double> g(all.begin() + static_cast<std::ptrdiff_t>(p * cc), all.begin() + static_cast<std::ptrdiff_t>((p + 1) * cc)), w;
+    sym_eigen(c, g, w);
+    const double top = w.empty() ? 0.0 : std::max(w[0], 0.0);
+    double* mp = m.data() + p * cc;
+    for (int j = 0; j < c; ++j) {
+      if (!(w[j] > 1e-12 * top) || w[j] <= 0.0) continue;
+      const double inv = 1.0 / std::sqrt(w[j]);
+      for (int i = 0; i < c; ++i) mp[static_cast<size_t>(i) * c + j] = g[static_cast<size_t>(i) * c + j] * inv;
+    }
+  });
   Buffer md = upload_f32(dev, m, "orthonormalization");
-  Buffer out(dev, static_cast<size_t>(rows) * c * 4, "orthonormal basis");
-  dev.gemm_f32(out.as<float>(), x.as<float>(), md.as<float>(), rows, c, c, false, false, 1.0f, 0.0f);
+  Buffer out(dev, count * xs * 4, "orthonormal bases");
+  dev.gemm_f32_batched(count, out.as<float>(), xs, x.as<float>(), xs, md.as<float>(), cc, rows, c, c, false, false, 1.0f, 0.0f);
   x = std::move(out);
 }
 
-void orthonormalize2(Device& dev, Buffer& x, int rows, int c) {
-  orthonormalize(dev, x, rows, c);
-  orthonormalize(dev, x, rows, c);
+void orthonormalize2(Device& dev, Buffer& x, int count, int rows, int c) {
+  orthonormalize(dev, x, count, rows, c);
+  orthonormalize(dev, x, count, rows, c);
 }
 
 LowRankFactors new_factors(Device& dev, int m, int n, int k) {
@@ -126,54 +156,77 @@ LowRankFactors svd_gram(Device& dev, const float* a, int m, int n, int k) {
   return f;
 }
 
-LowRankFactors svd_randomized(Device& dev, const float* a, int m, int n, int k, uint64_t seed) {
+// The count problems A_i = a + i·stride (each fp32 [m, n]) advance in lockstep: every step is one
+// batched product for all of them, and each orthonormalization and the final eigen-decomposition
+// wait for the device once for the whole batch. Per problem the arithmetic is that of one alone.
+std::vector<LowRankFactors> svd_randomized(Device& dev, const float* a, int64_t stride, int count, int m, int n, int k,
+                                           const std::vector<uint64_t>& seeds) {
   const int l = std::min(k + kOversample, std::min(m, n));
-  std::vector<double> omega(static_cast<size_t>(n) * l);  // Ω [n, l]
-  SplitMix rng{seed};
-  for (double& x : omega) x = rng.normal();
-  Buffer om = upload_f32(dev, omega, "random test matrix");
-  Buffer y(dev, static_cast<size_t>(m) * l * 4, "range sketch");
-  Buffer z(dev, static_cast<size_t>(n) * l * 4, "co-range sketch");
-  dev.gemm_f32(y.as<float>(), a, om.as<float>(), m, l, n, false, false, 1.0f, 0.0f);  // Y = AΩ
-  orthonormalize2(dev, y, m, l);
+  const size_t ll = static_cast<size_t>(l) * l, ml = static_cast<size_t>(m) * l, nl = static_cast<size_t>(n) * l;
+  Buffer y(dev, count * ml * 4, "range sketches"), z(dev, count * nl * 4, "co-range sketches");
+  {
+    std::vector<double> omega(count * nl);  // Ω_i [n, l], one upload for the batch
+#pragma omp parallel for schedule(static)
+    for (int64_t e = 0; e < static_cast<int64_t>(count * nl); ++e) omega[e] = normal_at(seeds[e / nl], e % nl);
+    Buffer om = upload_f32(dev, omega, "random test matrices");
+    dev.gemm_f32_batched(count, y.as<float>(), ml, a, stride, om.as<float>(), nl, m, l, n, false, false, 1.0f, 0.0f);  // Y = AΩ
+  }
+  orthonormalize2(dev, y, count, m, l);
   for (int it = 0; it < kPowerIterations; ++it) {
-    dev.gemm_f32(z.as<float>(), a, y.as<float>(), n, l, m, true, false, 1.0f, 0.0f);  // Z = AᵀY
-    orthonormalize2(dev, z, n, l);
-    dev.gemm_f32(y.as<float>(), a, z.as<float>(), m, l, n, false, false, 1.0f, 0.0f);  // Y = AZ
-    orthonormalize2(dev, y, m, l);
+    dev.gemm_f32_batched(count, z.as<float>(), nl, a, stride, y.as<float>(), ml, n, l, m, true, false, 1.0f, 0.0f);  // Z = AᵀY
+    orthonormalize2(dev, z, count, n, l);
+    dev.gemm_f32_batched(count, y.as<float>(), ml, a, stride, z.as<float>(), nl, m, l, n, false, false, 1.0f, 0.0f);  // Y = AZ
+    orthonormalize2(dev, y, count, m, l);
   }
-  // B = YᵀA [l, n] = W Σ Vᵀ from the eigen-decomposition of B Bᵀ [l, l].
-  Buffer b(dev, static_cast<size_t>(l) * n * 4, "projected matrix");
-  dev.gemm_f32(b.as<float>(), y.as<float>(), a, l, n, m, true, false, 1.0f, 0.0f);
-  Buffer hd(dev, static_cast<size_t>(l) * l * 4, "Gram matrix");
-  dev.gemm_f32(hd.as<float>(), b.as<float>(), b.as<float>(), l, l, n, false, true, 1.0f, 0.0f);
-  std::vector<double> g = download_f64(dev, hd.as<float>(), static_cast<size_t>(l) * l), w;
-  sym_eigen(l, g, w);
-  const double top = w.empty() ? 0.0 : std::max(w[0], 0.0);
-  std::vector<double> inv_sigma(static_cast<size_t>(l) * k, 0.0), sigma(static_cast<size_t>(l) * k, 0.0);
-  for (int j = 0; j < k; ++j) {
-    if (!(w[j] > 1e-12 * top) || w[j] <= 0.0) continue;  // nothing left: a zero column
-    const double s = std::sqrt(w[j]);
-    for (int i = 0; i < l; ++i) {
-      inv_sigma[static_cast<size_t>(i) * k + j] = g[static_cast<size_t>(i) * l + j] / s;
-      sigma[static_cast<size_t>(i) * k + j] = g[static_cast<size_t>(i) * l + j] * s;
+  // B_i = Y_iᵀA_i [l, n] = W Σ Vᵀ from the eigen-decomposition of B Bᵀ [l, l].
+  Buffer b(dev, count * nl * 4, "projected matrices"), hd(dev, count * ll * 4, "Gram matrices");
+  dev.gemm_f32_batched(count, b.as<float>(), nl, y.as<float>(), ml, a, stride, l, n, m, true, false, 1.0f, 0.0f);
+  dev.gemm_f32_batched(count, hd.as<float>(), ll, b.as<float>(), nl, b.as<float>(), nl, l, l, n, false, true, 1.0f, 0.0f);
+  const std::vector<double> all = download_f64(dev, hd.as<float>(), count * ll);
+  const size_t lk = static_cast<size_t>(l) * k;
+  std::vector<double> inv_sigma(count * lk, 0.0), sigma(count * lk, 0.0);
+  for_each_problem(count, [&](int p) {
+    std::vector<double> g(all.begin() + static_cast<std::ptrdiff_t>(p * ll), all.begin() + static_cast<std::ptrdiff_t>((p + 1) * ll)), w;
+    sym_eigen(l, g, w);
+    const double top = w.empty() ? 0.0 : std::max(w[0], 0.0);
+    for (int j = 0; j < k; ++j) {
+      if (!(w[j] > 1e-12 * top) || w[j] <= 0.0) continue;  // nothing left: a zero column
+      const double s = std::sqrt(w[j]);
+      for (int i = 0; i < l; ++i) {
+        inv_sigma[p * lk + static_cast<size_t>(i) * k + j] = g[static_cast<size_t>(i) * l + j] / s;
+        sigma[p * lk + static_cast<size_t>(i) * k + j] = g[static_cast<size_t>(i) * l + j] * s;
+      }
     }
-  }
+  });
   Buffer wi = upload_f32(dev, inv_sigma, "lowrank factors"), ws = upload_f32(dev, sigma, "lowrank factors");
-  LowRankFactors f = new_factors(dev, m, n, k);
-  dev.gemm_f32(f.basis.as<float>(), b.as<float>(), wi.as<float>(), n, k, l, true, false, 1.0f, 0.0f);  // V = BᵀWΣ⁻¹
-  dev.gemm_f32(f.coef.as<float>(), y.as<float>(), ws.as<float>(), m, k, l, false, false, 1.0f, 0.0f);  // UΣ = YWΣ
-  return f;
+  std::vector<LowRankFactors> out;
+  for (int i = 0; i < count; ++i) {
+    LowRankFactors f = new_factors(dev, m, n, k);
+    dev.gemm_f32(f.basis.as<float>(), b.as<float>() + i * nl, wi.as<float>() + i * lk, n, k, l, true, false, 1.0f, 0.0f);  // V = BᵀWΣ⁻¹
+    dev.gemm_f32(f.coef.as<float>(), y.as<float>() + i * ml, ws.as<float>() + i * lk, m, k, l, false, false, 1.0f, 0.0f);  // UΣ = YWΣ
+    out.push_back(std::move(f));
+  }
+  return out;
 }
 
 }  // namespace
 
-LowRankFactors truncated_svd(Device& dev, const float* a, int m, int n, int k, uint64_t seed) {
+std::vector<LowRankFactors> truncated_svds(Device& dev, const float* a, int64_t stride, int count, int m, int n, int k,
+                                           const std::vector<uint64_t>& seeds) {
+  if (count < 0 || seeds.size() != static_cast<size_t>(count)) throw std::invalid_argument("truncated_svds: one seed per matrix");
   k = std::max(0, std::min(k, std::min(m, n)));
-  if (k == 0) return new_factors(dev, m, n, 0);
+  std::vector<LowRankFactors> out;
+  if (count == 0) return out;
+  if (k == 0) {
+    for (int i = 0; i < count; ++i) out.push_back(new_factors(dev, m, n, 0));
+    return out;
+  }
   const int small = std::min(m, n);
-  if (small <= kGramMax || k + kOversample >= small) return svd_gram(dev, a, m, n, k);
-  return svd_randomized(dev, a, m, n, k, seed);
+  if (small <= kGramMax || k + kOversample >= small) {
+    for (int i = 0; i < count; ++i) out.push_back(svd_gram(dev, a + i * stride, m, n, k));
+    return out;
+  }
+  return svd_randomized(dev, a, stride, count, m, n, k, seeds);
 }
 
 }  // namespace al

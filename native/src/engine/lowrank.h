@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 #include "engine/device.h"
 
@@ -15,12 +16,15 @@ struct LowRankFactors {
   Buffer basis;  // fp32 [n, k] = V
 };
 
-// A ≈ coef · basisᵀ of the device matrix A fp32 [m, n], the top k = min(k, m, n) singular
-// triplets. Exact top-k from the eigen-decomposition of the smaller Gram matrix when
-// min(m, n) <= 256 (or k + 8 reaches it); otherwise randomized subspace iteration
-// (oversampling 8, 4 power iterations, each pass re-orthonormalized twice through the
-// eigen-decomposition of its Gram matrix) seeded by `seed`, so results reproduce.
-// Caller holds the device lock.
-LowRankFactors truncated_svd(Device& dev, const float* a, int m, int n, int k, uint64_t seed);
+// A_i ≈ coef · basisᵀ of each of the `count` device matrices A_i = a + i·stride (fp32 [m, n],
+// stride in floats), the top k = min(k, m, n) singular triplets. Exact top-k from the
+// eigen-decomposition of the smaller Gram matrix when min(m, n) <= 256 (or k + 8 reaches it);
+// otherwise randomized subspace iteration (oversampling 8, 4 power iterations, each pass
+// re-orthonormalized twice through the eigen-decomposition of its Gram matrix), A_i's test
+// matrix drawn from seeds[i], so results reproduce. The matrices of one call go through the
+// randomized iteration together (batched products, one wait for the device per step for all of
+// them); each one's result is what it would be alone. Caller holds the device lock.
+std::vector<LowRankFactors> truncated_svds(Device& dev, const float* a, int64_t stride, int count, int m, int n, int k,
+                                           const std::vector<uint64_t>& seeds);
 
 }  // namespace al

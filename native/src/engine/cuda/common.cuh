@@ -116,6 +116,8 @@ void gemm(cublasHandle_t h, DT dt, void* y, const void* x, const void* w, int n,
 void gemm_out_f32(cublasHandle_t h, DT dt, float* y, const void* x, const void* w, int n, int in, int out);
 void gemm_f32(cublasHandle_t h, float* y, const float* a, const float* b, int m, int n, int k, bool ta, bool tb,
               float alpha, float beta);
+void gemm_f32_batched(cublasHandle_t h, int count, float* y, int64_t sy, const float* a, int64_t sa, const float* b,
+                      int64_t sb, int m, int n, int k, bool ta, bool tb, float alpha, float beta);
 // cuBLAS alone (the benchmark compares it with the skinny path).
 void cublas_gemm(cublasHandle_t h, DT dt, void* y, const void* x, const void* w, int n, int in, int out, float alpha,
                  float beta);

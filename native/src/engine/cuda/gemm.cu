@@ -224,4 +224,16 @@ void gemm_f32(cublasHandle_t h, float* y, const float* a, const float* b, int m,
       "cublasGemmEx (fp32)");
 }
 
+void gemm_f32_batched(cublasHandle_t h, int count, float* y, int64_t sy, const float* a, int64_t sa, const float* b,
+                      int64_t sb, int m, int n, int k, bool ta, bool tb, float alpha, float beta) {
+  if (count == 0 || m == 0 || n == 0) return;
+  // As gemm_f32, per problem (the same operands, leading dimensions and compute type).
+  const cublasOperation_t opb = tb ? CUBLAS_OP_T : CUBLAS_OP_N;
+  const cublasOperation_t opa = ta ? CUBLAS_OP_T : CUBLAS_OP_N;
+  const int ldb = tb ? k : n, lda = ta ? m : k;
+  ckb(cublasGemmStridedBatchedEx(h, opb, opa, n, m, k, &alpha, b, CUDA_R_32F, ldb, sb, a, CUDA_R_32F, lda, sa, &beta, y,
+                                 CUDA_R_32F, n, sy, count, CUBLAS_COMPUTE_32F_PEDANTIC, CUBLAS_GEMM_DEFAULT),
+      "cublasGemmStridedBatchedEx (fp32)");
+}
+
 }  // namespace al::cuda
