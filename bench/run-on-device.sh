@@ -7,7 +7,7 @@
 #
 # Through the device tool, from the repository root, after `bash ../shared/device/make-kit.sh`
 # and `bash ../shared/device/make-deps.sh cmake-js node-addon-api node-api-headers tsx zod
-# @huggingface/tokenizers` here:
+# @huggingface/tokenizers ws re2js echarts` here (the compiled CLI of the cli stage needs the last three):
 #   command: bash bench/run-on-device.sh          carry: [".device-kit", "dist"]
 # STAGES picks what runs (comma list, default build,check,bench,ladder):
 #   quick   backend consistency and the shared-decode / no-copy tests only (instead of check)
