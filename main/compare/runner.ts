@@ -28,6 +28,7 @@ import { preflightRequest } from './preflight.js';
 import { firstDivergence, headGrid, layerErrors, scoresFromEngine, selfErrors, tokenBinFor, tokenGrid } from './metrics.js';
 import { cachedValues, chooseFit, fitIds, fitRates, PROBES_PER_PASS, probeBits, probeWeights } from './fit.js';
 import type { EngineSession, LoadedAdapter, LoadedModel } from './session.js';
+import type { LensTokenizer } from '../model/tokenizer.js';
 
 export interface RunHooks {
   signal?: AbortSignal;
@@ -64,8 +65,12 @@ interface Cell {
   cache: NativeKvCache | null;
   tokens: number[];
   probs: number[];
+  /** Its tokens' display pieces, decoded as they streamed (the report's pieces). */
+  pieces: PieceStream | null;
   scores: Scores | null;
 }
+
+type PieceStream = ReturnType<LensTokenizer['pieceStream']>;
 
 /** The engine's spec of a pca id. */
 function pcaSpec(bitsPerValue: number, exponents: number[] | null): NativeStrategySpec {
@@ -275,7 +280,7 @@ export async function runComparison(
         progress('encode', cells.length, total, `${names[ai]} · ${s}`);
         const parsed = parseStrategy(s);
         if (parsed.kind === 'fit') continue;  // fitted after the generation (it needs the continuation)
-        const cell: Cell = { adapter: ai, strategy: s, parsed, bytes: 0, errors: null, outsideSpan: null, cache: null, tokens: [], probs: [], scores: null };
+        const cell: Cell = { adapter: ai, strategy: s, parsed, bytes: 0, errors: null, outsideSpan: null, cache: null, tokens: [], probs: [], pieces: null, scores: null };
         let store: NativeKvStore | null = null;
         if (parsed.kind === 'exact') {
           cell.bytes = kvCacheBytes(cfg, T, bytesPerValue);
@@ -406,10 +411,10 @@ export async function runComparison(
       stopTokens,
     }));
     // One batched generation over `rows` (requests[i] is rows[i]'s): each token into its cell
-    // and out as a live event, its text decoded one token at a time (the report's pieces are
-    // decoded at the end).
+    // and out as a live event, its text decoded one token at a time (those pieces are the
+    // report's too).
     const generateRows = async (rows: Cell[], rowRequests: GenerationRequest[], onStep?: () => void): Promise<void> => {
-      const streams = rows.map(() => tokenizer.pieceStream());
+      const streams = rows.map((c) => (c.pieces = tokenizer.pieceStream()));
       await generate(model.native, rowRequests, {
         signal,
         cancel: runCancel,
@@ -437,7 +442,7 @@ export async function runComparison(
         throwIfAborted(signal);
         const r = await fitAdapter(ai, a);
         fits[ai] = r.result;
-        const cell: Cell = { adapter: ai, strategy: 'fit', parsed: { kind: 'fit' }, bytes: r.store.bytes, errors: null, outsideSpan: null, cache: null, tokens: [], probs: [], scores: null, fitted: r.result.chosen };
+        const cell: Cell = { adapter: ai, strategy: 'fit', parsed: { kind: 'fit' }, bytes: r.store.bytes, errors: null, outsideSpan: null, cache: null, tokens: [], probs: [], pieces: null, scores: null, fitted: r.result.chosen };
         cell.errors = await measure(r.store, ai);
         cell.cache = scope.own(model.native.newView({ cache: base, store: r.store, length: leadLength }, capacity));
         fitCells.push(cell);
@@ -506,7 +511,7 @@ export async function runComparison(
           const generation: Generation = {
             tokens: c.tokens,
             text: tokenizer.decode(c.tokens, { skipSpecialTokens: true }),
-            pieces: tokenizer.decodeTokenPieces(c.tokens),
+            pieces: c.pieces?.pieces() ?? [],  // null: the cell generated nothing
             probs: c.probs,
             firstDivergence: firstDivergence(c.tokens, exactTokens),
           };

