@@ -25,7 +25,7 @@
 namespace al::cuda {
 
 // A fixed set of host threads that split one memcpy between them (the caller's thread takes a
-// share too). One job at a time; run() returns when every share is copied.
+// share too). One job at a time; copy() returns when every share is copied.
 class CopyThreads {
  public:
   explicit CopyThreads(int helpers) {
@@ -44,7 +44,8 @@ class CopyThreads {
 
   void copy(void* dst, const void* src, size_t bytes) {
     const size_t parts = threads_.size() + 1;
-    // Shares of at least 1 MiB (below that the hand-off costs more than it saves), 4 KiB aligned.
+    // Under 2 MiB one thread copies it (the hand-off would cost more than it saves); shares are
+    // 4 KiB aligned.
     if (threads_.empty() || bytes < (size_t(2) << 20)) {
       std::memcpy(dst, src, bytes);
       return;
