@@ -423,8 +423,10 @@ export async function runComparison(
           const c = rows[seq]!;
           c.tokens.push(token);
           c.probs.push(prob);
+          // Decoded whether or not anyone listens live: the report takes these pieces.
+          const piece = streams[seq]!.push(token);
           onStep?.();
-          hooks.onToken?.({ adapter: c.adapter, strategy: c.strategy, step, token, piece: streams[seq]!.push(token), prob });
+          hooks.onToken?.({ adapter: c.adapter, strategy: c.strategy, step, token, piece, prob });
         },
       });
     };
