@@ -67,6 +67,28 @@ describe('runner + cache manager', () => {
     for (const a of alone.adapters) assert.ok(a.strategies[0]!.layers.every((l) => l.kRelErr === 0 && l.vRelErr === 0));
   });
 
+  it("the report's pieces are the live stream's, with or without a listener", async () => {
+    const tokenizer = await session.loadTokenizer(request.modelDir);
+    const live = new Map<string, string[]>();
+    const heard = await runComparison(session, manager, request, {
+      onToken: (t) => {
+        const key = `${t.adapter}/${t.strategy}`;
+        live.set(key, [...(live.get(key) ?? []), t.piece]);
+      },
+    });
+    const silent = await runComparison(session, manager, request);
+    for (const [r, withListener] of [[heard, true], [silent, false]] as const) {
+      r.adapters.forEach((a, ai) => {
+        for (const s of a.strategies) {
+          const g = s.generation;
+          assert.equal(g.pieces.length, g.tokens.length);
+          assert.deepEqual(g.pieces, tokenizer.decodeTokenPieces(g.tokens), `${a.name}/${s.strategy}`);
+          if (withListener) assert.deepEqual(g.pieces, live.get(`${ai}/${s.strategy}`), 'the live pieces (no character left pending here)');
+        }
+      });
+    }
+  });
+
   it('a cancelled run rejects with CANCELLED and leaves nothing pinned or transient', async () => {
     const fresh = new CacheManager({ budgetBytes: 1 << 30 });
     const controller = new AbortController();
