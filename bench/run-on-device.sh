@@ -14,6 +14,7 @@
 #   sweep   attention chunks 64, 128, 256 × 1 or 2 K/V buffers a warp timed; the fastest is used
 #           for what follows
 #   ncu     Nsight Compute on the tensor-core attention kernels of one decode step
+#   ncusrc  the same per SASS instruction (executed counts, stall samples) into ncu-sass.csv
 #   session, fresh, cli, hf, profile: parts of bench (the runs through runComparison, a fresh
 #           process, `adapterlens compare` itself in fresh processes (needs dist/ carried:
 #           npm run build:ts here), the transformers + PEFT peers, an op profile)
@@ -110,6 +111,21 @@ if has ncu; then
       --section LaunchStats --section WarpStateStats --section MemoryWorkloadAnalysis \
       ./native/build/adapterlens_backend_ops --bench-attention > "$R/ncu.log" 2>&1
     grep -E "parts_tc_k|Duration|Memory Throughput|DRAM Throughput|Achieved Occupancy|Theoretical Occupancy|Registers Per|Shared Memory Config|Block Limit|Warp Cycles Per Issued|L2 Hit|L1/TEX Hit|ERR|Grid Size" "$R/ncu.log" | head -90
+  else
+    echo "no ncu on this machine"
+  fi
+fi
+if has ncusrc; then
+  step "Nsight Compute, per SASS instruction: the attention kernels of one decode step (executed, stall samples)"
+  NCU=$(command -v ncu || ls /usr/local/cuda/bin/ncu /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
+  if [ -n "$NCU" ]; then
+    timeout 300 "$NCU" --kernel-name regex:parts_tc_k --launch-count 3 --section SourceCounters --section InstructionStats \
+      --section WarpStateStats --section SchedulerStats --section Occupancy --section SpeedOfLight \
+      ./native/build/adapterlens_backend_ops --bench-attention > "$R/ncu-details.log" 2>&1
+    grep -E "parts_tc_k|Duration|Executed Ipc|Issue Slots|Eligible Warps|No Eligible|Active Warps Per|Registers Per|Warp Cycles Per Issued|Executed Instructions  " "$R/ncu-details.log" | head -60
+    timeout 300 "$NCU" --kernel-name regex:parts_tc_k --launch-count 3 --section SourceCounters --page source \
+      --print-source sass --csv ./native/build/adapterlens_backend_ops --bench-attention > "$R/ncu-sass.csv" 2> "$R/ncu-sass.err" || tail -5 "$R/ncu-sass.err"
+    ls -la "$R/ncu-sass.csv"
   else
     echo "no ncu on this machine"
   fi

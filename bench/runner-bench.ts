@@ -67,10 +67,17 @@ async function timed(session: EngineSession, manager: CacheManager, req: Compare
   addon.resetDevicePeak();
   const d2h0 = addon.info().deviceToHostBytes;
   const stepStart: number[] = [];
+  // The model's hashing as the load stage reports it ("hashing model files DONE/TOTAL"): bytes
+  // hashed by when, to tell the hash rate while the weights load from the rate after.
+  const hashing: { at: number; done: number; total: number }[] = [];
   const t0 = performance.now();
   const report: Report = await runComparison(session, manager, req, {
     onToken: (t) => {
       if (stepStart[t.step] === undefined) stepStart[t.step] = performance.now();
+    },
+    onProgress: (p) => {
+      const m = /^hashing model files (\d+)\/(\d+)$/.exec(p.detail ?? '');
+      if (m) hashing.push({ at: (performance.now() - t0) / 1e3, done: Number(m[1]), total: Number(m[2]) });
     },
   });
   const seconds = (performance.now() - t0) / 1e3;
@@ -82,6 +89,7 @@ async function timed(session: EngineSession, manager: CacheManager, req: Compare
     seconds,
     // A stage may appear more than once (encode and measure alternate per cell): summed.
     stages: report.timings.reduce<Record<string, number>>((acc, t) => ({ ...acc, [t.stage]: (acc[t.stage] ?? 0) + t.ms / 1e3 }), {}),
+    hashing: hashing.length ? { first: hashing[0], last: hashing[hashing.length - 1] } : null,
     decodeStepMs: sorted.length ? sorted[Math.floor(sorted.length / 2)]! : null,
     decodeStepsMs: steps,
     peakDeviceBytes: info.deviceMemoryPeak,

@@ -116,7 +116,9 @@ export async function runComparison(
   // ---- check, then load -------------------------------------------------------
   // Before any weight is loaded, off the main thread: the model's config, the tokenizer
   // against it, the document against the context (preflight.ts). The tokenizer remembers
-  // what it encoded there, so the encode below costs nothing.
+  // what it encoded there, so the encode below costs nothing. The folders' hashing starts
+  // first, beside it.
+  const prefetch = session.prefetchDigests([request.modelDir, ...request.adapters.map((a) => a.dir)], signal);
   await preflightRequest(session, request, signal);
   progress('load', 0, request.adapters.length + 1, 'model');
   const model: LoadedModel = await session.loadModel(
@@ -133,6 +135,7 @@ export async function runComparison(
     progress('load', i + 1, request.adapters.length + 1, names[i]);
     adapters.push(await session.loadAdapter(model, choice.dir, signal));
   }
+  prefetch.release();
   const tokenizerDir = request.tokenizerDir ?? model.dir;
   const tokenizer = await session.loadTokenizer(tokenizerDir, signal);
   // Its digest (often the model folder's, being hashed already) is awaited by the report only.

@@ -219,6 +219,21 @@ export class EngineSession {
   }
 
   /**
+   * Starts hashing these folders now, ahead of their loads (which join the jobs): on a first
+   * run the SHA-256 of the largest shard, one core's work, is the longest job, so it begins
+   * before the preflight rather than after it. Until `release()` (the caller's loads are
+   * done), stopping `signal` stops these jobs too; after it, a digest is the loaded model's or
+   * adapter's and goes on as any other.
+   */
+  prefetchDigests(dirs: string[], signal?: AbortSignal): { release(): void } {
+    const jobs = [...new Set(dirs.map((d) => path.resolve(d)))].map((dir) => this.startDigest(dir));
+    for (const job of jobs) job.promise.catch(() => this.failedDigests.add(job.promise));
+    const onAbort = (): void => jobs.forEach((j) => j.abort());
+    signal?.addEventListener('abort', onAbort, { once: true });
+    return { release: () => signal?.removeEventListener('abort', onAbort) };
+  }
+
+  /**
    * The folder's digest as a background job: known digests at once; otherwise hashing starts
    * now and `onProgress` hears of it until `detach()` (the load it ran beside has returned).
    */

@@ -325,7 +325,10 @@ void dense_cases() {
 
 // Three adapters' A/B for three Linears sharing x; rows pick an adapter (-1: none); target 2
 // captures s·A·x of every adapted row.
-double lora_case(DT dt, const std::vector<int>& which, int in) {
+// begin: lora_begin first, then a product that reads x (as the forward pass runs the base
+// Linear), then lora; begin_other: lora_begin on other arguments (lora alone must still be right).
+enum class LoraBegin { none, begin, begin_other };
+double lora_case(DT dt, const std::vector<int>& which, int in, LoraBegin begin = LoraBegin::none) {
   const int n = static_cast<int>(which.size());
   const int outs[3] = {192, 64, 64};
   const int ranks[3] = {8, 16, 64};
@@ -359,7 +362,14 @@ double lora_case(DT dt, const std::vector<int>& which, int in) {
       targets.push_back({c ? y[t]->c.get() : y[t]->g.get(), outs[t], tables[t]->table(d)});
     }
     Buffer scratch(d, size_t(3) * n * 64 * 4, "test");
-    d.lora(ddt, c ? x.c.get() : x.g.get(), n, in, targets.data(), 3, 64, scratch.as<float>());
+    const void* xp = c ? x.c.get() : x.g.get();
+    if (begin != LoraBegin::none) {
+      // The base product's place: a product of x into a buffer of its own.
+      Buffer base(d, size_t(n) * 64 * dt_size(ddt), "test");
+      d.lora_begin(ddt, xp, n, in, targets.data(), begin == LoraBegin::begin ? 3 : 2, 64, scratch.as<float>());
+      d.gemm(ddt, base.get(), xp, c ? A[0]->c.get() : A[0]->g.get(), n, in, 8, 1.0f, 0.0f);
+    }
+    d.lora(ddt, xp, n, in, targets.data(), 3, 64, scratch.as<float>());
     d.sync("lora");
   };
   run(cpu, DT::F32);
@@ -376,6 +386,10 @@ void lora_cases() {
     add("lora", "BGMV, 5 rows, 3 Linears, in " + std::to_string(in), kAll,
         [in](DT dt) { return lora_case(dt, {2, -1, 0, 1, 0}, in); });
   }
+  add("lora_begin", "BGMV begun before a product of x, 5 rows, in 256", kAll,
+      [](DT dt) { return lora_case(dt, {2, -1, 0, 1, 0}, 256, LoraBegin::begin); });
+  add("lora_begin", "begun on other arguments, then lora alone, 5 rows", kAll,
+      [](DT dt) { return lora_case(dt, {2, -1, 0, 1, 0}, 256, LoraBegin::begin_other); });
   add("lora", "GEMM segments, 70 rows (3 runs), in 256", kAll, [](DT dt) {
     std::vector<int> which(70);
     for (int i = 0; i < 70; ++i) which[i] = i < 30 ? 0 : i < 55 ? 1 : -1;

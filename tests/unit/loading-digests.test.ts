@@ -204,6 +204,64 @@ describe('file digests and loading', { timeout: 300_000 }, () => {
     }
   });
 
+  it('prefetched digests start hashing before any load, and the load joins them (each file hashed once)', async () => {
+    const gate = holdHashing();
+    const session = new EngineSession('cpu', { digestCache: new DigestCache(null) });
+    try {
+      const prefetch = session.prefetchDigests([modelDir, modelDir]);
+      await new Promise((r) => setTimeout(r, 50));
+      const files = fs.readdirSync(modelDir).filter((n) => /\.(safetensors|json)$/.test(n)).length;
+      assert.equal(gate.jobs(), files, 'every file is being hashed before the load is asked for (the folder once)');
+      const load = session.loadModel(modelDir);
+      gate.open();
+      const m = await load;
+      prefetch.release();
+      assert.equal((await m.digest).files.length, files);
+      assert.equal(gate.jobs(), files, 'the load hashed nothing again');
+    } finally {
+      gate.restore();
+      session.dispose();
+    }
+  });
+
+  it('a run stopped before its loads stops the prefetched hashing; once released, a stop leaves it going', async () => {
+    const gate = holdHashing();
+    const session = new EngineSession('cpu', { digestCache: new DigestCache(null) });
+    try {
+      const files = fs.readdirSync(modelDir).filter((n) => /\.(safetensors|json)$/.test(n)).length;
+      const stopped = new AbortController();
+      session.prefetchDigests([modelDir], stopped.signal);
+      await new Promise((r) => setTimeout(r, 50));
+      assert.equal(gate.jobs(), files);
+      stopped.abort();
+      // The stopped hashing is dropped, not a failure of the folder: the load hashes it afresh and succeeds.
+      const load = session.loadModel(modelDir);
+      gate.open();
+      const m = await load;
+      assert.ok((await m.digest).files.length > 0);
+      assert.equal(gate.jobs(), 2 * files, 'hashed again after the stop');
+
+      const gate2 = holdHashing();
+      try {
+        const other = copyModel();
+        const run = new AbortController();
+        const prefetch = session.prefetchDigests([other], run.signal);
+        const m2 = await session.loadModel(other);
+        prefetch.release();
+        run.abort(); // after the loads: the loaded model's digest is not stopped
+        gate2.open();
+        assert.ok((await m2.digest).files.length > 0);
+        assert.equal(gate2.jobs(), files, 'each file hashed once');
+        assert.equal(await session.loadModel(other), m2, 'its digest did not fail: the model is reused');
+      } finally {
+        gate2.restore();
+      }
+    } finally {
+      gate.restore();
+      session.dispose();
+    }
+  });
+
   it('a missing folder is the loader\'s message naming it, not ENOENT from hashing', async () => {
     const session = new EngineSession('cpu', { digestCache: DigestCache.inDataDir(dataDir) });
     try {

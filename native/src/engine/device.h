@@ -264,6 +264,15 @@ class Device {
   // [count, n, max_rank]. Row tables may mix adapters (and rows without LoRA).
   virtual void lora(DT dt, const void* x, int n, int in, const LoraOutput* targets, int count, int max_rank,
                     float* scratch) = 0;
+  // Optional (default: nothing): the forward pass says, before the base product of these
+  // Linears, that x is final, so a device may start the LoRA's first half (A·x, and the
+  // captures) beside that product. The lora() that follows, with the same arguments, completes
+  // it; lora() alone is always correct. Nothing may write x, the scratch or the captures in
+  // between.
+  virtual void lora_begin(DT dt, const void* x, int n, int in, const LoraOutput* targets, int count, int max_rank,
+                          float* scratch) {
+    (void)dt, (void)x, (void)n, (void)in, (void)targets, (void)count, (void)max_rank, (void)scratch;
+  }
 
   // ---- ops: attention -----------------------------------------------------------------------
   // n causal rows of one sequence at positions pos0.. over its own cache layer (k, v:
@@ -328,7 +337,7 @@ class Device {
 inline const std::vector<std::string>& device_op_names() {
   static const std::vector<std::string> names = {
       "load_values", "gemm", "gemm_out_f32", "gemm_f32", "gemm_f32_batched", "add_bias", "rmsnorm", "add_rmsnorm", "rope",
-      "split_columns", "swiglu", "embedding", "store_kv", "lora", "attention_prefill", "attention_parts",
+      "split_columns", "swiglu", "embedding", "store_kv", "lora", "lora_begin", "attention_prefill", "attention_parts",
       "argmax_rows", "sample_rows", "score_rows", "delta_rows", "add_rows", "copy_positions", "quantize_delta",
       "add_quantized", "quantize_columns", "dequantize_columns", "error_sums", "outside_span_sums"};
   return names;

@@ -340,6 +340,18 @@ void forward(const Model& m, const int32_t* tokens, const Row* rows, int n, cons
       } else {
         dev.add_rmsnorm(dt, s.xn.get(), s.x.get(), s.xb.get(), w.input_norm.get(), n, H, c.rms_norm_eps);
       }
+      // q/k/v LoRA: one call for the projections some row adapts (a device may fuse them),
+      // begun before the base product (a device may run its first half beside it).
+      LoraOutput qkv_lora[3];
+      int qkv_count = 0;
+      {
+        void* outs[3] = {s.q.get(), s.k.get(), s.v.get()};
+        const int dims[3] = {qd, kvd, kvd};
+        for (int t = 0; t < 3; ++t) {
+          if (adapts(l, kQkv[t])) qkv_lora[qkv_count++] = LoraOutput{outs[t], dims[t], lora_rows(l, kQkv[t])};
+        }
+      }
+      if (qkv_count) dev.lora_begin(dt, s.xn.get(), n, H, qkv_lora, qkv_count, max_rank, s.lora.as<float>());
       if (stacked) {
         dev.gemm(dt, s.qkv.get(), s.xn.get(), w.qkv.get(), n, H, qd + 2 * kvd, 1.0f, 0.0f);
         if (w.qkv_bias) dev.add_bias(dt, s.qkv.get(), w.qkv_bias.get(), n, qd + 2 * kvd);
@@ -354,17 +366,7 @@ void forward(const Model& m, const int32_t* tokens, const Row* rows, int n, cons
           dev.add_bias(dt, s.v.get(), at(w.qkv_bias, qd + kvd), n, kvd);
         }
       }
-      {
-        // q/k/v LoRA: one call for the projections some row adapts (a device may fuse them).
-        LoraOutput group[3];
-        int count = 0;
-        void* outs[3] = {s.q.get(), s.k.get(), s.v.get()};
-        const int dims[3] = {qd, kvd, kvd};
-        for (int t = 0; t < 3; ++t) {
-          if (adapts(l, kQkv[t])) group[count++] = LoraOutput{outs[t], dims[t], lora_rows(l, kQkv[t])};
-        }
-        if (count) dev.lora(dt, s.xn.get(), n, H, group, count, max_rank, s.lora.as<float>());
-      }
+      if (qkv_count) dev.lora(dt, s.xn.get(), n, H, qkv_lora, qkv_count, max_rank, s.lora.as<float>());
       dev.rope(dt, s.q.get(), s.k.get(), t_pos.dev, m.weights.inv_freq.as<float>(), n, c.num_heads, c.num_kv_heads,
                c.head_dim);
       dev.store_kv(dt, t_kv, l, s.k.get(), s.v.get(), n, c.num_kv_heads, c.head_dim);
@@ -377,14 +379,18 @@ void forward(const Model& m, const int32_t* tokens, const Row* rows, int n, cons
         dev.attention_parts(dt, s.att.get(), s.q.get(), planner.plan(up, l, s.partials.as<float>()), n, c.num_heads,
                             c.num_kv_heads, c.head_dim);
       }
+      const LoraOutput o_lora = adapts(l, LoraTarget::O) ? LoraOutput{s.xb.get(), H, lora_rows(l, LoraTarget::O)} : LoraOutput{};
+      if (adapts(l, LoraTarget::O)) dev.lora_begin(dt, s.att.get(), n, qd, &o_lora, 1, max_rank, s.lora.as<float>());
       dev.gemm(dt, s.xb.get(), s.att.get(), w.wo.get(), n, qd, H, 1.0f, 0.0f);
-      if (adapts(l, LoraTarget::O)) {
-        const LoraOutput t{s.xb.get(), H, lora_rows(l, LoraTarget::O)};
-        dev.lora(dt, s.att.get(), n, qd, &t, 1, max_rank, s.lora.as<float>());
-      }
+      if (adapts(l, LoraTarget::O)) dev.lora(dt, s.att.get(), n, qd, &o_lora, 1, max_rank, s.lora.as<float>());
 
       // MLP block: x += down_proj(silu(gate_proj(h)) * up_proj(h)) on h = rmsnorm(x).
       dev.add_rmsnorm(dt, s.xn.get(), s.x.get(), s.xb.get(), w.post_norm.get(), n, H, c.rms_norm_eps);
+      LoraOutput mlp_lora[2];
+      int mlp_count = 0;
+      if (adapts(l, LoraTarget::Gate)) mlp_lora[mlp_count++] = LoraOutput{s.gate.get(), I, lora_rows(l, LoraTarget::Gate)};
+      if (adapts(l, LoraTarget::Up)) mlp_lora[mlp_count++] = LoraOutput{s.up.get(), I, lora_rows(l, LoraTarget::Up)};
+      if (mlp_count) dev.lora_begin(dt, s.xn.get(), n, H, mlp_lora, mlp_count, max_rank, s.lora.as<float>());
       if (stacked) {
         dev.gemm(dt, s.gate_up.get(), s.xn.get(), w.gate_up.get(), n, H, 2 * I, 1.0f, 0.0f);
         dev.split_columns(dt, s.gate.get(), s.up.get(), nullptr, s.gate_up.get(), n, I, I, 0);
@@ -392,19 +398,12 @@ void forward(const Model& m, const int32_t* tokens, const Row* rows, int n, cons
         dev.gemm(dt, s.gate.get(), s.xn.get(), w.gate_up.get(), n, H, I, 1.0f, 0.0f);
         dev.gemm(dt, s.up.get(), s.xn.get(), at(w.gate_up, static_cast<size_t>(I) * H), n, H, I, 1.0f, 0.0f);
       }
-      {
-        LoraOutput group[2];
-        int count = 0;
-        if (adapts(l, LoraTarget::Gate)) group[count++] = LoraOutput{s.gate.get(), I, lora_rows(l, LoraTarget::Gate)};
-        if (adapts(l, LoraTarget::Up)) group[count++] = LoraOutput{s.up.get(), I, lora_rows(l, LoraTarget::Up)};
-        if (count) dev.lora(dt, s.xn.get(), n, H, group, count, max_rank, s.lora.as<float>());
-      }
+      if (mlp_count) dev.lora(dt, s.xn.get(), n, H, mlp_lora, mlp_count, max_rank, s.lora.as<float>());
       dev.swiglu(dt, s.gate.get(), s.up.get(), static_cast<int64_t>(n) * I);
+      const LoraOutput down_lora = adapts(l, LoraTarget::Down) ? LoraOutput{s.xb.get(), H, lora_rows(l, LoraTarget::Down)} : LoraOutput{};
+      if (adapts(l, LoraTarget::Down)) dev.lora_begin(dt, s.gate.get(), n, I, &down_lora, 1, max_rank, s.lora.as<float>());
       dev.gemm(dt, s.xb.get(), s.gate.get(), w.down.get(), n, I, H, 1.0f, 0.0f);  // added by the next norm
-      if (adapts(l, LoraTarget::Down)) {
-        const LoraOutput t{s.xb.get(), H, lora_rows(l, LoraTarget::Down)};
-        dev.lora(dt, s.gate.get(), n, I, &t, 1, max_rank, s.lora.as<float>());
-      }
+      if (adapts(l, LoraTarget::Down)) dev.lora(dt, s.gate.get(), n, I, &down_lora, 1, max_rank, s.lora.as<float>());
     }
 
     if (rows_out > 0) {

@@ -552,7 +552,8 @@ bool attention_prefill_flash(DT dt, void* out, const void* q, const void* k, con
 }
 
 void attention_parts(DT dt, void* out, const void* q, const AttnPlan& plan, int n_rows, int heads, int kv_heads, int hd,
-                     cudaStream_t s) {
+                     const Branches& b) {
+  cudaStream_t s = b.main;
   if (n_rows == 0) return;
   if (hd > 256) throw std::runtime_error("the CUDA attention supports head_dim up to 256");
   int max_chunks = 1, max_rv = 0;
@@ -591,7 +592,7 @@ void attention_parts(DT dt, void* out, const void* q, const AttnPlan& plan, int 
     });
   };
   // Tensor cores where they apply (bf16/fp16, head_dim 64 or 128); CUDA cores otherwise.
-  if (!attention_parts_tc(dt, q, args, plan, heads, kv_heads, hd, s)) {
+  if (!attention_parts_tc(dt, q, args, plan, heads, kv_heads, hd, b)) {
     with_epl(hd, [&](auto epl) {
       if (max_rv <= 64) launch(epl, std::integral_constant<int, 2>{});
       else launch(epl, std::integral_constant<int, 4>{});

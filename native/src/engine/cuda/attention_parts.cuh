@@ -11,6 +11,7 @@
 
 #include <cuda_runtime.h>
 
+#include "engine/cuda/common.cuh"
 #include "engine/device.h"
 
 namespace al::cuda {
@@ -31,7 +32,9 @@ struct PlanArgs {
 // The partial states of every part on tensor cores, where it applies (bf16/fp16, head_dim 64
 // or 128, 16-byte aligned K/V/q, low-rank corrections of rank ≤ 128); false (nothing
 // launched) otherwise, for the CUDA-core kernel to run instead.
+// The plan's tile classes may launch on separate branches (b.side; ADAPTERLENS_CUDA_ATTN_BRANCHES=1), joined to b.main
+// before this returns.
 bool attention_parts_tc(DT dt, const void* q, const PlanArgs& args, const AttnPlan& plan, int heads, int kv_heads,
-                        int hd, cudaStream_t s);
+                        int hd, const Branches& b);
 
 }  // namespace al::cuda

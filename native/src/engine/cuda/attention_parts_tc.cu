@@ -67,20 +67,55 @@ struct PartsTcLayout {
   }
 };
 
+// Quantized values to floats without I2F (a conversion the SM runs at an eighth of the FADD
+// rate, and the quantized tiles convert 4 values per mma): the value, offset to unsigned, goes
+// into the low mantissa bits of 2^23, and subtracting 2^23 + the offset is exact.
+// Byte k of x (x holds the bytes with their sign bits flipped: x = raw ^ 0x80808080).
+__device__ __forceinline__ float s8_flipped_to_f(uint32_t x, int k) {
+  return __uint_as_float(__byte_perm(x, 0x4B000000u, 0x7650u + k)) - 8388736.0f;  // 2^23 + 128
+}
+// A nibble whose sign bit is flipped (n = raw ^ 8, in the low 4 bits).
+__device__ __forceinline__ float s4_flipped_to_f(uint32_t n) {
+  return __uint_as_float(0x4B000000u | (n & 0xFu)) - 8388616.0f;  // 2^23 + 8
+}
+
 // Two quantized values at dims d, d+1 of a row (int8, or int4 low nibble first) as a packed
 // pair of T: exact, |v| ≤ 127.
 template <typename T>
 __device__ __forceinline__ uint32_t quant_pair(const uint8_t* row, int d, int bits) {
   if (bits == 8) {
-    const uint16_t w = *reinterpret_cast<const uint16_t*>(row + d);
-    return pack2<T>(static_cast<float>(static_cast<int8_t>(w & 0xFF)), static_cast<float>(static_cast<int8_t>(w >> 8)));
+    const uint32_t x = *reinterpret_cast<const uint16_t*>(row + d) ^ 0x8080u;
+    return pack2<T>(s8_flipped_to_f(x, 0), s8_flipped_to_f(x, 1));
   }
-  const int b = row[d >> 1];  // d even: both nibbles of one byte
-  return pack2<T>(static_cast<float>(((b & 0xF) ^ 8) - 8), static_cast<float>(((b >> 4) ^ 8) - 8));
+  const uint32_t x = row[d >> 1] ^ 0x88u;  // d even: both nibbles of one byte
+  return pack2<T>(s4_flipped_to_f(x), s4_flipped_to_f(x >> 4));
 }
 __device__ __forceinline__ float quant_value(const uint8_t* row, int d, int bits) {
-  if (bits == 8) return static_cast<float>(static_cast<int8_t>(row[d]));
-  return static_cast<float>((((row[d >> 1] >> ((d & 1) * 4)) & 0xF) ^ 8) - 8);
+  if (bits == 8) return s8_flipped_to_f(row[d] ^ 0x80u, 0);
+  return s4_flipped_to_f((row[d >> 1] >> ((d & 1) * 4)) ^ 8u);
+}
+
+// Rows [0, ROWS) of up to CHUNKS 16-byte chunks each, global → shared; rows from `valid` on
+// and chunks from `chunks` on are not read (the rows zero-filled, the chunks left alone).
+// Lane l copies chunk l % CHUNKS of rows l / CHUNKS + k·(32 / CHUNKS), so its addresses move by
+// fixed strides and the unrolled copies need no index arithmetic (the per-copy divisions and
+// 64-bit products of a flat loop were half of this kernel's instructions: H200, Nsight
+// Compute, the decode step's kernels).
+template <int CHUNKS, int ROWS>
+__device__ __forceinline__ void copy_rows16(uint32_t dst, int dst_stride, const char* src, int64_t src_stride, int valid,
+                                            int chunks, const void* fallback, int lane) {
+  static_assert(CHUNKS >= 1 && CHUNKS <= 32 && 32 % CHUNKS == 0 && ROWS % (32 / CHUNKS) == 0, "lanes tile the rows");
+  constexpr int RPI = 32 / CHUNKS;  // rows per round of the warp
+  const int r0 = lane / CHUNKS, c = lane % CHUNKS;
+  if (c >= chunks) return;
+  dst += r0 * dst_stride + c * 16;
+  src += r0 * src_stride + c * 16;
+  valid -= r0;
+#pragma unroll
+  for (int k = 0; k < ROWS / RPI; ++k) {
+    const bool in = k * RPI < valid;
+    cp_async16(dst + k * RPI * dst_stride, in ? static_cast<const void*>(src + k * RPI * src_stride) : fallback, in ? 16 : 0);
+  }
 }
 
 // QUANT: the launch of quantized tiles (their staging compiled in only there, so the other
@@ -119,9 +154,11 @@ __global__ void __launch_bounds__(32) parts_tc_k(const T* __restrict__ q, PlanAr
   const int k_lo = span.begin + c * plan.chunk;
   int k_hi = min(span.begin + span.extent, k_lo + plan.chunk);
   {
+    // Lane r looks up query r's part (kRows ≤ 32): its row of q and how far it reads.
+    static_assert(kRows <= 32, "one lane per query");
     int longest = span.begin;
-    for (int r = 0; r < nrows; ++r) longest = max(longest, plan.parts[p0 + (q0 + r) / group].end);
-    k_hi = min(k_hi, longest);
+    if (lane < nrows) longest = max(longest, plan.parts[p0 + (q0 + lane) / group].end);
+    k_hi = min(k_hi, __reduce_max_sync(0xffffffffu, longest));
   }
   // This lane's two rows of every fragment: gid and gid + 8.
   const AttnPart* part_r[2];
@@ -146,57 +183,54 @@ __global__ void __launch_bounds__(32) parts_tc_k(const T* __restrict__ q, PlanAr
   const int rv = cv ? cr->rv : 0;
   const bool cv_staged = RV > 0 && stage_cv && cv;  // else read from global memory below
 
-  // The 16 query rows (zeros past the real ones), then the first K/V tile.
-  for (int i = lane; i < kRows * CH; i += 32) {
-    const int r = i / CH, ch = i % CH;
-    const T* src = q;
-    const bool in = r < nrows;
-    if (in) {
-      const int qi = q0 + r;
-      const AttnPart& p = plan.parts[p0 + qi / group];
-      src = q + (static_cast<int64_t>(p.row) * heads + g * group + qi % group) * HD + ch * 8;
-    }
-    cp_async16(smem_addr(sq + r * S + ch * 8), src, in ? 16 : 0);
+  // The 16 query rows (zeros past the real ones), then the first K/V tile. Lane r < nrows
+  // finds query r's row of q; each copy takes its row's address from that lane.
+  const T* q_row = q;
+  if (lane < nrows) {
+    const int qi = q0 + lane;
+    q_row = q + (static_cast<int64_t>(plan.parts[p0 + qi / group].row) * heads + g * group + qi % group) * HD;
+  }
+#pragma unroll
+  for (int k = 0; k < kRows * CH / 32; ++k) {
+    const int i = lane + 32 * k, r = i / CH, ch = i % CH;
+    const T* src = reinterpret_cast<const T*>(__shfl_sync(0xffffffffu, reinterpret_cast<unsigned long long>(q_row), r));
+    cp_async16(smem_addr(sq + r * S + ch * 8), r < nrows ? src + ch * 8 : q, r < nrows ? 16 : 0);
   }
   cp_async_commit();
   const T* kh = static_cast<const T*>(span.k) + static_cast<int64_t>(g) * span.capacity * HD;
   const T* vh = static_cast<const T*>(span.v) + static_cast<int64_t>(g) * span.capacity * HD;
   auto load_kv = [&](int stage, int t0) {
-    T* dk = skv + stage * L::kv_stage;
-    T* dv = dk + kTile * S;
-    for (int i = lane; i < kTile * CH; i += 32) {
-      const int j = i / CH, ch = i % CH;
-      const bool in = t0 + j < k_hi;
-      const int64_t at = in ? static_cast<int64_t>(t0 + j - span.begin) * HD + ch * 8 : 0;
-      cp_async16(smem_addr(dk + j * S + ch * 8), kh + at, in ? 16 : 0);
-      cp_async16(smem_addr(dv + j * S + ch * 8), vh + at, in ? 16 : 0);
-    }
+    const uint32_t dk = smem_addr(skv + stage * L::kv_stage);
+    const uint32_t dv = dk + kTile * S * sizeof(T);
+    const int64_t at = static_cast<int64_t>(t0 - span.begin) * HD;
+    copy_rows16<CH, kTile>(dk, S * sizeof(T), reinterpret_cast<const char*>(kh + at), HD * sizeof(T), k_hi - t0, CH, kh, lane);
+    copy_rows16<CH, kTile>(dv, S * sizeof(T), reinterpret_cast<const char*>(vh + at), HD * sizeof(T), k_hi - t0, CH, vh, lane);
     if (staged) {
       // The store's rows for these keys (zeros past its tokens or the chunk), and scales.
-      uint8_t* dq = squant + stage * L::quant_stage;
-      float* dsk = reinterpret_cast<float*>(dq + 2 * kTile * L::qrow);
-      const int rch = rb / 16;
-      for (int i = lane; i < kTile * rch; i += 32) {
-        const int j = i / rch, ch = i % rch, key = t0 + j;
-        const bool in = key < k_hi && key < tokens;
-        const int64_t at = (static_cast<int64_t>(g) * tokens + (in ? key : 0)) * rb + ch * 16;
-        if (qk) cp_async16(smem_addr(dq + j * L::qrow + ch * 16), qk + at, in ? 16 : 0);
-        if (qv) cp_async16(smem_addr(dq + (kTile + j) * L::qrow + ch * 16), qv + at, in ? 16 : 0);
-      }
+      const uint32_t dq = smem_addr(squant + stage * L::quant_stage);
+      float* dsk = reinterpret_cast<float*>(squant + stage * L::quant_stage + 2 * kTile * L::qrow);
+      const int valid = min(k_hi, tokens) - t0;
+      const int64_t row0 = (static_cast<int64_t>(g) * tokens + t0) * rb;
+      auto rows = [&](auto chunks) {
+        constexpr int C = decltype(chunks)::value;
+        if (qk) copy_rows16<C, kTile>(dq, L::qrow, reinterpret_cast<const char*>(qk + row0), rb, valid, C, qk, lane);
+        if (qv) copy_rows16<C, kTile>(dq + kTile * L::qrow, L::qrow, reinterpret_cast<const char*>(qv + row0), rb, valid, C, qv, lane);
+      };
+      if (bits == 8) rows(std::integral_constant<int, HD / 16>{});
+      else rows(std::integral_constant<int, HD / 32>{});
       const int key = t0 + lane;  // kTile == 32: one key per lane
       const bool in = key < k_hi && key < tokens;
-      const int64_t at = static_cast<int64_t>(g) * tokens + (in ? key : 0);
-      if (qk) cp_async4(smem_addr(dsk + lane), cr->sk + at, in ? 4 : 0);
-      if (qv) cp_async4(smem_addr(dsk + kTile + lane), cr->sv + at, in ? 4 : 0);
+      const int64_t at_s = static_cast<int64_t>(g) * tokens + (in ? key : 0);
+      if (qk) cp_async4(smem_addr(dsk + lane), cr->sk + at_s, in ? 4 : 0);
+      if (qv) cp_async4(smem_addr(dsk + kTile + lane), cr->sv + at_s, in ? 4 : 0);
     }
-    if (cv_staged) {
-      // The low-rank ΔV's coefficient rows for these keys (zeros past its tokens or the chunk).
-      float* dc = scv + stage * kTile * CVS;
-      const int rch = rv / 4;
-      for (int i = lane; i < kTile * rch; i += 32) {
-        const int j = i / rch, ch = i % rch, key = t0 + j;
-        const bool in = key < k_hi && key < tokens;
-        cp_async16(smem_addr(dc + j * CVS + ch * 4), cv + static_cast<int64_t>(in ? key : 0) * rv + ch * 4, in ? 16 : 0);
+    if constexpr (RV > 0) {
+      if (cv_staged) {
+        // The low-rank ΔV's coefficient rows for these keys (zeros past its tokens or the
+        // chunk): rv / 4 chunks of each row's RV / 4.
+        copy_rows16<RV / 4, kTile>(smem_addr(scv + stage * kTile * CVS), CVS * sizeof(float),
+                                   reinterpret_cast<const char*>(cv + static_cast<int64_t>(t0) * rv), static_cast<int64_t>(rv) * sizeof(float),
+                                   min(k_hi, tokens) - t0, rv / 4, cv, lane);
       }
     }
   };
@@ -320,6 +354,7 @@ __global__ void __launch_bounds__(32) parts_tc_k(const T* __restrict__ q, PlanAr
       }
     }
     float corr[2], base[2];
+    bool same = true;  // this lane's rows keep their max (or have seen nothing: O is still 0)
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
       mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
@@ -327,6 +362,7 @@ __global__ void __launch_bounds__(32) parts_tc_k(const T* __restrict__ q, PlanAr
       const float mnew = fmaxf(m[r], mx[r] * scale_log2);
       base[r] = mnew == -INFINITY ? 0.0f : mnew;  // a row with nothing seen yet stays at 0
       corr[r] = exp2f(m[r] - base[r]);            // 0 on a row's first keys (m = -inf)
+      same = same && (corr[r] == 1.0f || m[r] == -INFINITY);
       m[r] = mnew;
     }
     float rs[2] = {0.0f, 0.0f};
@@ -341,19 +377,24 @@ __global__ void __launch_bounds__(32) parts_tc_k(const T* __restrict__ q, PlanAr
     }
 #pragma unroll
     for (int r = 0; r < 2; ++r) l[r] = l[r] * corr[r] + rs[r];
+    // Rescale the accumulators only when some row's max moved: past a chunk's first tiles it
+    // rarely does, and skipping a multiply by exactly 1 (or of a row's accumulators that are
+    // still 0) changes nothing, so this is bit-exact. The vote makes the branch warp-uniform.
+    if (!__all_sync(0xffffffffu, same)) {
 #pragma unroll
-    for (int i = 0; i < DB; ++i) {
-      o[i][0] *= corr[0];
-      o[i][1] *= corr[0];
-      o[i][2] *= corr[1];
-      o[i][3] *= corr[1];
-    }
+      for (int i = 0; i < DB; ++i) {
+        o[i][0] *= corr[0];
+        o[i][1] *= corr[0];
+        o[i][2] *= corr[1];
+        o[i][3] *= corr[1];
+      }
 #pragma unroll
-    for (int i = 0; i < RB; ++i) {
-      occ[i][0] *= corr[0];
-      occ[i][1] *= corr[0];
-      occ[i][2] *= corr[1];
-      occ[i][3] *= corr[1];
+      for (int i = 0; i < RB; ++i) {
+        occ[i][0] *= corr[0];
+        occ[i][1] *= corr[0];
+        occ[i][2] *= corr[1];
+        occ[i][3] *= corr[1];
+      }
     }
 
     // O += P · V_base (V read transposed by ldmatrix as col-major B).
@@ -512,7 +553,7 @@ void launch(int rv_bound, dim3 grid, const T* q, const PlanArgs& args, int heads
 }  // namespace
 
 bool attention_parts_tc(DT dt, const void* q, const PlanArgs& args, const AttnPlan& plan, int heads, int kv_heads,
-                        int hd, cudaStream_t s) {
+                        int hd, const Branches& b) {
   // ADAPTERLENS_CUDA_ATTN_TC=0: the CUDA-core kernel everywhere (for comparing the two).
   static const bool enabled = [] {
     const char* v = std::getenv("ADAPTERLENS_CUDA_ATTN_TC");
@@ -557,9 +598,28 @@ bool attention_parts_tc(DT dt, const void* q, const PlanArgs& args, const AttnPl
     }
     l.lowrank_k = l.lowrank_k || (c && c->ck);
   }
+  // ADAPTERLENS_CUDA_ATTN_BRANCHES=1 launches each class on a branch of its own (they write
+  // disjoint partials). Not the default: measured on an H200 (bench/research/ab-session.sh),
+  // launched alone one layer's attention went from 110.5 to 107.9 µs, but inside the decode
+  // step's graph the step went from 9.96 to 10.59 ms. One stream, one class after another.
+  static const bool branch = [] {
+    const char* v = std::getenv("ADAPTERLENS_CUDA_ATTN_BRANCHES");
+    return v && std::string(v) == "1";
+  }();
+  int classes = 0;
+  for (const Launch& l : cls) classes += l.count > 0 ? 1 : 0;
+  const bool fork = branch && classes > 1 && b.side[0] && b.side[1];
+  if (fork) cudaEventRecord(b.forked, b.main);
+  int used = 0;  // classes launched so far: the first on main, the others on the side streams
   for (int k = 0; k < 3; ++k) {
     const Launch& l = cls[k];
     if (l.count == 0) continue;
+    cudaStream_t s = b.main;
+    if (fork && used > 0) {
+      s = b.side[used - 1];
+      cudaStreamWaitEvent(s, b.forked, 0);
+    }
+    ++used;
     const dim3 grid(l.count, max_chunks, kv_heads);
     const bool quant = k == 2;
     if (dt == DT::BF16) {
@@ -573,6 +633,13 @@ bool attention_parts_tc(DT dt, const void* q, const PlanArgs& args, const AttnPl
     }
   }
   check("attention (parts, tensor cores)");
+  if (fork) {
+    for (int i = 0; i + 1 < used; ++i) {
+      cudaEventRecord(b.joined[i], b.side[i]);
+      cudaStreamWaitEvent(b.main, b.joined[i], 0);
+    }
+    check("attention (joining the branches)");
+  }
   return true;
 }
 

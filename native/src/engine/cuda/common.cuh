@@ -130,12 +130,29 @@ constexpr int kSkinnyConfigs = 4;
 // ---- lora.cu: lora (BGMV for decode batches, per-adapter GEMM segments for long ones) ----------
 void lora(cublasHandle_t h, DT dt, const void* x, int n, int in, const LoraOutput* targets, int count, int max_rank,
           float* scratch, cudaStream_t s);
+// The BGMV path's two halves (decode batches: lora_bgmv(n)): u = A·x into the scratch (and the
+// captures), then y += s·B·u. lora() runs both; the device may run the shrink on a branch.
+bool lora_bgmv(int n);
+void lora_shrink(DT dt, const void* x, int n, int in, const LoraOutput* targets, int count, int max_rank,
+                 float* scratch, cudaStream_t s);
+void lora_expand(DT dt, int n, const LoraOutput* targets, int count, int max_rank, const float* scratch, cudaStream_t s);
+
+// Streams for launches that do not depend on each other: the side streams wait for `main`
+// (fork), `main` waits for them when the work is done (join). Inside a graph capture the side
+// launches become parallel branches of the graph, so the GPU runs them at once (a decode
+// step's LoRA shrink beside the base product: device_cuda.cu, lora_begin).
+struct Branches {
+  cudaStream_t main = nullptr;
+  cudaStream_t side[2] = {nullptr, nullptr};  // null: everything on main
+  cudaEvent_t forked = nullptr;
+  cudaEvent_t joined[2] = {nullptr, nullptr};
+};
 
 // ---- attention.cu: attention_prefill (fp32 flash kernel), attention_parts -----------------------
 bool attention_prefill_flash(DT dt, void* out, const void* q, const void* k, const void* v, int capacity, int pos0,
                              int n, int heads, int kv_heads, int hd, cudaStream_t s);
 void attention_parts(DT dt, void* out, const void* q, const AttnPlan& plan, int n_rows, int heads, int kv_heads,
-                     int hd, cudaStream_t s);
+                     int hd, const Branches& b);
 // attention_tc.cu: the tensor-core prefill (bf16/fp16, head dims 64 and 128); false when it
 // does not apply.
 bool attention_prefill_tc(DT dt, void* out, const void* q, const void* k, const void* v, int capacity, int pos0, int n,

@@ -99,6 +99,15 @@ class CudaDevice final : public Device {
     constexpr size_t kBlasWorkspace = size_t(32) << 20;
     ck(cudaMalloc(&blas_ws_, kBlasWorkspace), "cuBLAS workspace");
     upload_ = std::make_unique<cuda::UploadRing>(stream_);
+    // The attention's parallel branches (cuda::Branches): two side streams and their events.
+    branches_.main = stream_;
+    for (int i = 0; i < 2; ++i) {
+      ck(cudaStreamCreateWithFlags(&branches_.side[i], cudaStreamNonBlocking), "creating a CUDA stream");
+      ck(cudaEventCreateWithFlags(&branches_.joined[i], cudaEventDisableTiming), "creating a CUDA event");
+    }
+    ck(cudaEventCreateWithFlags(&branches_.forked, cudaEventDisableTiming), "creating a CUDA event");
+    ck(cudaEventCreateWithFlags(&lora_shrunk_, cudaEventDisableTiming), "creating a CUDA event");
+    lora_branch_ = env_on("ADAPTERLENS_CUDA_LORA_BRANCH", true);
     ckb(cublasSetWorkspace(blas_, blas_ws_, kBlasWorkspace), "cublasSetWorkspace");
     graphs_ = env_on("ADAPTERLENS_CUDA_GRAPH", true);
     if (const char* c = std::getenv("ADAPTERLENS_CUDA_ATTN_CHUNK"); c && std::atoi(c) >= 32) attention_chunk_ = std::atoi(c);
@@ -182,6 +191,7 @@ class CudaDevice final : public Device {
     if (bytes) ck(cudaMemsetAsync(p, 0, bytes, stream_), "clearing device memory");
   }
   void sync(const char* what) override {
+    join_begun_lora();
     ck(cudaGetLastError(), what);
     ck(cudaStreamSynchronize(stream_), what);
     if (profile_ && !marks_.empty()) profile_report(what);
@@ -208,9 +218,11 @@ class CudaDevice final : public Device {
         capturing_ = true;
         try {
           enqueue();
+          join_begun_lora();  // no branch left unjoined at the capture's end
         } catch (const std::exception& ex) {
           why = ex.what();
         }
+        begun_ = {};
         capturing_ = false;
         e = cudaStreamEndCapture(stream_, &g);
         if (why.empty() && e == cudaSuccess) e = cudaGraphInstantiate(&exec, g, 0);
@@ -304,9 +316,34 @@ class CudaDevice final : public Device {
     mark("norms, rope, glue");
     cuda::launch_store_kv(dt, rows.dev, layer, k, v, n, kv_heads, hd, stream_);
   }
+  // A decode batch's LoRA shrink runs on a side branch beside the base product (lora_begin),
+  // the expand after it (lora); ADAPTERLENS_CUDA_LORA_BRANCH=0 runs both in lora().
+  void join_begun_lora() {
+    if (!begun_.x) return;
+    begun_ = {};
+    ck(cudaStreamWaitEvent(stream_, lora_shrunk_, 0), "lora join");
+  }
+  void lora_begin(DT dt, const void* x, int n, int in, const LoraOutput* targets, int count, int max_rank,
+                  float* scratch) override {
+    join_begun_lora();
+    if (!lora_branch_ || !cuda::lora_bgmv(n) || n == 0 || count == 0 || max_rank == 0 || count > 3) return;
+    mark("lora");
+    ck(cudaEventRecord(branches_.forked, stream_), "lora fork");
+    ck(cudaStreamWaitEvent(branches_.side[0], branches_.forked, 0), "lora fork");
+    cuda::lora_shrink(dt, x, n, in, targets, count, max_rank, scratch, branches_.side[0]);
+    ck(cudaEventRecord(lora_shrunk_, branches_.side[0]), "lora fork");
+    begun_ = BegunLora{x, n, in, count, max_rank, scratch};
+    for (int i = 0; i < count; ++i) begun_.targets[i] = targets[i];
+  }
   void lora(DT dt, const void* x, int n, int in, const LoraOutput* targets, int count, int max_rank,
             float* scratch) override {
     mark("lora");
+    const bool begun = begun_.matches(x, n, in, targets, count, max_rank, scratch);
+    join_begun_lora();  // a begun shrink is joined even when these are other arguments
+    if (begun) {
+      cuda::lora_expand(dt, n, targets, count, max_rank, scratch, stream_);
+      return;
+    }
     cuda::lora(blas_, dt, x, n, in, targets, count, max_rank, scratch, stream_);
   }
   void attention_prefill(DT dt, void* out, const void* q, const void* k, const void* v, int capacity, int pos0, int n,
@@ -321,7 +358,7 @@ class CudaDevice final : public Device {
   void attention_parts(DT dt, void* out, const void* q, const AttnPlan& plan, int n_rows, int heads, int kv_heads,
                        int hd) override {
     mark("attention");
-    cuda::attention_parts(dt, out, q, plan, n_rows, heads, kv_heads, hd, stream_);
+    cuda::attention_parts(dt, out, q, plan, n_rows, heads, kv_heads, hd, branches_);
   }
   void argmax_rows(int32_t* out, const float* logits, int n, int vocab) override {
     mark("logits");
@@ -492,6 +529,23 @@ class CudaDevice final : public Device {
   // Measured fastest of 64, 128, 256 on the H200 with one K/V buffer a warp (bench: sweep; the
   // decode step 115 µs a layer at 128 against 127 at 64 and 147 at 256).
   int attention_chunk_ = 128;
+  cuda::Branches branches_;
+  // The LoRA whose shrink lora_begin started on branches_.side[0] (finished at lora_shrunk_).
+  struct BegunLora {
+    const void* x = nullptr;
+    int n = 0, in = 0, count = 0, max_rank = 0;
+    float* scratch = nullptr;
+    LoraOutput targets[3] = {};
+    bool matches(const void* x2, int n2, int in2, const LoraOutput* t2, int count2, int rank2, float* scratch2) const {
+      if (!x || x != x2 || n != n2 || in != in2 || count != count2 || max_rank != rank2 || scratch != scratch2) return false;
+      for (int i = 0; i < count; ++i) {
+        if (targets[i].y != t2[i].y || targets[i].out != t2[i].out || targets[i].rows.dev != t2[i].rows.dev) return false;
+      }
+      return true;
+    }
+  } begun_;
+  cudaEvent_t lora_shrunk_ = nullptr;
+  bool lora_branch_ = true;
   cudaGraphExec_t graph_ = nullptr;
   std::vector<uint64_t> graph_key_;
   std::vector<Mark> marks_;

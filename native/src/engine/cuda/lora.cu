@@ -106,25 +106,51 @@ __global__ void capture_k(const LoraRow* rows, int i0, int len, const T* tmp, in
 
 }  // namespace
 
+namespace {
+
+Group group_of(const LoraOutput* targets, int count, int* widest) {
+  if (count > kMaxTargets) throw std::logic_error("lora: at most 3 Linears share an input");
+  Group g{};
+  *widest = 0;
+  for (int i = 0; i < count; ++i) {
+    g.rows[i] = targets[i].rows.dev;
+    g.y[i] = targets[i].y;
+    g.out[i] = targets[i].out;
+    *widest = std::max(*widest, targets[i].out);
+  }
+  return g;
+}
+
+}  // namespace
+
+bool lora_bgmv(int n) { return n <= kBgmvMaxRows; }
+
+void lora_shrink(DT dt, const void* x, int n, int in, const LoraOutput* targets, int count, int max_rank,
+                 float* scratch, cudaStream_t s) {
+  if (n == 0 || count == 0 || max_rank == 0) return;
+  int widest = 0;
+  const Group g = group_of(targets, count, &widest);
+  const dim3 sg((max_rank + kShrinkWarps - 1) / kShrinkWarps, n, count);
+  AL_DISPATCH(dt, shrink_k<T><<<sg, kShrinkWarps * 32, 0, s>>>(scratch, static_cast<const T*>(x), g, n, in, max_rank));
+  check("lora (shrink)");
+}
+
+void lora_expand(DT dt, int n, const LoraOutput* targets, int count, int max_rank, const float* scratch, cudaStream_t s) {
+  if (n == 0 || count == 0 || max_rank == 0) return;
+  int widest = 0;
+  const Group g = group_of(targets, count, &widest);
+  const dim3 eg((widest + 255) / 256, n, count);
+  AL_DISPATCH(dt, expand_k<T><<<eg, 256, static_cast<size_t>(max_rank) * sizeof(float), s>>>(scratch, g, n, max_rank));
+  check("lora (expand)");
+}
+
 void lora(cublasHandle_t h, DT dt, const void* x, int n, int in, const LoraOutput* targets, int count, int max_rank,
           float* scratch, cudaStream_t s) {
   if (n == 0 || count == 0 || max_rank == 0) return;
   if (count > kMaxTargets) throw std::logic_error("lora: at most 3 Linears share an input");
-  if (n <= kBgmvMaxRows) {
-    Group g{};
-    int widest = 0;
-    for (int i = 0; i < count; ++i) {
-      g.rows[i] = targets[i].rows.dev;
-      g.y[i] = targets[i].y;
-      g.out[i] = targets[i].out;
-      widest = std::max(widest, targets[i].out);
-    }
-    const dim3 sg((max_rank + kShrinkWarps - 1) / kShrinkWarps, n, count);
-    AL_DISPATCH(dt, shrink_k<T><<<sg, kShrinkWarps * 32, 0, s>>>(scratch, static_cast<const T*>(x), g, n, in, max_rank));
-    check("lora (shrink)");
-    const dim3 eg((widest + 255) / 256, n, count);
-    AL_DISPATCH(dt, expand_k<T><<<eg, 256, static_cast<size_t>(max_rank) * sizeof(float), s>>>(scratch, g, n, max_rank));
-    check("lora (expand)");
+  if (lora_bgmv(n)) {
+    lora_shrink(dt, x, n, in, targets, count, max_rank, scratch, s);
+    lora_expand(dt, n, targets, count, max_rank, scratch, s);
     return;
   }
   // Runs of rows through the same adapter: two GEMMs each (tmp in T, in the scratch).
