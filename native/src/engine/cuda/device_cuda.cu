@@ -99,7 +99,8 @@ class CudaDevice final : public Device {
     constexpr size_t kBlasWorkspace = size_t(32) << 20;
     ck(cudaMalloc(&blas_ws_, kBlasWorkspace), "cuBLAS workspace");
     upload_ = std::make_unique<cuda::UploadRing>(stream_);
-    // The attention's parallel branches (cuda::Branches): two side streams and their events.
+    // Parallel branches (cuda::Branches): the LoRA shrink beside the base product, and the
+    // attention classes when asked for (ADAPTERLENS_CUDA_ATTN_BRANCHES=1).
     branches_.main = stream_;
     for (int i = 0; i < 2; ++i) {
       ck(cudaStreamCreateWithFlags(&branches_.side[i], cudaStreamNonBlocking), "creating a CUDA stream");
