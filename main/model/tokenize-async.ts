@@ -6,11 +6,12 @@
 // bound (token-bound.ts) already reaches the limit is not tokenized at all.
 import { join, resolve } from 'node:path';
 import { untilAborted } from '../cancellation.js';
-import { pool } from '../worker/pool.js';
+import { pool, TOKENIZE_WORKERS } from '../worker/pool.js';
 import { WorkerCrashError, WorkerTimeoutError } from '../worker/errors.js';
 import { LoadError } from './errors.js';
 import { minTokensFor } from './token-bound.js';
 import { tokenizerFolderStamp } from './tokenizer-stamp.js';
+import { paragraphPieces } from './tokenize-split.js';
 import type { TokenizerSummary } from './tokenizer.js';
 
 export interface TokenizeOptions {
@@ -39,7 +40,7 @@ function explain(dir: string, doing: string, e: unknown): unknown {
 }
 
 /** The ids as the worker sends them (moved, not copied). */
-async function encodeIds(dir: string, text: string, kind: 'document' | 'prompt', options: TokenizeOptions): Promise<Int32Array> {
+async function encodeIds(dir: string, text: string, kind: 'document' | 'prompt' | 'continuation', options: TokenizeOptions): Promise<Int32Array> {
   try {
     const { ids } = await pool('tokenize').run('encode', { dir, text, kind }, { signal: options.signal, timeoutMs: options.timeoutMs ?? TOKENIZE_TIMEOUT_MS });
     return ids;
@@ -48,11 +49,21 @@ async function encodeIds(dir: string, text: string, kind: 'document' | 'prompt',
   }
 }
 
-export async function encodeInWorker(dirIn: string, text: string, kind: 'document' | 'prompt', options: TokenizeOptions = {}): Promise<number[]> {
-  const ids = await encodeIds(resolve(dirIn), text, kind, options);
+/**
+ * The text's ids from the 'tokenize' pool. With `split` (the tokenizer's splitsAtParagraphs) a
+ * long text is cut at paragraph breaks and its pieces encoded on the pool's workers at once,
+ * with the ids of one encode (tokenize-split.ts).
+ */
+export async function encodeInWorker(dirIn: string, text: string, kind: 'document' | 'prompt', options: TokenizeOptions = {}, split = false): Promise<number[]> {
+  const dir = resolve(dirIn);
+  const pieces = split ? paragraphPieces(text, TOKENIZE_WORKERS) : [text];
+  const parts = await Promise.all(pieces.map((p, i) => encodeIds(dir, p, i === 0 ? kind : 'continuation', options)));
   // A plain loop: Array.from on a typed array of millions of ids takes the main thread for a noticeable time.
-  const out = new Array<number>(ids.length);
-  for (let i = 0; i < ids.length; i++) out[i] = ids[i]!;
+  const out = new Array<number>(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const ids of parts) {
+    for (let i = 0; i < ids.length; i++) out[at++] = ids[i]!;
+  }
   return out;
 }
 

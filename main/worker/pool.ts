@@ -240,11 +240,13 @@ function describeDeath(err: unknown, limits: ResourceLimits | undefined): string
 // (a long tokenization never delays hashing or an inspection).
 
 const cpus = Math.max(1, os.availableParallelism());
+/** Tokenizer workers: a long document's pieces are encoded on all of them at once (tokenize-split.ts). */
+export const TOKENIZE_WORKERS = Math.max(2, Math.min(4, cpus));
 
 const POOL_OPTIONS = {
   /** Config files, safetensors headers, adapter regexes, history files. */
   inspect: { name: 'inspect', size: 2, resourceLimits: { maxOldGenerationSizeMb: 1024 } },
-  tokenize: { name: 'tokenize', size: 2, resourceLimits: { maxOldGenerationSizeMb: 4096 } },
+  tokenize: { name: 'tokenize', size: TOKENIZE_WORKERS, resourceLimits: { maxOldGenerationSizeMb: 4096 } },
   /** Shards are hashed in parallel, one worker per file. */
   hash: { name: 'hash', size: Math.max(2, Math.min(4, cpus)), resourceLimits: { maxOldGenerationSizeMb: 256 } },
 } as const satisfies Record<string, PoolOptions>;

@@ -19,7 +19,8 @@ export interface TaskMap {
   'open-adapter': { input: { dir: string; base: NativeModelConfig }; output: OpenedAdapter };
   /** Loads and validates a tokenizer folder; what the main thread needs to know about it. */
   'tokenizer-summary': { input: { dir: string }; output: TokenizerSummary };
-  'encode': { input: { dir: string; text: string; kind: 'document' | 'prompt' }; output: { ids: Int32Array } };
+  /** continuation: a piece of a longer text after a cut at a paragraph break (tokenize-split.ts). */
+  'encode': { input: { dir: string; text: string; kind: 'document' | 'prompt' | 'continuation' }; output: { ids: Int32Array } };
   /** Each group of ids decoded to its text (text.decode: the UI's view of token ids). */
   'decode': { input: { dir: string; groups: number[][] }; output: { texts: string[] } };
   /** A saved run's history entry, after the full report schema (history-store.ts). */

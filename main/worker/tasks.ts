@@ -49,7 +49,7 @@ const HANDLERS: { [N in TaskName]: Handler<N> } = {
   'tokenizer-summary': async ({ dir }) => ({ value: (await tokenizerFor(dir)).summary() }),
   encode: async ({ dir, text, kind }) => {
     const tok = await tokenizerFor(dir);
-    const ids = Int32Array.from(kind === 'document' ? tok.encodeDocument(text) : tok.encodePrompt(text));
+    const ids = Int32Array.from(kind === 'document' ? tok.encodeDocument(text) : kind === 'continuation' ? tok.encodeContinuation(text) : tok.encodePrompt(text));
     return { value: { ids }, transfer: [ids.buffer as ArrayBuffer] };
   },
   decode: async ({ dir, groups }) => {
