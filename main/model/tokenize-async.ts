@@ -49,15 +49,19 @@ async function encodeIds(dir: string, text: string, kind: 'document' | 'prompt' 
   }
 }
 
+/** The ids of the text's pieces (one piece unless `split` cuts it), encoded at once. */
+function encodeParts(dir: string, text: string, kind: 'document' | 'prompt', options: TokenizeOptions, split: boolean): Promise<Int32Array[]> {
+  const pieces = split ? paragraphPieces(text, TOKENIZE_WORKERS) : [text];
+  return Promise.all(pieces.map((p, i) => encodeIds(dir, p, i === 0 ? kind : 'continuation', options)));
+}
+
 /**
  * The text's ids from the 'tokenize' pool. With `split` (the tokenizer's splitsAtParagraphs) a
  * long text is cut at paragraph breaks and its pieces encoded on the pool's workers at once,
  * with the ids of one encode (tokenize-split.ts).
  */
 export async function encodeInWorker(dirIn: string, text: string, kind: 'document' | 'prompt', options: TokenizeOptions = {}, split = false): Promise<number[]> {
-  const dir = resolve(dirIn);
-  const pieces = split ? paragraphPieces(text, TOKENIZE_WORKERS) : [text];
-  const parts = await Promise.all(pieces.map((p, i) => encodeIds(dir, p, i === 0 ? kind : 'continuation', options)));
+  const parts = await encodeParts(resolve(dirIn), text, kind, options, split);
   // A plain loop: Array.from on a typed array of millions of ids takes the main thread for a noticeable time.
   const out = new Array<number>(parts.reduce((n, p) => n + p.length, 0));
   let at = 0;
@@ -129,8 +133,8 @@ export async function countTokensInWorker(
   }
   // Only the lengths are needed: the ids stay typed arrays.
   const [document, prompt] = await Promise.all([
-    encodeIds(dir, documentText, 'document', options),
+    encodeParts(dir, documentText, 'document', options, summary.splitsAtParagraphs),
     promptText === '' ? Promise.resolve(new Int32Array(0)) : encodeIds(dir, promptText, 'prompt', options),
   ]);
-  return { documentTokens: document.length, promptTokens: prompt.length, complete: true };
+  return { documentTokens: document.reduce((n, ids) => n + ids.length, 0), promptTokens: prompt.length, complete: true };
 }

@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { defaultTokenizerDir, loadTokenizer, type LensTokenizer } from '../../main/model/tokenizer.js';
-import { encodeInWorker } from '../../main/model/tokenize-async.js';
+import { countTokensInWorker, encodeInWorker } from '../../main/model/tokenize-async.js';
 import { encodeByPieces, paragraphPieces, paragraphSplittable, SPLIT_MIN_CHARS, SPLIT_PIECE_CHARS } from '../../main/model/tokenize-split.js';
 import { WorkerPool } from '../../main/worker/pool.js';
 import type { TaskName } from '../../main/worker/protocol.js';
@@ -138,6 +138,24 @@ describe('encodeInWorker with split', { timeout: 300_000 }, () => {
       assert.deepEqual(kinds.slice(1), kinds.slice(1).map(() => 'continuation'));
       assert.equal(kinds[0], 'document');
       assert.deepEqual(split, tok.encodeDocument(doc));
+    } finally {
+      WorkerPool.prototype.run = original;
+    }
+  });
+
+  it("text.count's count of a long document is split the same way, to the same count", async () => {
+    const original = WorkerPool.prototype.run;
+    let encodes = 0;
+    WorkerPool.prototype.run = function (this: WorkerPool, task: TaskName, ...rest: unknown[]) {
+      if (task === 'encode') encodes++;
+      return (original as (...a: unknown[]) => Promise<unknown>).call(this, task, ...rest);
+    } as typeof original;
+    try {
+      const doc = Array.from({ length: 150 }, (_, i) => `${DOCUMENT.trim()} ${i}`).join('\n\n');
+      const counted = await countTokensInWorker(FIXTURE_TOKENIZER, doc, ' Summarize:');
+      assert.ok(encodes >= 3, `${encodes} encode tasks (the document's pieces and the prompt)`);
+      assert.equal(counted.documentTokens, tok.encodeDocument(doc).length);
+      assert.equal(counted.promptTokens, tok.encodePrompt(' Summarize:').length);
     } finally {
       WorkerPool.prototype.run = original;
     }
