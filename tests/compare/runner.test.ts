@@ -11,8 +11,7 @@ import type { CompareProgress, CompareRequest } from '../../shared/compare.js';
 import { DEFAULT_SETTINGS } from '../../shared/compare.js';
 import { adapterDir, modelDir, readManifest } from '../parity/hf-fixtures.js';
 import { DigestCache } from '../../main/model/digest-cache.js';
-import { WorkerPool } from '../../main/worker/pool.js';
-import type { TaskName } from '../../main/worker/protocol.js';
+import { watchTasks } from '../unit/worker-spy.js';
 import type { NativeAddon } from '../../main/engine/native-types.js';
 import type { LoadedAddon } from '../../main/engine/native-loader.js';
 
@@ -121,12 +120,8 @@ describe('a first run hashes from its start', () => {
   it("the model's and adapters' hashing is under way before the weights are asked for (not started by the load)", async () => {
     const session = new EngineSession('cpu', { digestCache: new DigestCache(null) });
     const manager = new CacheManager({ budgetBytes: 1 << 30 });
-    const original = WorkerPool.prototype.run;
-    const hashed: string[] = [];
-    WorkerPool.prototype.run = function (this: WorkerPool, task: TaskName, ...rest: unknown[]) {
-      if (task === 'hash-file') hashed.push((rest[0] as { file: string }).file);
-      return (original as (...a: unknown[]) => Promise<unknown>).call(this, task, ...rest);
-    } as typeof original;
+    const hashJobs = watchTasks<{ file: string }>('hash-file');
+    const hashed = hashJobs.inputs;
     const real = session.engine.addon;
     const addon = Object.create(real) as NativeAddon;
     let hashJobsAtLoad = -1;
@@ -138,12 +133,13 @@ describe('a first run hashes from its start', () => {
     try {
       const r = await runComparison(session, manager, { ...request, strategies: ['exact'], maxNewTokens: 1 });
       assert.ok(hashJobsAtLoad > 0, `hash jobs running when the weights were asked for: ${hashJobsAtLoad}`);
-      const adapterFiles = hashed.filter((f) => request.adapters.some((a) => f.startsWith(a.dir)));
+      const files = hashed.map((h) => h.file);
+      const adapterFiles = files.filter((f) => request.adapters.some((a) => f.startsWith(a.dir)));
       assert.ok(adapterFiles.length >= request.adapters.length, 'the adapters are hashed too');
-      assert.equal(new Set(hashed).size, hashed.length, 'no file hashed twice');
+      assert.equal(new Set(files).size, files.length, 'no file hashed twice');
       assert.ok(Object.keys(r.model.sha256).length > 0);
     } finally {
-      WorkerPool.prototype.run = original;
+      hashJobs.restore();
       manager.dispose();
       session.dispose();
     }

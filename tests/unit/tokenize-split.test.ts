@@ -11,9 +11,8 @@ import { after, before, describe, it } from 'node:test';
 import { defaultTokenizerDir, loadTokenizer, type LensTokenizer } from '../../main/model/tokenizer.js';
 import { countTokensInWorker, encodeInWorker } from '../../main/model/tokenize-async.js';
 import { encodeByPieces, paragraphPieces, paragraphSplittable, SPLIT_MIN_CHARS, SPLIT_PIECE_CHARS } from '../../main/model/tokenize-split.js';
-import { WorkerPool } from '../../main/worker/pool.js';
-import type { TaskName } from '../../main/worker/protocol.js';
 import { tempDir } from './model-fixtures.js';
+import { watchTasks } from './worker-spy.js';
 
 const FIXTURE_TOKENIZER = join(import.meta.dirname, '..', 'fixtures', 'models', 'llama-gqa-bf16');
 const DEMO_TOKENIZER = join(import.meta.dirname, '..', '..', 'models', 'demo', 'base');
@@ -125,39 +124,30 @@ describe('encodeInWorker with split', { timeout: 300_000 }, () => {
   after(async () => cleanup());
 
   it('a long document goes to several workers at once and comes back as the ids of one encode', async () => {
-    const original = WorkerPool.prototype.run;
-    const kinds: string[] = [];
-    WorkerPool.prototype.run = function (this: WorkerPool, task: TaskName, ...rest: unknown[]) {
-      if (task === 'encode') kinds.push((rest[0] as { kind: string }).kind);
-      return (original as (...a: unknown[]) => Promise<unknown>).call(this, task, ...rest);
-    } as typeof original;
+    const encodes = watchTasks<{ kind: string }>('encode');
     try {
       const doc = Array.from({ length: 150 }, (_, i) => `${DOCUMENT.trim()} ${i}`).join('\n\n');
       const split = await encodeInWorker(FIXTURE_TOKENIZER, doc, 'document', {}, true);
+      const kinds = encodes.inputs.map((e) => e.kind);
       assert.ok(kinds.length >= 2, `${kinds.length} encode tasks`);
       assert.deepEqual(kinds.slice(1), kinds.slice(1).map(() => 'continuation'));
       assert.equal(kinds[0], 'document');
       assert.deepEqual(split, tok.encodeDocument(doc));
     } finally {
-      WorkerPool.prototype.run = original;
+      encodes.restore();
     }
   });
 
   it("text.count's count of a long document is split the same way, to the same count", async () => {
-    const original = WorkerPool.prototype.run;
-    let encodes = 0;
-    WorkerPool.prototype.run = function (this: WorkerPool, task: TaskName, ...rest: unknown[]) {
-      if (task === 'encode') encodes++;
-      return (original as (...a: unknown[]) => Promise<unknown>).call(this, task, ...rest);
-    } as typeof original;
+    const encodes = watchTasks('encode');
     try {
       const doc = Array.from({ length: 150 }, (_, i) => `${DOCUMENT.trim()} ${i}`).join('\n\n');
       const counted = await countTokensInWorker(FIXTURE_TOKENIZER, doc, ' Summarize:');
-      assert.ok(encodes >= 3, `${encodes} encode tasks (the document's pieces and the prompt)`);
+      assert.ok(encodes.inputs.length >= 3, `${encodes.inputs.length} encode tasks (the document's pieces and the prompt)`);
       assert.equal(counted.documentTokens, tok.encodeDocument(doc).length);
       assert.equal(counted.promptTokens, tok.encodePrompt(' Summarize:').length);
     } finally {
-      WorkerPool.prototype.run = original;
+      encodes.restore();
     }
   });
 
