@@ -23,6 +23,7 @@ import { parseArgs } from 'node:util';
 import { CacheManager } from '../main/cache/cache-manager.js';
 import { runComparison } from '../main/compare/runner.js';
 import { EngineSession } from '../main/compare/session.js';
+import { loadTokenizer } from '../main/model/tokenizer.js';
 import { demoAdaptersDir, demoBaseDir, demoDocumentsDir } from '../main/compare/demo-documents.js';
 import { DEMO_ADAPTERS } from '../main/compare/demo.js';
 import type { NativeKvCache, NativeScoreItem } from '../main/engine/native-types.js';
@@ -60,7 +61,7 @@ function documentText(spec: string): { name: string; text: string } {
 
 const session = new EngineSession('cpu');
 const manager = new CacheManager({ budgetBytes: 8 * 2 ** 30 });
-const tok = await session.loadTokenizer(demoBaseDir);
+const tok = await loadTokenizer(demoBaseDir); // a script may block: the tokenizer itself, synchronous
 
 /** The text split at a token count: document (DOC_TOKENS tokens with BOS) and continuation. */
 function split(text: string): { doc: string; cont: string; docTokens: number; contTokens: number } {

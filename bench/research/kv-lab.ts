@@ -17,6 +17,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { EngineSession } from '../../main/compare/session.js';
+import { loadTokenizer } from '../../main/model/tokenizer.js';
 import { demoAdaptersDir, demoBaseDir } from '../../main/compare/demo-documents.js';
 import { DEMO_ADAPTERS } from '../../main/compare/demo.js';
 import type { NativeKvCache, NativeScoreItem } from '../../main/engine/native-types.js';
@@ -29,7 +30,7 @@ const model = await session.loadModel(demoBaseDir);
 const cfg = model.checkpoint.config.native;
 const adapters = [];
 for (const name of DEMO_ADAPTERS) adapters.push(await session.loadAdapter(model, path.join(demoAdaptersDir, name)));
-const tok = await session.loadTokenizer(demoBaseDir);
+const tok = await loadTokenizer(demoBaseDir); // a script may block: the tokenizer itself, synchronous
 
 function cacheBytes(c: NativeKvCache): Buffer {
   const parts: Buffer[] = [];

@@ -8,13 +8,11 @@ import { parseArgs } from 'node:util';
 import { CacheManager } from '../cache/cache-manager.js';
 import { isCancellation } from '../cancellation.js';
 import { writeFileAtomicSync } from '../files/atomic-write.js';
-import { DigestCache } from '../model/digest-cache.js';
-import { probeCacheIn } from '../engine/cuda-probe-cache.js';
 import { isLoadError } from '../model/errors.js';
 import { CompareInputError, runComparison } from '../compare/runner.js';
-import { EngineSession } from '../compare/session.js';
+import { startSessionForRun } from '../compare/start-session.js';
 import { DemoUnavailableError, demoRequest } from '../compare/demo.js';
-import { defaultDataDir, serveCommand } from './serve.js';
+import { defaultDataDir } from './data-dir.js';
 import { terminalCell, terminalSafe } from './terminal-text.js';
 import { REPORT_USAGE, reportCommand } from './report-command.js';
 import { REPORT_OUTPUT_OPTIONS, REPORT_OUTPUT_USAGE, writeReportOutputs } from './report-outputs.js';
@@ -217,7 +215,7 @@ function progressPrinter(): (p: CompareProgress) => void {
 
 async function compare(request: CompareRequest, values: Values, signal: AbortSignal): Promise<number> {
   const budgetGiB = num('budget-gib', values['budget-gib'], 8, (n) => n > 0, 'a number of GiB > 0');
-  const session = new EngineSession(request.device, { digestCache: DigestCache.inDataDir(defaultDataDir()), probeCacheFile: probeCacheIn(defaultDataDir()) });
+  const { session, prefetch } = await startSessionForRun(request, { dataDir: defaultDataDir(), signal });
   if (session.engine.fallbackReason) process.stderr.write(`engine: ${session.engine.backend} (${terminalSafe(session.engine.fallbackReason)})\n`);
   const cacheManager = new CacheManager({ budgetBytes: Math.round(budgetGiB * 2 ** 30) });
   try {
@@ -239,6 +237,7 @@ async function compare(request: CompareRequest, values: Values, signal: AbortSig
     await writeReportOutputs(report, values);
     return 0;
   } finally {
+    prefetch.release();
     cacheManager.dispose();
     session.dispose();
   }
@@ -246,7 +245,8 @@ async function compare(request: CompareRequest, values: Values, signal: AbortSig
 
 /** Commands with their own options: dispatched before compare's strict parser sees them. */
 const SUBCOMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
-  serve: serveCommand,
+  // Loaded when asked for: the server, the app service and their dependencies are no part of a compare's start-up.
+  serve: async (argv) => (await import('./serve.js')).serveCommand(argv),
   report: reportCommand,
   verify: verifyCommand,
 };

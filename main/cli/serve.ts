@@ -6,12 +6,12 @@
 // it); everything else goes to stderr. Runs until SIGINT/SIGTERM, then cancels the run
 // in progress and frees the engine before exiting.
 import net from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { AppService } from '../rpc/service.js';
 import { startServer } from '../server/server.js';
 import { projectRoot } from '../paths.js';
+import { defaultDataDir } from './data-dir.js';
 
 export const SERVE_USAGE = `Usage:
   adapterlens serve [--port N] [--host 127.0.0.1] [--data-dir DIR] [--budget-gib G] [--device auto|cpu|cuda]
@@ -41,11 +41,6 @@ export interface ServeConfig {
 export class ServeUsageError extends Error {}
 
 /** $XDG_DATA_HOME/adapterlens, else ~/.local/share/adapterlens (the XDG base-directory default). */
-export function defaultDataDir(env: NodeJS.ProcessEnv = process.env): string {
-  const xdg = env.XDG_DATA_HOME;
-  return path.join(xdg && path.isAbsolute(xdg) ? xdg : path.join(os.homedir(), '.local', 'share'), 'adapterlens');
-}
-
 export function isLoopback(host: string): boolean {
   return host === 'localhost' || host === '::1' || (net.isIPv4(host) && host.startsWith('127.'));
 }

@@ -28,7 +28,6 @@ import { preflightRequest } from './preflight.js';
 import { firstDivergence, headGrid, layerErrors, scoresFromEngine, selfErrors, tokenBinFor, tokenGrid } from './metrics.js';
 import { cachedValues, chooseFit, fitIds, fitRates, PROBES_PER_PASS, probeBits, probeWeights } from './fit.js';
 import type { EngineSession, LoadedAdapter, LoadedModel } from './session.js';
-import type { LensTokenizer } from '../model/tokenizer.js';
 
 export interface RunHooks {
   signal?: AbortSignal;
@@ -66,11 +65,9 @@ interface Cell {
   tokens: number[];
   probs: number[];
   /** Its tokens' display pieces, decoded as they streamed (the report's pieces). */
-  pieces: PieceStream | null;
+  pieces: string[];
   scores: Scores | null;
 }
-
-type PieceStream = ReturnType<LensTokenizer['pieceStream']>;
 
 /** The engine's spec of a pca id. */
 function pcaSpec(bitsPerValue: number, exponents: number[] | null): NativeStrategySpec {
@@ -283,7 +280,7 @@ export async function runComparison(
         progress('encode', cells.length, total, `${names[ai]} · ${s}`);
         const parsed = parseStrategy(s);
         if (parsed.kind === 'fit') continue;  // fitted after the generation (it needs the continuation)
-        const cell: Cell = { adapter: ai, strategy: s, parsed, bytes: 0, errors: null, outsideSpan: null, cache: null, tokens: [], probs: [], pieces: null, scores: null };
+        const cell: Cell = { adapter: ai, strategy: s, parsed, bytes: 0, errors: null, outsideSpan: null, cache: null, tokens: [], probs: [], pieces: [], scores: null };
         let store: NativeKvStore | null = null;
         if (parsed.kind === 'exact') {
           cell.bytes = kvCacheBytes(cfg, T, bytesPerValue);
@@ -414,24 +411,40 @@ export async function runComparison(
       stopTokens,
     }));
     // One batched generation over `rows` (requests[i] is rows[i]'s): each token into its cell
-    // and out as a live event, its text decoded one token at a time (those pieces are the
-    // report's too).
+    // and out as a live event once its piece of text is decoded (one token at a time, on a
+    // tokenize worker: piece-streams.ts); those pieces are the report's too.
     const generateRows = async (rows: Cell[], rowRequests: GenerationRequest[], onStep?: () => void): Promise<void> => {
-      const streams = rows.map((c) => (c.pieces = tokenizer.pieceStream()));
-      await generate(model.native, rowRequests, {
+      // Each token's step and probability, for its event when its piece comes.
+      const heard = rows.map(() => [] as { step: number; prob: number }[]);
+      const streams = tokenizer.pieceStreams(rows.length, {
         signal,
-        cancel: runCancel,
-        maxRows: BATCH_ROWS,
-        onToken: (seq, token, step, prob) => {
+        onPiece: (seq, piece, index) => {
           const c = rows[seq]!;
-          c.tokens.push(token);
-          c.probs.push(prob);
-          // Decoded whether or not anyone listens live: the report takes these pieces.
-          const piece = streams[seq]!.push(token);
-          onStep?.();
-          hooks.onToken?.({ adapter: c.adapter, strategy: c.strategy, step, token, piece, prob });
+          const t = heard[seq]![index]!;
+          hooks.onToken?.({ adapter: c.adapter, strategy: c.strategy, step: t.step, token: c.tokens[index]!, piece, prob: t.prob });
         },
       });
+      try {
+        await generate(model.native, rowRequests, {
+          signal,
+          cancel: runCancel,
+          maxRows: BATCH_ROWS,
+          onToken: (seq, token, step, prob) => {
+            const c = rows[seq]!;
+            c.tokens.push(token);
+            c.probs.push(prob);
+            heard[seq]!.push({ step, prob });
+            // Decoded whether or not anyone listens live: the report takes these pieces.
+            streams.push(seq, token);
+            onStep?.();
+          },
+        });
+      } catch (e) {
+        streams.stop();
+        throw e;
+      }
+      const pieces = await streams.finish();
+      rows.forEach((c, i) => (c.pieces = pieces[i]!));
     };
     progress('generate', 0, cells.length * request.maxNewTokens);
     let generated = 0;
@@ -447,7 +460,7 @@ export async function runComparison(
         throwIfAborted(signal);
         const r = await fitAdapter(ai, a);
         fits[ai] = r.result;
-        const cell: Cell = { adapter: ai, strategy: 'fit', parsed: { kind: 'fit' }, bytes: r.store.bytes, errors: null, outsideSpan: null, cache: null, tokens: [], probs: [], pieces: null, scores: null, fitted: r.result.chosen };
+        const cell: Cell = { adapter: ai, strategy: 'fit', parsed: { kind: 'fit' }, bytes: r.store.bytes, errors: null, outsideSpan: null, cache: null, tokens: [], probs: [], pieces: [], scores: null, fitted: r.result.chosen };
         cell.errors = await measure(r.store, ai);
         cell.cache = scope.own(model.native.newView({ cache: base, store: r.store, length: leadLength }, capacity));
         fitCells.push(cell);
@@ -495,6 +508,7 @@ export async function runComparison(
     // The files' SHA-256, hashed in the background since the load: on a first run of a large
     // checkpoint the run may wait here for the rest of it.
     progress('score', cells.length, cells.length, 'SHA-256 of the files for the report');
+    const generatedTexts = await tokenizer.decodeAsync(cells.map((c) => c.tokens), { skipSpecialTokens: true, signal });
     const digestsWait = performance.now();
     const [modelDigest, tokenizerFiles, ...adapterDigests] = await untilAborted(Promise.all([model.digest, tokenizerDigest, ...adapters.map((a) => a.digest)]), signal);
     // Shown as its own line: the hashing that did not fit under the run's work.
@@ -515,8 +529,8 @@ export async function runComparison(
           if (c.outsideSpan) for (const l of layers) l.outsideSpan = Number.isNaN(c.outsideSpan[l.layer]!) ? null : c.outsideSpan[l.layer]!;
           const generation: Generation = {
             tokens: c.tokens,
-            text: tokenizer.decode(c.tokens, { skipSpecialTokens: true }),
-            pieces: c.pieces?.pieces() ?? [],  // null: the cell generated nothing
+            text: generatedTexts[cells.indexOf(c)]!,
+            pieces: c.pieces,
             probs: c.probs,
             firstDivergence: firstDivergence(c.tokens, exactTokens),
           };

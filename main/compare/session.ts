@@ -21,17 +21,19 @@
 import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { CacheManager, type CacheResource, type Lease } from '../cache/cache-manager.js';
-import { cancellationError, isCancellation, untilAborted } from '../cancellation.js';
+import { cancellationError, isCancellation } from '../cancellation.js';
 import { loadAddon, type BackendChoice, type LoadedAddon } from '../engine/native-loader.js';
 import { cancelTokenFor } from '../engine/cancel.js';
 import type { NativeAdapter, NativeModel, NativeModelConfig } from '../engine/native-types.js';
 import type { CheckpointInfo } from '../model/checkpoint.js';
 import type { AdapterSummary } from '../model/adapter.js';
 import { DigestCache } from '../model/digest-cache.js';
+import { DigestJobs, type DigestJob, type DigestPrefetch } from '../model/digest-jobs.js';
 import { openAdapterInWorker, openCheckpointInWorker } from '../model/open-async.js';
-import { loadTokenizer, type LensTokenizer } from '../model/tokenizer.js';
+import { TokenizerHandle } from '../model/tokenizer-handle.js';
 import { tokenizerSummaryInWorker } from '../model/tokenize-async.js';
-import { cachedDirDigest, dirIdentity, sha256Dir, type DirDigest } from '../model/sha256.js';
+import type { TokenizerSummary } from '../model/tokenizer.js';
+import { dirIdentity, type DirDigest } from '../model/sha256.js';
 import { checkTokenizerVocab } from '../model/tokenizer-vocab.js';
 
 /** The engine's compute dtype of weights, activations and KV caches. */
@@ -73,6 +75,11 @@ export interface SessionOptions {
   cache?: CacheManager;
   /** Digests that survive restarts (DigestCache.inDataDir); by default they last as long as the session. */
   digestCache?: DigestCache;
+  /**
+   * The folder hashing to join (made before the session, to start a run's hashing before the
+   * engine starts up: start-session.ts); its cache is the session's digest cache.
+   */
+  digestJobs?: DigestJobs;
   /** Loaded adapters kept beyond those a run holds (least recently used go first). Default 16. */
   maxLoadedAdapters?: number;
   /** Where a successful CUDA probe is kept across restarts (native-loader.ts); none: every start probes. */
@@ -88,7 +95,8 @@ interface AdapterSlot {
 
 export class EngineSession {
   readonly engine: LoadedAddon;
-  readonly digestCache: DigestCache;
+  /** Folder digests being computed, by folder: one hashing per folder however many ask. */
+  readonly digests: DigestJobs;
   private readonly cache: CacheManager;
   private readonly ownsCache: boolean;
   private readonly maxLoadedAdapters: number;
@@ -97,9 +105,8 @@ export class EngineSession {
   private readonly adapters = new Map<string, AdapterSlot>();
   /** Pins on the adapters the current run uses. */
   private runHolds = new Set<Lease<CacheResource>>();
-  private readonly tokenizers = new Map<string, LensTokenizer>();
-  /** Folder digests being computed, by folder: one hashing per folder however many ask. */
-  private readonly hashing = new Map<string, BackgroundDigest>();
+  /** By folder, with the workers' summary each was made from (a new one when the folder changed). */
+  private readonly tokenizers = new Map<string, { summary: TokenizerSummary; handle: TokenizerHandle }>();
   /** Digests that failed: what was loaded from those folders is not reused. */
   private readonly failedDigests = new WeakSet<Promise<DirDigest>>();
 
@@ -107,7 +114,10 @@ export class EngineSession {
     this.engine = loadAddon(device, { probeCacheFile: options.probeCacheFile });
     this.ownsCache = !options.cache;
     this.cache = options.cache ?? new CacheManager({ budgetBytes: Number.MAX_SAFE_INTEGER });
-    this.digestCache = options.digestCache ?? new DigestCache(null);
+    if (options.digestJobs && options.digestCache && options.digestJobs.cache !== options.digestCache) {
+      throw new Error('EngineSession: digestJobs and digestCache name two digest caches');
+    }
+    this.digests = options.digestJobs ?? new DigestJobs(options.digestCache ?? new DigestCache(null));
     this.maxLoadedAdapters = options.maxLoadedAdapters ?? 16;
   }
 
@@ -188,22 +198,23 @@ export class EngineSession {
   }
 
   /**
-   * The tokenizer of `dirIn`, checked first on a worker thread (time-limited) and then
-   * loaded here. With a model loaded, a tokenizer whose ids go beyond the model's
-   * vocabulary is refused now rather than failing at prefill.
+   * The tokenizer of `dirIn`, loaded and checked on a worker thread (time-limited); the main
+   * thread keeps only its summary (tokenizer-handle.ts). With a model loaded, a tokenizer whose
+   * ids go beyond the model's vocabulary is refused now rather than failing at prefill.
    */
-  async loadTokenizer(dirIn: string, signal?: AbortSignal): Promise<LensTokenizer> {
+  async loadTokenizer(dirIn: string, signal?: AbortSignal): Promise<TokenizerHandle> {
     const dir = path.resolve(dirIn);
-    let tok = this.tokenizers.get(dir);
-    if (!tok) {
-      await tokenizerSummaryInWorker(dir, { signal });
-      tok = await loadTokenizer(dir);
+    // The same summary object while the folder's files are unchanged (tokenize-async.ts).
+    const summary = await tokenizerSummaryInWorker(dir, { signal });
+    let kept = this.tokenizers.get(dir);
+    if (!kept || kept.summary !== summary) {
       if (this.tokenizers.size >= 8) this.tokenizers.clear();
-      this.tokenizers.set(dir, tok);
+      kept = { summary, handle: new TokenizerHandle(summary) };
+      this.tokenizers.set(dir, kept);
     }
     const model = this.model;
-    if (model) checkTokenizerVocab(tok, { configFile: model.checkpoint.config.file, vocabSize: model.checkpoint.config.native.vocabSize });
-    return tok;
+    if (model) checkTokenizerVocab(kept.handle, { configFile: model.checkpoint.config.file, vocabSize: model.checkpoint.config.native.vocabSize });
+    return kept.handle;
   }
 
   /**
@@ -211,11 +222,13 @@ export class EngineSession {
    * (DigestCache), and a folder being hashed already (the model's, in the background) is
    * waited for rather than read a second time. `signal` stops the wait, not that hashing.
    */
-  async digest(dirIn: string, signal?: AbortSignal): Promise<DirDigest> {
-    const dir = path.resolve(dirIn);
-    const known = await cachedDirDigest(dir, this.digestCache);
-    if (known) return known;
-    return untilAborted(this.startDigest(dir).promise, signal);
+  digest(dirIn: string, signal?: AbortSignal): Promise<DirDigest> {
+    return this.digests.digest(dirIn, signal);
+  }
+
+  /** The digest cache the session's hashing reads and fills. */
+  get digestCache(): DigestCache {
+    return this.digests.cache;
   }
 
   /**
@@ -225,21 +238,22 @@ export class EngineSession {
    * done), stopping `signal` stops these jobs too; after it, a digest is the loaded model's or
    * adapter's and goes on as any other.
    */
-  prefetchDigests(dirs: string[], signal?: AbortSignal): { release(): void } {
-    const jobs = [...new Set(dirs.map((d) => path.resolve(d)))].map((dir) => this.startDigest(dir));
-    for (const job of jobs) job.promise.catch(() => this.failedDigests.add(job.promise));
-    const onAbort = (): void => jobs.forEach((j) => j.abort());
-    signal?.addEventListener('abort', onAbort, { once: true });
-    return { release: () => signal?.removeEventListener('abort', onAbort) };
+  prefetchDigests(dirs: string[], signal?: AbortSignal): DigestPrefetch {
+    const prefetch = this.digests.prefetch(dirs, signal);
+    for (const dir of new Set(dirs.map((d) => path.resolve(d)))) {
+      const job = this.digests.start(dir);
+      job.promise.catch(() => this.failedDigests.add(job.promise));
+    }
+    return prefetch;
   }
 
   /**
    * The folder's digest as a background job: known digests at once; otherwise hashing starts
    * now and `onProgress` hears of it until `detach()` (the load it ran beside has returned).
    */
-  private backgroundDigest(dir: string, what: string, onProgress?: LoadProgress): BackgroundDigest & { detach(): void } {
+  private backgroundDigest(dir: string, what: string, onProgress?: LoadProgress): DigestJob & { detach(): void } {
     let listening = true;
-    const job = this.startDigest(dir);
+    const job = this.digests.start(dir);
     const off = job.listen((d, t) => {
       if (listening) onProgress?.(what, d, t);
     });
@@ -251,36 +265,6 @@ export class EngineSession {
         off();
       },
     };
-  }
-
-  private startDigest(dir: string): BackgroundDigest {
-    const running = this.hashing.get(dir);
-    if (running) return running;
-    const controller = new AbortController();
-    const listeners = new Set<(done: number, total: number) => void>();
-    const promise = (async (): Promise<DirDigest> => {
-      const known = await cachedDirDigest(dir, this.digestCache);
-      if (known) return known;
-      return sha256Dir(dir, { signal: controller.signal, onProgress: (d, t) => listeners.forEach((l) => l(d, t)), cache: this.digestCache });
-    })();
-    const job: BackgroundDigest = {
-      promise,
-      abort: () => {
-        // Gone from the map at once: whoever asks next starts afresh rather than join a cancelled job.
-        if (this.hashing.get(dir) === job) this.hashing.delete(dir);
-        controller.abort();
-      },
-      listen: (l) => {
-        listeners.add(l);
-        return () => listeners.delete(l);
-      },
-    };
-    this.hashing.set(dir, job);
-    // Never an unhandled rejection: whoever needs the digest awaits `promise` and sees the error.
-    promise.catch(() => undefined).finally(() => {
-      if (this.hashing.get(dir) === job) this.hashing.delete(dir);
-    });
-    return job;
   }
 
   /** Pins `slot`'s cache entry for the current run, creating the entry from `native` when it is new. */
@@ -339,7 +323,7 @@ export class EngineSession {
   private disposeModel(reloading?: string): void {
     this.releaseRunHolds();
     // Hashing for what is dropped is wasted work (a later load of the folder starts again).
-    for (const [dir, job] of [...this.hashing]) if (dir !== reloading) job.abort();
+    this.digests.abortAll(reloading);
     for (const slot of [...this.adapters.values()]) this.forget(slot);
     this.adapters.clear();
     this.model?.native.dispose();
@@ -356,21 +340,13 @@ function adapterKey(model: LoadedModel, adapter: LoadedAdapter): string {
   return createHash('sha256').update(`adapterlens.adapter/2\n${model.identity}@${model.dtype}\n${adapter.dir}\n${adapter.identity}`).digest('hex');
 }
 
-/** A folder's digest being computed in the background. */
-interface BackgroundDigest {
-  promise: Promise<DirDigest>;
-  abort(): void;
-  /** Hashing progress in bytes; returns the unsubscribe. */
-  listen(listener: (done: number, total: number) => void): () => void;
-}
-
 /**
  * Loads beside the folder's hashing and returns what was loaded without waiting for the
  * digest. A hash that fails during the load stops it (a folder that cannot be read is
  * reported as such); once loaded, the hash goes on alone and only the report waits for it.
  * A failed or cancelled load stops the hashing it started.
  */
-async function loadWhileHashing<N>(signal: AbortSignal | undefined, digest: BackgroundDigest & { detach(): void }, load: (signal: AbortSignal) => Promise<N>): Promise<N> {
+async function loadWhileHashing<N>(signal: AbortSignal | undefined, digest: DigestJob & { detach(): void }, load: (signal: AbortSignal) => Promise<N>): Promise<N> {
   const controller = new AbortController();
   const onAbort = (): void => controller.abort();
   signal?.addEventListener('abort', onAbort, { once: true });

@@ -154,47 +154,48 @@ export async function cachedDirDigest(dirIn: string, cache: DigestCache, names?:
 
 /**
  * SHA-256 of a folder's relevant files (top level only): the files named in `names`, or every
- * file isRelevantFile accepts. Files are hashed in parallel in worker threads; progress is in
- * bytes over all files (known digests count as done at once).
+ * file isRelevantFile accepts. Files are hashed in parallel in worker threads, the largest
+ * first (on a first run the largest shard is the longest job); progress is in bytes over all
+ * files (known digests count as done at once).
  */
-export async function sha256Dir(dirIn: string, options: HashOptions & { names?: readonly string[] } = {}): Promise<DirDigest> {
+export async function sha256Dir(dirIn: string, options: HashOptions & { names?: readonly string[]; onDispatched?: () => void } = {}): Promise<DirDigest> {
   const { signal, onProgress, cache } = options;
   if (signal?.aborted) throw cancellationError();
   const dir = resolve(dirIn);
   const names = await relevantNames(dir, options.names);
   const stamps = await Promise.all(names.map((n) => stampFile(join(dir, n))));
+  const known = await Promise.all(names.map((n, i) => (cache ? cache.get(join(dir, n), stamps[i]!) : null)));
   const total = stamps.reduce((a, s) => a + s.size, 0);
-  const doneByFile = new Array<number>(names.length).fill(0);
+  const doneByFile = names.map((_, i) => (known[i] ? stamps[i]!.size : 0));
   const report = (): void => onProgress?.(doneByFile.reduce((a, b) => a + b, 0), total);
+  if (known.some(Boolean)) report();
 
   // One controller for the folder: the first failure stops the other files' workers.
   const controller = new AbortController();
   const onAbort = (): void => controller.abort();
   signal?.addEventListener('abort', onAbort, { once: true });
+  const hashOne = async (i: number): Promise<FileDigest> => {
+    const name = names[i]!;
+    const file = join(dir, name);
+    try {
+      // hashInWorker hands the file to the pool before its first await: the loop below dispatches in its order.
+      const { sha256, stamp: hashed } = await hashInWorker(file, controller.signal, (d) => {
+        doneByFile[i] = d;
+        report();
+      });
+      await cache?.set(file, hashed, sha256);
+      return { name, bytes: hashed.size, sha256 };
+    } catch (e) {
+      controller.abort();
+      throw e;
+    }
+  };
   try {
-    const files = await Promise.all(
-      names.map(async (name, i): Promise<FileDigest> => {
-        const file = join(dir, name);
-        const stamp = stamps[i]!;
-        const known = cache ? await cache.get(file, stamp) : null;
-        if (known) {
-          doneByFile[i] = stamp.size;
-          report();
-          return { name, bytes: stamp.size, sha256: known };
-        }
-        try {
-          const { sha256, stamp: hashed } = await hashInWorker(file, controller.signal, (d) => {
-            doneByFile[i] = d;
-            report();
-          });
-          await cache?.set(file, hashed, sha256);
-          return { name, bytes: hashed.size, sha256 };
-        } catch (e) {
-          controller.abort();
-          throw e;
-        }
-      }),
-    );
+    const pending: Promise<FileDigest>[] = new Array(names.length);
+    const bySizeDown = names.map((_, i) => i).sort((a, b) => stamps[b]!.size - stamps[a]!.size);
+    for (const i of bySizeDown) pending[i] = known[i] ? Promise.resolve({ name: names[i]!, bytes: stamps[i]!.size, sha256: known[i]! }) : hashOne(i);
+    options.onDispatched?.();
+    const files = await Promise.all(pending);
     report();
     return combine(dir, files);
   } catch (e) {

@@ -72,10 +72,10 @@ export async function encodeInWorker(dirIn: string, text: string, kind: 'documen
 }
 
 /** Token ids back to text, one string per group, in a worker (the tokenizer's decoder is user data too). */
-export async function decodeInWorker(dirIn: string, groups: number[][], options: TokenizeOptions = {}): Promise<string[]> {
+export async function decodeInWorker(dirIn: string, groups: number[][], options: TokenizeOptions & { skipSpecialTokens?: boolean } = {}): Promise<string[]> {
   const dir = resolve(dirIn);
   try {
-    const { texts } = await pool('tokenize').run('decode', { dir, groups }, { signal: options.signal, timeoutMs: options.timeoutMs ?? TOKENIZE_TIMEOUT_MS });
+    const { texts } = await pool('tokenize').run('decode', { dir, groups, skipSpecialTokens: options.skipSpecialTokens ?? false }, { signal: options.signal, timeoutMs: options.timeoutMs ?? TOKENIZE_TIMEOUT_MS });
     return texts;
   } catch (e) {
     throw explain(dir, 'decoding token ids', e);

@@ -14,9 +14,10 @@
 // token ids beyond the vocabulary are refused (a sparse id of 1e9 makes the library build
 // a billion-slot table), and so are regular expressions with nested repetition such as
 // `([a-z]+)*X` (the library runs them on JavaScript's backtracking engine, where they take
-// exponential time). Encoding a document runs on a worker thread with a time limit
-// (encodeDocumentAsync, tokenize-async.ts); minTokens() is a cheap lower bound on the token
-// count that lets a caller refuse a document far over the context without tokenizing it.
+// exponential time). A LensTokenizer runs in the tokenize workers (and in scripts and tests);
+// the main thread has a TokenizerHandle (tokenizer-handle.ts) and their results.
+// minDocumentTokens() is a cheap lower bound on the token count that lets a caller refuse a
+// document far over the context without tokenizing it.
 
 import { createRequire } from 'node:module';
 import { stat } from 'node:fs/promises';
@@ -24,10 +25,10 @@ import { dirname, join, resolve } from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
 import { z } from 'zod';
 import { LoadError, show } from './errors.js';
+import { allPieces, newDetokState, pendingRuns, pushId, takePiece } from './incremental-detok.js';
 import { readJson, validate } from './json-file.js';
 import { nestedRepetition } from './regex-safety.js';
 import { lengthBoundFor, minTokensFor } from './token-bound.js';
-import { encodeInWorker, type TokenizeOptions } from './tokenize-async.js';
 import { continuationIds, encodeByPieces, paragraphSplittable, SPLIT_PROBE } from './tokenize-split.js';
 
 /**
@@ -192,13 +193,6 @@ export class LensTokenizer {
   /** The id of "▁" where splitsAtParagraphs (the mark dropped from a piece after a cut). */
   private readonly spaceMarkId: number;
   private readonly tok: HfTokenizer;
-  /**
-   * The last texts encodeDocumentAsync / encodePromptAsync encoded, with their ids: a
-   * synchronous encode of the very same text right after (a caller that tokenized ahead in a
-   * worker, then hands the text to code that encodes synchronously) costs nothing.
-   */
-  private readonly recent = { document: null as { text: string; ids: number[] } | null, prompt: null as { text: string; ids: number[] } | null };
-
   /** Use loadTokenizer(dir). */
   constructor(init: TokenizerSummary & { tok: HfTokenizer; spaceMarkId: number }) {
     this.dir = init.dir;
@@ -214,17 +208,13 @@ export class LensTokenizer {
     this.spaceMarkId = init.spaceMarkId;
   }
 
-  /** The document's ids: special prefix (BOS) then the text. Synchronous: prefer encodeDocumentAsync on a server. */
+  /** The document's ids: special prefix (BOS) then the text. Synchronous: on a server, TokenizerHandle's encodeDocumentAsync. */
   encodeDocument(text: string): number[] {
-    const hit = this.recent.document;
-    if (hit && hit.text === text) return [...hit.ids];
     return [...this.documentPrefix, ...this.encodePrompt(text)];
   }
 
   /** The text's ids without any special token (appended after a document). */
   encodePrompt(text: string): number[] {
-    const hit = this.recent.prompt;
-    if (hit && hit.text === text) return [...hit.ids];
     let ids: number[];
     try {
       ids = this.tok.encode(text, { add_special_tokens: false }).ids;
@@ -238,19 +228,6 @@ export class LensTokenizer {
   }
 
   /**
-   * encodeDocument on a worker thread, with a time limit (TokenizeOptions.timeoutMs) and
-   * cancel: the event loop stays free however long the text is or however badly a
-   * tokenizer.json regex behaves. Same ids as encodeDocument.
-   */
-  async encodeDocumentAsync(text: string, options: TokenizeOptions = {}): Promise<number[]> {
-    // The run's preflight encoded this very text a moment ago: a long document is tokenized once.
-    if (this.recent.document?.text === text) return [...this.recent.document.ids];
-    const ids = await encodeInWorker(this.dir, text, 'document', options, this.splitsAtParagraphs);
-    this.recent.document = { text, ids };
-    return [...ids];
-  }
-
-  /**
    * The ids of a piece of a longer text cut at a paragraph break (it starts with the second
    * newline of "\n\n"), as they stand in the whole text (tokenize-split.ts).
    */
@@ -258,14 +235,6 @@ export class LensTokenizer {
     const ids = this.splitsAtParagraphs ? continuationIds(this.encodePrompt(text), this.spaceMarkId) : null;
     if (!ids) throw new Error('this tokenizer does not encode pieces of a text on their own');
     return ids;
-  }
-
-  /** encodePrompt on a worker thread (see encodeDocumentAsync). */
-  async encodePromptAsync(text: string, options: TokenizeOptions = {}): Promise<number[]> {
-    if (this.recent.prompt?.text === text) return [...this.recent.prompt.ids];
-    const ids = await encodeInWorker(this.dir, text, 'prompt', options);
-    this.recent.prompt = { text, ids };
-    return [...ids];
   }
 
   /** A lower bound on the ids encodeDocument(text) returns, in time linear in the text's length and without tokenizing. */
@@ -322,37 +291,18 @@ export class LensTokenizer {
    * showing the pending text), so a generation's pieces are decoded once, as they stream.
    */
   pieceStream(options: DecodeOptions = {}): { push(id: number): string; pending(): string | null; pieces(): string[] } {
-    const ids: number[] = [];
-    const out: string[] = [];
-    let prefixOffset = 0;
-    let readOffset = 0;
+    const state = newDetokState();
+    const textOf = ([before, after]: [number[], number[]]): [string, string] => [this.decode(before, options), this.decode(after, options)];
     const pending = (): string | null => {
-      if (readOffset >= ids.length) return null;
-      const prefixText = this.decode(ids.slice(prefixOffset, readOffset), options);
-      return this.decode(ids.slice(prefixOffset), options).slice(prefixText.length);
+      const runs = pendingRuns(state);
+      if (!runs) return null;
+      const [before, after] = textOf(runs);
+      return after.slice(before.length);
     };
     return {
-      push: (id: number): string => {
-        ids.push(id);
-        const prefixText = this.decode(ids.slice(prefixOffset, readOffset), options);
-        const newText = this.decode(ids.slice(prefixOffset), options);
-        let piece = '';
-        if (newText.length > prefixText.length && !newText.endsWith('\uFFFD')) {
-          prefixOffset = readOffset;
-          readOffset = ids.length;
-          piece = newText.slice(prefixText.length);
-        }
-        out.push(piece);
-        return piece;
-      },
+      push: (id: number): string => takePiece(state, ...textOf(pushId(state, id))),
       pending,
-      pieces: (): string[] => {
-        const all = [...out];
-        // Trailing bytes that never completed a character: show what decode shows.
-        const rest = pending();
-        if (all.length > 0 && rest !== null) all[all.length - 1] = rest;
-        return all;
-      },
+      pieces: (): string[] => allPieces(state, pending()),
     };
   }
 }

@@ -2,7 +2,8 @@
 // rendering: no DOM, no canvas, no script in the result). The HTML report inlines them,
 // so a chart needs neither JavaScript nor the network to show, and prints to PDF as is.
 // echarts escapes every text it writes into the SVG (names, axis labels).
-import * as echarts from 'echarts';
+import { createRequire } from 'node:module';
+import type * as echarts from 'echarts';
 import { adapterColor, adapterSymbol, BASE_COLOR, orderStrategies, strategyColor, VIRIDIS } from '../../shared/chart-style.js';
 import { byteAxis, formatBytesTick } from '../../shared/format.js';
 import type { AdapterResult, Report } from '../../shared/report.js';
@@ -15,6 +16,18 @@ export interface Chart {
 }
 
 const WIDTH = 760;
+
+/**
+ * echarts, loaded at the first chart. Its ES build is hundreds of files and took 0.5–0.7 s
+ * to import here (its one-file CommonJS bundle, the same code, 0.12 s): imported at the top,
+ * every command paid that at start-up, `compare`'s first run included, while only report
+ * rendering uses it.
+ */
+let loaded: typeof echarts | null = null;
+function echartsLib(): typeof echarts {
+  loaded ??= createRequire(import.meta.url)('echarts') as typeof echarts;
+  return loaded;
+}
 
 /**
  * echarts names the SVG's classes, clip paths and gradients "zr<instance>-…" from
@@ -37,7 +50,7 @@ function renameIds(svg: string, key: string): string {
  * Node running). `key` names the chart's ids (unique per document).
  */
 function renderSvg(key: string, option: echarts.EChartsCoreOption, width: number, height: number): string {
-  const chart = echarts.init(null, null, { renderer: 'svg', ssr: true, width, height });
+  const chart = echartsLib().init(null, null, { renderer: 'svg', ssr: true, width, height });
   try {
     chart.setOption({ animation: false, textStyle: { fontFamily: 'sans-serif' }, ...option });
     // echarts escapes markup in names and labels but passes control characters through.

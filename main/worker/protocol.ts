@@ -21,8 +21,8 @@ export interface TaskMap {
   'tokenizer-summary': { input: { dir: string }; output: TokenizerSummary };
   /** continuation: a piece of a longer text after a cut at a paragraph break (tokenize-split.ts). */
   'encode': { input: { dir: string; text: string; kind: 'document' | 'prompt' | 'continuation' }; output: { ids: Int32Array } };
-  /** Each group of ids decoded to its text (text.decode: the UI's view of token ids). */
-  'decode': { input: { dir: string; groups: number[][] }; output: { texts: string[] } };
+  /** Each group of ids decoded to its text (text.decode: the UI's view of token ids; a run's generated pieces and texts). */
+  'decode': { input: { dir: string; groups: number[][]; skipSpecialTokens?: boolean }; output: { texts: string[] } };
   /** A saved run's history entry, after the full report schema (history-store.ts). */
   'history-entry': { input: { file: string; id: string; maxBytes: number }; output: HistoryEntry };
   'history-report': { input: { file: string; id: string; maxBytes: number }; output: Report };

@@ -52,9 +52,9 @@ const HANDLERS: { [N in TaskName]: Handler<N> } = {
     const ids = Int32Array.from(kind === 'document' ? tok.encodeDocument(text) : kind === 'continuation' ? tok.encodeContinuation(text) : tok.encodePrompt(text));
     return { value: { ids }, transfer: [ids.buffer as ArrayBuffer] };
   },
-  decode: async ({ dir, groups }) => {
+  decode: async ({ dir, groups, skipSpecialTokens }) => {
     const tok = await tokenizerFor(dir);
-    return { value: { texts: groups.map((ids) => tok.decode(ids)) } };
+    return { value: { texts: groups.map((ids) => tok.decode(ids, { skipSpecialTokens })) } };
   },
   'history-entry': async ({ file, id, maxBytes }) => {
     const { historyEntryOf, readHistoryFile } = await import('../rpc/history-file.js');

@@ -47,7 +47,7 @@ describe('fit to budget (runner)', () => {
     assert.equal(Math.max(...a.fit.points.map((p) => p.bytes)), row.bytes);
     assert.equal(r.settings.continuation, 'text');
     // Scored over the given continuation.
-    const contTokens = (await session.loadTokenizer(base.modelDir)).encodePrompt(base.continuationText!).length;
+    const contTokens = (await (await session.loadTokenizer(base.modelDir)).encodePromptAsync(base.continuationText!)).length;
     assert.equal(row.scores.kl.length, contTokens);
   });
 

@@ -12,6 +12,8 @@ import { DEFAULT_SETTINGS } from '../../shared/compare.js';
 import { adapterDir, modelDir, readManifest } from '../parity/hf-fixtures.js';
 import { DigestCache } from '../../main/model/digest-cache.js';
 import { watchTasks } from '../unit/worker-spy.js';
+import { loadTokenizer } from '../../main/model/tokenizer.js';
+import { Tokenizer as HfTokenizer } from '@huggingface/tokenizers';
 import type { NativeAddon } from '../../main/engine/native-types.js';
 import type { LoadedAddon } from '../../main/engine/native-loader.js';
 
@@ -72,7 +74,7 @@ describe('runner + cache manager', () => {
   });
 
   it("the report's pieces are the live stream's, with or without a listener", async () => {
-    const tokenizer = await session.loadTokenizer(request.modelDir);
+    const tokenizer = await loadTokenizer(request.modelDir); // the reference: the tokenizer itself, here on the test's thread
     const live = new Map<string, string[]>();
     const heard = await runComparison(session, manager, request, {
       onToken: (t) => {
@@ -91,6 +93,34 @@ describe('runner + cache manager', () => {
         }
       });
     }
+  });
+
+  it('a run uses no tokenizer on the main thread: loading, encoding, live pieces and texts are the workers\'', async () => {
+    // Any tokenizer built or used on this thread goes through these methods (loadTokenizer
+    // itself looks up the special tokens and lists the vocabulary); the workers' are other copies of the class.
+    const proto = HfTokenizer.prototype as unknown as Record<string, (...a: unknown[]) => unknown>;
+    const methods = ['encode', 'decode', 'token_to_id', 'id_to_token', 'get_vocab'] as const;
+    const originals = methods.map((m) => proto[m]!);
+    const calls: string[] = [];
+    methods.forEach((m, i) => {
+      proto[m] = function (this: unknown, ...a: unknown[]) {
+        calls.push(m);
+        return originals[i]!.apply(this, a);
+      };
+    });
+    try {
+      // A tokenizer folder this session has not loaded: its first load is in this run.
+      const fresh = new EngineSession('cpu', { digestCache: new DigestCache(null) });
+      try {
+        const r = await runComparison(fresh, manager, request, { onToken: () => undefined });
+        assert.ok(r.adapters.every((a) => a.strategies.every((st) => st.generation.pieces.length === st.generation.tokens.length)));
+      } finally {
+        fresh.dispose();
+      }
+    } finally {
+      methods.forEach((m, i) => (proto[m] = originals[i]!));
+    }
+    assert.deepEqual(calls, [], 'no tokenizer call on the main thread');
   });
 
   it('a cancelled run rejects with CANCELLED and leaves nothing pinned or transient', async () => {

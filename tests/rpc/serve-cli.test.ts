@@ -7,7 +7,8 @@ import fs from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
-import { defaultDataDir, isLoopback, parseServeArgs } from '../../main/cli/serve.js';
+import { defaultDataDir } from '../../main/cli/data-dir.js';
+import { isLoopback, parseServeArgs } from '../../main/cli/serve.js';
 import { projectRoot } from '../../main/paths.js';
 import { tempDir } from './helpers.js';
 

