@@ -240,10 +240,7 @@ export class EngineSession {
    */
   prefetchDigests(dirs: string[], signal?: AbortSignal): DigestPrefetch {
     const prefetch = this.digests.prefetch(dirs, signal);
-    for (const dir of new Set(dirs.map((d) => path.resolve(d)))) {
-      const job = this.digests.start(dir);
-      job.promise.catch(() => this.failedDigests.add(job.promise));
-    }
+    for (const job of prefetch.jobs) job.promise.catch(() => this.failedDigests.add(job.promise));
     return prefetch;
   }
 

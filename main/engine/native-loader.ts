@@ -4,9 +4,11 @@
 // toolkit had cuBLAS). The CUDA build is first loaded in a child process (the probe): a
 // missing driver, a missing libcublas, a driver too old for the runtime or a GPU without
 // free memory then costs a child, not this process, and the child's error says which.
+// prepareAddon runs that probe without holding this thread (the app and `serve` go on
+// answering while a child starts CUDA), so the loadAddon after it only loads.
 import fs from 'node:fs';
 import path from 'node:path';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { nativeBuildDir } from '../paths.js';
 import { forgetProbe, keepProbe, probeKey, readKeptProbe } from './cuda-probe-cache.js';
@@ -30,7 +32,10 @@ export interface CudaProbe {
 }
 
 const cache = new Map<string, NativeAddon>();
-let probed: CudaProbe | null = null;
+/** Probes done in this process, by build file. */
+const probed = new Map<string, CudaProbe>();
+/** Probes under way (prepareAddon), by build file: one child however many ask. */
+const probing = new Map<string, Promise<CudaProbe>>();
 
 function requireAddon(file: string): NativeAddon {
   const hit = cache.get(file);
@@ -63,24 +68,60 @@ try {
   process.stdout.write(JSON.stringify({ ok: false, detail: String((e && e.message) || e) }));
 }`;
 
-/** Whether the CUDA build starts on this machine (cached per process). */
-export function probeCuda(cudaFile: string): CudaProbe {
-  if (probed) return probed;
-  const r = spawnSync(process.execPath, ['-e', PROBE, cudaFile], {
-    encoding: 'utf8',
-    timeout: 120_000,
-    env: { ...process.env, ELECTRON_RUN_AS_NODE: '1' },
-  });
+const PROBE_TIMEOUT_MS = 120_000;
+
+/** What a probe child said, or why it said nothing, as a CudaProbe. */
+function probeOutcome(stdout: string, failure: () => string): CudaProbe {
   let result: CudaProbe;
   try {
-    result = JSON.parse(r.stdout) as CudaProbe;
+    result = JSON.parse(stdout) as CudaProbe;
   } catch {
-    const why = r.error ? r.error.message : r.signal ? `the probe process died (${r.signal})` : (r.stderr || `exit status ${r.status}`);
-    result = { ok: false, detail: String(why) };
+    result = { ok: false, detail: failure() };
   }
-  if (!result.ok) result = { ok: false, detail: classifyCudaFailure(result.detail) };
-  probed = result;
+  return result.ok ? result : { ok: false, detail: classifyCudaFailure(result.detail) };
+}
+
+function probeArgs(cudaFile: string): [string, string[], { env: NodeJS.ProcessEnv }] {
+  return [process.execPath, ['-e', PROBE, cudaFile], { env: { ...process.env, ELECTRON_RUN_AS_NODE: '1' } }];
+}
+
+/** Whether the CUDA build starts on this machine (once per process and build), waiting for the child here. */
+export function probeCuda(cudaFile: string): CudaProbe {
+  const known = probed.get(cudaFile);
+  if (known) return known;
+  const [cmd, args, opts] = probeArgs(cudaFile);
+  const r = spawnSync(cmd, args, { ...opts, encoding: 'utf8', timeout: PROBE_TIMEOUT_MS });
+  const result = probeOutcome(r.stdout, () => String(r.error ? r.error.message : r.signal ? `the probe process died (${r.signal})` : (r.stderr || `exit status ${r.status}`)));
+  probed.set(cudaFile, result);
   return result;
+}
+
+/** probeCuda without holding this thread: the child is awaited, and loadAddon then finds its answer. */
+export function probeCudaAsync(cudaFile: string): Promise<CudaProbe> {
+  const known = probed.get(cudaFile);
+  if (known) return Promise.resolve(known);
+  let running = probing.get(cudaFile);
+  if (running) return running;
+  running = new Promise<CudaProbe>((resolve) => {
+    const [cmd, args, opts] = probeArgs(cudaFile);
+    const child = spawn(cmd, args, { ...opts, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    let spawnError: Error | null = null;
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    const timer = setTimeout(() => child.kill('SIGKILL'), PROBE_TIMEOUT_MS);
+    child.on('error', (e) => (spawnError = e));
+    child.on('close', (status, signal) => {
+      clearTimeout(timer);
+      const result = probeOutcome(stdout, () => (spawnError ? spawnError.message : signal ? `the probe process died (${signal})` : stderr || `exit status ${status}`));
+      probed.set(cudaFile, result);
+      probing.delete(cudaFile);
+      resolve(result);
+    });
+  });
+  probing.set(cudaFile, running);
+  return running;
 }
 
 export interface LoadOptions {
@@ -104,17 +145,39 @@ function loadKeptCuda(cudaFile: string, probeCacheFile: string): { addon: Native
   }
 }
 
+function effectiveChoice(choice: BackendChoice): BackendChoice {
+  const env = process.env.ADAPTERLENS_DEVICE;
+  return choice === 'auto' && (env === 'cpu' || env === 'cuda') ? env : choice;
+}
+
+function buildFiles(): { cpuFile: string; cudaFile: string } {
+  return { cpuFile: path.join(nativeBuildDir, 'adapterlens_cpu.node'), cudaFile: path.join(nativeBuildDir, 'adapterlens_cuda.node') };
+}
+
+/**
+ * What loadAddon(choice, options) will need of a child, done now without holding this thread:
+ * the CUDA probe, where there is a CUDA build and no kept success of one. Never throws (a
+ * failed probe is loadAddon's to report). The in-process load after it still starts the CUDA
+ * context on this thread.
+ */
+export async function prepareAddon(choiceIn: BackendChoice = 'auto', options: LoadOptions = {}): Promise<void> {
+  const choice = effectiveChoice(choiceIn);
+  const { cudaFile } = buildFiles();
+  if (choice === 'cpu' || !fs.existsSync(cudaFile)) return;
+  const key = options.probeCacheFile ? probeKey(cudaFile) : null;
+  if (key && readKeptProbe(options.probeCacheFile!, key)) return;
+  await probeCudaAsync(cudaFile);
+}
+
 /**
  * Loads the engine build for `choice`. 'auto' tries CUDA first (through the probe, or a kept
  * success of one) and falls back to CPU with the reason; 'cuda' fails loudly instead of
  * falling back; 'cpu' loads the CPU build. ADAPTERLENS_DEVICE (auto, cpu, cuda) overrides
  * 'auto' (tests).
  */
-export function loadAddon(choice: BackendChoice = 'auto', options: LoadOptions = {}): LoadedAddon {
-  const env = process.env.ADAPTERLENS_DEVICE;
-  if (choice === 'auto' && (env === 'cpu' || env === 'cuda')) choice = env;
-  const cpuFile = path.join(nativeBuildDir, 'adapterlens_cpu.node');
-  const cudaFile = path.join(nativeBuildDir, 'adapterlens_cuda.node');
+export function loadAddon(choiceIn: BackendChoice = 'auto', options: LoadOptions = {}): LoadedAddon {
+  const choice = effectiveChoice(choiceIn);
+  const { cpuFile, cudaFile } = buildFiles();
   let reason: string | null = null;
   if (choice !== 'cpu') {
     if (!fs.existsSync(cudaFile)) {

@@ -23,6 +23,8 @@ export interface DigestJob {
 }
 
 export interface DigestPrefetch {
+  /** One per folder. */
+  jobs: readonly DigestJob[];
   /** Settles once every folder's files are known or with a hash worker (never rejects). */
   dispatched: Promise<void>;
   /** From now on a stop of the prefetch's signal leaves these jobs going (their loads own them). */
@@ -116,7 +118,7 @@ export class DigestJobs {
     };
     if (signal?.aborted) onAbort();
     else signal?.addEventListener('abort', onAbort, { once: true });
-    return { dispatched: Promise.all(jobs.map((j) => j.dispatched)).then(() => undefined), release };
+    return { jobs, dispatched: Promise.all(jobs.map((j) => j.dispatched)).then(() => undefined), release };
   }
 
   /**

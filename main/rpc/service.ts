@@ -6,6 +6,10 @@
 // engine is needed), one CacheManager, the history store and at most one active run.
 // A run's progress, tokens and end are events; run.start returns as soon as the run is
 // accepted. Handlers receive params already validated by schemas.ts.
+//
+// A model or adapter folder that inspects well starts hashing in the background (the
+// digests the report needs; kept in the data folder): by the time the user presses run, a
+// first run on a large checkpoint has little or nothing left to hash.
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -16,8 +20,9 @@ import { DemoUnavailableError, demoRequest } from '../compare/demo.js';
 import { runComparison } from '../compare/runner.js';
 import { EngineSession } from '../compare/session.js';
 import { probeCacheIn } from '../engine/cuda-probe-cache.js';
-import type { BackendChoice } from '../engine/native-loader.js';
+import { prepareAddon, type BackendChoice } from '../engine/native-loader.js';
 import { DigestCache } from '../model/digest-cache.js';
+import { DigestJobs } from '../model/digest-jobs.js';
 import { openAdapterInWorker, openCheckpointInWorker } from '../model/open-async.js';
 import { decodeInWorker } from '../model/tokenize-async.js';
 import { projectRoot } from '../paths.js';
@@ -138,9 +143,13 @@ export class AppService {
   readonly cache: CacheManager;
   readonly handlers: Handlers;
   private session: EngineSession | null = null;
+  /** The engine's start-up (its CUDA probe) while it runs. */
+  private engineStarting: Promise<void> | null = null;
   private active: RunState | null = null;
   private readonly listeners = new Set<EventListener>();
   private readonly digestCache: DigestCache;
+  /** Folder hashing, shared with the engine session: what an inspection starts, a run's load joins. */
+  private readonly digests: DigestJobs;
   /** Aborted by dispose(): stops the inspections and counts still running on worker threads. */
   private readonly lifetime = new AbortController();
   private readonly cacheThrottle: Throttle<null>;
@@ -152,6 +161,7 @@ export class AppService {
     this.drafts = new DraftStore(options.draftFile ?? path.join(path.dirname(options.historyDir), 'draft.json'));
     this.cache = new CacheManager({ budgetBytes: options.cacheBudgetBytes });
     this.digestCache = options.dataDir ? DigestCache.inDataDir(options.dataDir) : new DigestCache(null);
+    this.digests = new DigestJobs(this.digestCache);
     const throttleMs = options.throttleMs ?? 100;
     this.cacheThrottle = new Throttle(throttleMs * 2, () => this.emit('cache.changed', this.cache.usage()));
     this.unsubscribeCache = this.cache.onChange(() => this.cacheThrottle.push(null));
@@ -176,15 +186,21 @@ export class AppService {
     }
   }
 
-  /** The engine, loaded on first use; a missing build is an error the caller sees. */
-  private engine(): EngineSession {
+  /**
+   * The engine, loaded on first use; a missing build is an error the caller sees. The CUDA
+   * probe (a child process) is awaited, not waited for on this thread: the server and the
+   * app answer other calls meanwhile, and calls that come during it share it.
+   */
+  private async engine(): Promise<EngineSession> {
+    if (this.disposed) throw rpcError('INTERNAL', 'AdapterLens is shutting down');
+    if (this.session) return this.session;
+    const device = this.options.device ?? 'auto';
+    const probeCacheFile = this.options.dataDir ? probeCacheIn(this.options.dataDir) : undefined;
+    this.engineStarting ??= prepareAddon(device, { probeCacheFile }).finally(() => (this.engineStarting = null));
+    await this.engineStarting;
     if (this.disposed) throw rpcError('INTERNAL', 'AdapterLens is shutting down');
     // The session's adapters count in this service's cache budget and are freed by cache.clear.
-    this.session ??= new EngineSession(this.options.device ?? 'auto', {
-      cache: this.cache,
-      digestCache: this.digestCache,
-      ...(this.options.dataDir ? { probeCacheFile: probeCacheIn(this.options.dataDir) } : {}),
-    });
+    this.session ??= new EngineSession(device, { cache: this.cache, digestJobs: this.digests, ...(probeCacheFile ? { probeCacheFile } : {}) });
     return this.session;
   }
 
@@ -192,8 +208,8 @@ export class AppService {
     const platform = this.options.platform ?? {};
     return {
       'app.info': async () => this.appInfo(),
-      'model.inspect': ({ dir }) => inspectModel(dir, this.lifetime.signal),
-      'adapter.inspect': ({ modelDir, dir }) => inspectAdapter(modelDir, dir, this.lifetime.signal),
+      'model.inspect': async ({ dir }) => this.hashingAhead(dir, await inspectModel(dir, this.lifetime.signal)),
+      'adapter.inspect': async ({ modelDir, dir }) => this.hashingAhead(dir, await inspectAdapter(modelDir, dir, this.lifetime.signal)),
       'text.count': ({ modelDir, tokenizerDir, documentText, promptText, limit }) =>
         countTokens(modelDir, tokenizerDir ?? modelDir, documentText, promptText, limit, this.lifetime.signal),
       'text.decode': async ({ tokenizerDir, groups }) => ({ texts: await decodeInWorker(tokenizerDir, groups, { signal: this.lifetime.signal }) }),
@@ -249,8 +265,14 @@ export class AppService {
     };
   }
 
+  /** Starts the inspected folder's hashing in the background (its failure is the run's to report); returns `result`. */
+  private hashingAhead<T>(dir: string, result: T): T {
+    if (!this.disposed) this.digests.start(dir);
+    return result;
+  }
+
   private async appInfo(): Promise<AppInfo> {
-    const session = this.engine();
+    const session = await this.engine();
     const info = session.engine.addon.info();
     // demoRequest checks the demo's files itself (demoStatus): one check, not two.
     let demo: AppInfo['demo'] = null;
@@ -362,7 +384,8 @@ export class AppService {
    */
   private async startRun(request: CompareRequest): Promise<{ runId: string }> {
     if (this.active) throw this.busyError();
-    const session = this.engine();
+    const session = await this.engine();
+    if (this.active) throw this.busyError();
     const caps = engineCapabilities(session.engine.backend, session.engine.fallbackReason);
     for (const [what, choice] of [['device', caps.devices.find((d) => d.id === request.device)], ['compute dtype', caps.dtypes.find((d) => d.id === request.dtype)]] as const) {
       if (choice && !choice.available) throw rpcError('INVALID_INPUT', `${what} ${choice.id}: ${choice.reason ?? 'not available'}`);
@@ -479,6 +502,7 @@ export class AppService {
     this.cacheThrottle.cancel();
     this.unsubscribeCache();
     this.cache.dispose();
+    this.digests.abortAll();
     this.session?.dispose();
     this.session = null;
     this.listeners.clear();

@@ -7,6 +7,7 @@ import { createRequire } from 'node:module';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { mulberry32 } from '../seeded-random.js';
 import type {
   LoraModuleName,
   NativeAdapter,
@@ -28,16 +29,7 @@ export const addon = createRequire(import.meta.url)(
 // ---------------------------------------------------------------------------------------
 // Numbers: seeded RNG, fp16 / bf16 round trips, comparisons.
 
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { mulberry32 };
 
 const f32 = new Float32Array(1);
 const u32 = new Uint32Array(f32.buffer);

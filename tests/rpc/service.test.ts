@@ -14,6 +14,7 @@ import os from 'node:os';
 import { findChromium, renderReport } from '../../main/report/index.js';
 import { ADAPTERS_DIR, asJson, MODEL_DIR, OTHER_MODEL_ADAPTER, sampleReport, tempDir, tinyRequest } from './helpers.js';
 import { demoStatus } from '../../main/compare/demo.js';
+import { watchTasks } from '../unit/worker-spy.js';
 import { ALL_STRATEGIES } from '../../shared/strategies.js';
 
 const FIXTURE_REPORT = path.join(import.meta.dirname, '..', 'fixtures', 'reports', 'demo-llama-gqa-bf16.json');
@@ -220,6 +221,38 @@ describe('AppService', () => {
       assert.deepEqual(await dispatch(restarted.handlers, 'draft.get', {}), { ok: true, result: null }, 'a torn file is no draft, not an error');
     } finally {
       await restarted.dispose();
+    }
+  });
+
+  it('an inspected model or adapter folder starts hashing in the background; its digests land in the data folder', async () => {
+    const dir = tempDir('inspect-hash');
+    const copy = (from: string, name: string): string => {
+      const to = path.join(dir, name);
+      fs.mkdirSync(to);
+      for (const f of fs.readdirSync(from)) fs.copyFileSync(path.join(from, f), path.join(to, f));
+      return to;
+    };
+    const model = copy(MODEL_DIR, 'model');
+    const adapter = copy(path.join(ADAPTERS_DIR, 'qv-r8'), 'adapter');
+    const dataDir = path.join(dir, 'data');
+    const watch = watchTasks<{ file: string }>('hash-file');
+    const svc = new AppService({ transport: 'websocket', historyDir: path.join(dir, 'history'), cacheBudgetBytes: 1 << 30, dataDir });
+    try {
+      await dispatch(svc.handlers, 'model.inspect', { dir: model });
+      await dispatch(svc.handlers, 'adapter.inspect', { modelDir: model, dir: adapter });
+      const weights = [model, adapter].flatMap((d) => fs.readdirSync(d).filter((n) => n.endsWith('.safetensors')).map((n) => path.join(d, n)));
+      // No run asked for them: the digests settle on their own and are kept for the run (and the next start).
+      const file = path.join(dataDir, 'digests.json');
+      for (let i = 0; i < 200 && !(fs.existsSync(file) && weights.every((f) => fs.readFileSync(file, 'utf8').includes(JSON.stringify(f)))); i++) await new Promise((r) => setTimeout(r, 50));
+      for (const f of weights) assert.ok(watch.inputs.some((i) => i.file === f), `${path.basename(f)} was hashed`);
+      const kept = JSON.parse(fs.readFileSync(file, 'utf8')) as { entries: Record<string, unknown> };
+      for (const f of weights) assert.ok(kept.entries[f], `${path.basename(f)}'s digest kept`);
+      const failed = await dispatch(svc.handlers, 'model.inspect', { dir: path.join(dir, 'nothing') });
+      assert.equal(failed.ok, false, 'a folder that does not inspect is not hashed');
+      assert.ok(!watch.inputs.some((i) => i.file.startsWith(path.join(dir, 'nothing'))));
+    } finally {
+      watch.restore();
+      await svc.dispose();
     }
   });
 

@@ -7,18 +7,7 @@ import { TokenizerHandle } from '../../main/model/tokenizer-handle.js';
 import { tokenizerSummaryInWorker } from '../../main/model/tokenize-async.js';
 import { defaultTokenizerDir, loadTokenizer, type LensTokenizer } from '../../main/model/tokenizer.js';
 import { watchTasks } from './worker-spy.js';
-
-/** A deterministic generator of test cases (mulberry32). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { mulberry32 } from '../seeded-random.js';
 
 describe('piece streams decoded on a worker', { timeout: 120_000 }, () => {
   let tok: LensTokenizer;
@@ -56,7 +45,7 @@ describe('piece streams decoded on a worker', { timeout: 120_000 }, () => {
   });
 
   it('keeps each row in order when a burst holds several ids of one row, and shows a character left unfinished', async () => {
-    const random = rng(7);
+    const random = mulberry32(7);
     const ids = TEXTS.map((t) => tok.encodePrompt(t));
     // An emoji cut in the middle of its bytes: its ids never complete a character.
     const cut = tok.encodePrompt('😀').slice(0, 2);
