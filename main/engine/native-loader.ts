@@ -132,15 +132,18 @@ export interface LoadOptions {
   probeCacheFile?: string;
 }
 
-/** The CUDA build in this process, without a probe (a kept success says it starts here). */
-function loadKeptCuda(cudaFile: string, probeCacheFile: string): { addon: NativeAddon } | { reason: string } {
+/**
+ * The CUDA build in this process, its device started (after a probe, or a kept success of
+ * one). A failure here forgets the kept probe: the next start probes again.
+ */
+function startCuda(cudaFile: string, probeCacheFile: string | undefined): { addon: NativeAddon } | { reason: string } {
   try {
     const addon = requireAddon(cudaFile);
-    addon.info();  // the CUDA context: fails here, as in the probe, where it cannot start now
+    addon.info();  // the CUDA context (started already after prepareAddon): fails here, as in the probe, where it cannot start now
     return { addon };
   } catch (e) {
     cache.delete(cudaFile);
-    forgetProbe(probeCacheFile);
+    if (probeCacheFile) forgetProbe(probeCacheFile);
     return { reason: classifyCudaFailure(String((e as Error)?.message ?? e)) };
   }
 }
@@ -155,18 +158,22 @@ function buildFiles(): { cpuFile: string; cudaFile: string } {
 }
 
 /**
- * What loadAddon(choice, options) will need of a child, done now without holding this thread:
- * the CUDA probe, where there is a CUDA build and no kept success of one. Never throws (a
- * failed probe is loadAddon's to report). The in-process load after it still starts the CUDA
- * context on this thread.
+ * What loadAddon(choice, options) would wait for, done now without holding this thread: the
+ * CUDA probe (a child) where there is a CUDA build and no kept success of one, then the
+ * build's device started in this process on a libuv thread (addon.start). Never throws: a
+ * failure is loadAddon's to report. Only the build's dlopen stays on this thread.
  */
 export async function prepareAddon(choiceIn: BackendChoice = 'auto', options: LoadOptions = {}): Promise<void> {
   const choice = effectiveChoice(choiceIn);
   const { cudaFile } = buildFiles();
   if (choice === 'cpu' || !fs.existsSync(cudaFile)) return;
   const key = options.probeCacheFile ? probeKey(cudaFile) : null;
-  if (key && readKeptProbe(options.probeCacheFile!, key)) return;
-  await probeCudaAsync(cudaFile);
+  if (!(key && readKeptProbe(options.probeCacheFile!, key)) && !(await probeCudaAsync(cudaFile)).ok) return;
+  try {
+    await requireAddon(cudaFile).start();
+  } catch {
+    // loadAddon's info() meets the same failure and says why.
+  }
 }
 
 /**
@@ -184,17 +191,15 @@ export function loadAddon(choiceIn: BackendChoice = 'auto', options: LoadOptions
       reason = 'no CUDA build of the engine on this machine (built without a CUDA toolkit with cuBLAS)';
     } else {
       const key = options.probeCacheFile ? probeKey(cudaFile) : null;
-      if (key && readKeptProbe(options.probeCacheFile!, key)) {
-        const kept = loadKeptCuda(cudaFile, options.probeCacheFile!);
-        if ('addon' in kept) return { addon: kept.addon, backend: 'cuda', fallbackReason: null };
-        reason = kept.reason;
-      } else {
-        const p = probeCuda(cudaFile);
-        if (p.ok) {
-          if (key) keepProbe(options.probeCacheFile!, key, p);
-          return { addon: requireAddon(cudaFile), backend: 'cuda', fallbackReason: null };
-        }
+      const kept = key !== null && readKeptProbe(options.probeCacheFile!, key) !== null;
+      const p = kept ? null : probeCuda(cudaFile);
+      if (p && !p.ok) {
         reason = p.detail;
+      } else {
+        if (p && key) keepProbe(options.probeCacheFile!, key, p);
+        const started = startCuda(cudaFile, options.probeCacheFile);
+        if ('addon' in started) return { addon: started.addon, backend: 'cuda', fallbackReason: null };
+        reason = started.reason;
       }
     }
     if (choice === 'cuda') {

@@ -291,6 +291,11 @@ export interface NativeEngineInfo {
 }
 
 export interface NativeAddon {
+  /**
+   * Starts the device off the JS thread (on CUDA: the context, streams and cuBLAS handles);
+   * rejects with why it cannot start. Without it the first call that needs the device starts it.
+   */
+  start(): Promise<void>;
   info(): NativeEngineInfo;
   CancelToken: new () => NativeCancelToken;
   loadModel(

@@ -69,6 +69,11 @@ test('info() describes the CPU backend', () => {
   assert.equal(info.device, `x86_64 CPU, ${info.threads} thread${info.threads === 1 ? '' : 's'}`);
 });
 
+test('start() starts the device off the JS thread: it settles for every caller, and info() answers after it', async () => {
+  assert.deepEqual(await Promise.all([addon.start(), addon.start()]), [undefined, undefined]);
+  assert.equal(addon.info().backend, 'cpu');
+});
+
 describe('forward pass matches the reference', () => {
   test('GQA, untied, F32, two shards, default RoPE', async () => {
     const { cache, logits } = await prefillAll(modelA, tokens);

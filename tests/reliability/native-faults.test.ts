@@ -168,7 +168,7 @@ describe('native faults through the service', () => {
         });
       });
     try {
-      const session = (service as unknown as { engine(): EngineSession }).engine();
+      const session = await (service as unknown as { engine(): Promise<EngineSession> }).engine();
       const spy = new EngineSpy();
       spy.attach(session);
       for (const how of ['throw', 'reject'] as const) {

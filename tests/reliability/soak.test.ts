@@ -73,7 +73,7 @@ describe(`soak: ${RUNS} runs in one server`, { timeout: 30 * 60_000 }, () => {
   it('memory, cache stats and handles stay flat; nothing the engine allocates leaks', async (t) => {
     const server = await startServer({ service, rendererDir, port: 0 });
     const spy = new EngineSpy();
-    spy.attach((service as unknown as { engine(): EngineSession }).engine());
+    spy.attach(await (service as unknown as { engine(): Promise<EngineSession> }).engine());
     const client = await TestRpcClient.open(`ws://127.0.0.1:${server.port}/rpc?token=${server.token}`);
     const samples: Sample[] = [];
     const started = performance.now();

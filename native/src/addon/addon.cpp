@@ -1,4 +1,5 @@
-// Module entry: info(), CancelToken and loadModel(); everything else hangs off NativeModel.
+// Module entry: start(), info(), CancelToken and loadModel(); everything else hangs off
+// NativeModel.
 #include "addon/addon.h"
 
 #include <string>
@@ -58,6 +59,36 @@ Napi::Value LoadModel(const Napi::CallbackInfo& info) {
   });
 }
 
+// Starts the device (on CUDA: the context, streams, cuBLAS handles) on a libuv thread, so
+// that the JS thread is not held while CUDA starts; the first call that needs the device
+// would otherwise start it where it is made. Rejects with the reason CUDA cannot start.
+class StartDeviceJob final : public Napi::AsyncWorker {
+ public:
+  explicit StartDeviceJob(Napi::Env env) : Napi::AsyncWorker(env, "adapterlens.start"), deferred_(Napi::Promise::Deferred::New(env)) {}
+  Napi::Promise promise() const { return deferred_.Promise(); }
+
+ protected:
+  void Execute() override {
+    try {
+      default_device();  // constructed once; a throw leaves it unconstructed (the next call retries)
+    } catch (const std::exception& e) {
+      SetError(e.what());
+    }
+  }
+  void OnOK() override { deferred_.Resolve(Env().Undefined()); }
+  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+};
+
+Napi::Value Start(const Napi::CallbackInfo& info) {
+  auto* job = new StartDeviceJob(info.Env());  // deletes itself once settled
+  Napi::Promise promise = job->promise();
+  job->Queue();
+  return promise;
+}
+
 }  // namespace
 
 // Benchmarks: forget the peak device memory seen so far (a no-op on the CPU device).
@@ -67,9 +98,8 @@ Napi::Value ResetDevicePeak(const Napi::CallbackInfo& info) {
 }
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
-  // Start the device now, so that a CUDA build fails the require() itself when CUDA cannot
-  // start: the loader's probe reports the reason and falls back to the CPU build.
-  default_device();
+  // The device starts at start() (off this thread) or at the first call that needs it
+  // (info() in the loader's probe, which reports why CUDA cannot start and falls back).
   auto* data = new AddonData();
   env.SetInstanceData(data);  // deleted by Node when the environment goes away
   data->model_class = Napi::Persistent(ModelWrap::Define(env));
@@ -79,6 +109,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Napi::Function cancel = CancelToken::Define(env);
   data->cancel_class = Napi::Persistent(cancel);
 
+  exports.Set("start", Napi::Function::New<Start>(env, "start"));
   exports.Set("info", Napi::Function::New<Info>(env, "info"));
   exports.Set("CancelToken", cancel);
   exports.Set("loadModel", Napi::Function::New<LoadModel>(env, "loadModel"));
