@@ -5,8 +5,8 @@
 // document for a 4096-token model is refused at once, not after minutes of tokenizing),
 // then the real count, tokenized on a worker thread with a time limit and cancel.
 //
-// The tokenizer remembers what it encoded here (LensTokenizer.encodeDocumentAsync), so the
-// runner's own synchronous encode of the same text right after costs nothing.
+// The tokenizer remembers what it encoded here (TokenizerHandle.encodeDocumentAsync), so the
+// runner's own encode of the same text right after costs nothing.
 import { openCheckpointInWorker } from '../model/open-async.js';
 import type { CompareRequest } from '../../shared/compare.js';
 import { CompareInputError } from './input-error.js';

@@ -507,8 +507,8 @@ export async function runComparison(
     // ---- the report -------------------------------------------------------------------
     // The files' SHA-256, hashed in the background since the load: on a first run of a large
     // checkpoint the run may wait here for the rest of it.
-    progress('score', cells.length, cells.length, 'SHA-256 of the files for the report');
     const generatedTexts = await tokenizer.decodeAsync(cells.map((c) => c.tokens), { skipSpecialTokens: true, signal });
+    progress('score', cells.length, cells.length, 'SHA-256 of the files for the report');
     const digestsWait = performance.now();
     const [modelDigest, tokenizerFiles, ...adapterDigests] = await untilAborted(Promise.all([model.digest, tokenizerDigest, ...adapters.map((a) => a.digest)]), signal);
     // Shown as its own line: the hashing that did not fit under the run's work.
