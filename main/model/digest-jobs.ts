@@ -34,6 +34,8 @@ export interface DigestPrefetch {
 export class DigestJobs {
   /** By folder (resolved path). */
   private readonly running = new Map<string, DigestJob>();
+  /** How many times each running job was asked for (start() calls): an ahead job no one else asked for may be dropped. */
+  private readonly askers = new WeakMap<DigestJob, number>();
   /** Folders an unreleased prefetch holds, with how many hold each: abortAll leaves them going. */
   private readonly held = new Map<string, number>();
 
@@ -43,7 +45,10 @@ export class DigestJobs {
   start(dirIn: string): DigestJob {
     const dir = path.resolve(dirIn);
     const running = this.running.get(dir);
-    if (running) return running;
+    if (running) {
+      this.askers.set(running, (this.askers.get(running) ?? 1) + 1);
+      return running;
+    }
     const controller = new AbortController();
     const listeners = new Set<(done: number, total: number) => void>();
     let markDispatched!: () => void;
@@ -88,6 +93,8 @@ export class DigestJobs {
    */
   async digest(dirIn: string, signal?: AbortSignal): Promise<DirDigest> {
     const dir = path.resolve(dirIn);
+    // A running job is joined at once (counted as asked for before this call returns).
+    if (this.running.has(dir)) return untilAborted(this.start(dir).promise, signal);
     const known = await cachedDirDigest(dir, this.cache);
     if (known) return known;
     return untilAborted(this.start(dir).promise, signal);
@@ -119,6 +126,23 @@ export class DigestJobs {
     if (signal?.aborted) onAbort();
     else signal?.addEventListener('abort', onAbort, { once: true });
     return { jobs, dispatched: Promise.all(jobs.map((j) => j.dispatched)).then(() => undefined), release };
+  }
+
+  /**
+   * Starts the folder's hashing before anyone needs it (the app, when a folder is picked);
+   * `drop()` stops it again unless someone else has asked for it since (a run's prefetch or
+   * load), so that a folder picked and then replaced does not keep the hash workers busy
+   * ahead of the one that is used.
+   */
+  ahead(dir: string): { drop(): void } {
+    // Only a job this call starts may be dropped: one already running was asked for before.
+    const mine = !this.running.has(path.resolve(dir));
+    const job = this.start(dir);
+    return {
+      drop: () => {
+        if (mine && (this.askers.get(job) ?? 1) === 1 && [...this.running.values()].includes(job)) job.abort();
+      },
+    };
   }
 
   /**

@@ -150,6 +150,8 @@ export class AppService {
   private readonly digestCache: DigestCache;
   /** Folder hashing, shared with the engine session: what an inspection starts, a run's load joins. */
   private readonly digests: DigestJobs;
+  /** The model folder last inspected, hashing ahead of a run. */
+  private modelAhead: { dir: string; job: { drop(): void } } | null = null;
   /** Aborted by dispose(): stops the inspections and counts still running on worker threads. */
   private readonly lifetime = new AbortController();
   private readonly cacheThrottle: Throttle<null>;
@@ -208,8 +210,8 @@ export class AppService {
     const platform = this.options.platform ?? {};
     return {
       'app.info': async () => this.appInfo(),
-      'model.inspect': async ({ dir }) => this.hashingAhead(dir, await inspectModel(dir, this.lifetime.signal)),
-      'adapter.inspect': async ({ modelDir, dir }) => this.hashingAhead(dir, await inspectAdapter(modelDir, dir, this.lifetime.signal)),
+      'model.inspect': async ({ dir }) => this.hashingAhead('model', dir, await inspectModel(dir, this.lifetime.signal)),
+      'adapter.inspect': async ({ modelDir, dir }) => this.hashingAhead('adapter', dir, await inspectAdapter(modelDir, dir, this.lifetime.signal)),
       'text.count': ({ modelDir, tokenizerDir, documentText, promptText, limit }) =>
         countTokens(modelDir, tokenizerDir ?? modelDir, documentText, promptText, limit, this.lifetime.signal),
       'text.decode': async ({ tokenizerDir, groups }) => ({ texts: await decodeInWorker(tokenizerDir, groups, { signal: this.lifetime.signal }) }),
@@ -265,9 +267,23 @@ export class AppService {
     };
   }
 
-  /** Starts the inspected folder's hashing in the background (its failure is the run's to report); returns `result`. */
-  private hashingAhead<T>(dir: string, result: T): T {
-    if (!this.disposed) this.digests.start(dir);
+  /**
+   * Starts the inspected folder's hashing in the background (its failure is the run's to
+   * report); returns `result`. A model folder replaced by another before any run asked for
+   * its digests stops being hashed: a checkpoint is gigabytes, and the hash workers would
+   * otherwise read it ahead of the model that is used.
+   */
+  private hashingAhead<T>(kind: 'model' | 'adapter', dirIn: string, result: T): T {
+    if (this.disposed) return result;
+    const dir = path.resolve(dirIn);
+    if (kind === 'adapter') {
+      this.digests.ahead(dir);
+      return result;
+    }
+    if (this.modelAhead?.dir !== dir) {
+      this.modelAhead?.job.drop();
+      this.modelAhead = { dir, job: this.digests.ahead(dir) };
+    }
     return result;
   }
 

@@ -14,7 +14,7 @@ import os from 'node:os';
 import { findChromium, renderReport } from '../../main/report/index.js';
 import { ADAPTERS_DIR, asJson, MODEL_DIR, OTHER_MODEL_ADAPTER, sampleReport, tempDir, tinyRequest } from './helpers.js';
 import { demoStatus } from '../../main/compare/demo.js';
-import { watchTasks } from '../unit/worker-spy.js';
+import { holdTasks, watchTasks } from '../unit/worker-spy.js';
 import { ALL_STRATEGIES } from '../../shared/strategies.js';
 
 const FIXTURE_REPORT = path.join(import.meta.dirname, '..', 'fixtures', 'reports', 'demo-llama-gqa-bf16.json');
@@ -252,6 +252,35 @@ describe('AppService', () => {
       assert.ok(!watch.inputs.some((i) => i.file.startsWith(path.join(dir, 'nothing'))));
     } finally {
       watch.restore();
+      await svc.dispose();
+    }
+  });
+
+  it('a model folder replaced by another before any run stops being hashed; the one in use goes on', async () => {
+    const dir = tempDir('inspect-replace');
+    const copy = (name: string): string => {
+      const to = path.join(dir, name);
+      fs.mkdirSync(to);
+      for (const f of fs.readdirSync(MODEL_DIR)) fs.copyFileSync(path.join(MODEL_DIR, f), path.join(to, f));
+      return to;
+    };
+    const [first, second] = [copy('first'), copy('second')];
+    const dataDir = path.join(dir, 'data');
+    const gate = holdTasks<{ file: string }>('hash-file');
+    const svc = new AppService({ transport: 'websocket', historyDir: path.join(dir, 'history'), cacheBudgetBytes: 1 << 30, dataDir });
+    try {
+      await dispatch(svc.handlers, 'model.inspect', { dir: first });
+      await dispatch(svc.handlers, 'model.inspect', { dir: second });
+      gate.open();
+      const file = path.join(dataDir, 'digests.json');
+      const kept = (): string => (fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : '');
+      const weights = (d: string): string[] => fs.readdirSync(d).filter((n) => n.endsWith('.safetensors')).map((n) => path.join(d, n));
+      for (let i = 0; i < 200 && !weights(second).every((f) => kept().includes(JSON.stringify(f))); i++) await new Promise((r) => setTimeout(r, 50));
+      assert.ok(weights(second).every((f) => kept().includes(JSON.stringify(f))), 'the model in use is hashed');
+      assert.ok(weights(first).every((f) => !kept().includes(JSON.stringify(f))), 'the replaced one was stopped');
+      assert.ok(gate.inputs.some((i) => i.file.startsWith(first + path.sep)), 'it had been started');
+    } finally {
+      gate.restore();
       await svc.dispose();
     }
   });

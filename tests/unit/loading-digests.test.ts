@@ -18,6 +18,8 @@ import type { NativeAddon } from '../../main/engine/native-types.js';
 import type { LoadedAddon } from '../../main/engine/native-loader.js';
 import { ADAPTERS_DIR, MODEL_DIR, tempDir } from '../rpc/helpers.js';
 import { startSessionForRun } from '../../main/compare/start-session.js';
+import { holdTasks } from './worker-spy.js';
+import { DigestJobs } from '../../main/model/digest-jobs.js';
 
 /** Counts hash jobs, and the most that ran at once, by watching WorkerPool.run. */
 function watchHashing(): { jobs: () => number; maxConcurrent: () => number; restore: () => void } {
@@ -35,30 +37,10 @@ function watchHashing(): { jobs: () => number; maxConcurrent: () => number; rest
   return { jobs: () => jobs, maxConcurrent: () => max, restore: () => (WorkerPool.prototype.run = original) };
 }
 
-/**
- * Holds every hash job until open() (then lets them run, or fails them with `failWith`), so
- * a test can see what happens while files are still being hashed.
- */
-function holdHashing(failWith?: Error): { open: () => void; held: () => number; jobs: () => number; files: () => string[]; restore: () => void } {
-  const original = WorkerPool.prototype.run;
-  let release!: () => void;
-  const opened = new Promise<void>((r) => (release = r));
-  let held = 0;
-  let jobs = 0;
-  const files: string[] = [];
-  WorkerPool.prototype.run = function (this: WorkerPool, task: TaskName, ...rest: unknown[]) {
-    const run = (): Promise<unknown> => (original as (...a: unknown[]) => Promise<unknown>).call(this, task, ...rest);
-    if (task !== 'hash-file') return run();
-    jobs++;
-    held++;
-    files.push((rest[0] as { file: string }).file);
-    return opened.then(() => {
-      held--;
-      if (failWith) throw failWith;
-      return run();
-    });
-  } as typeof original;
-  return { open: release, held: () => held, jobs: () => jobs, files: () => [...files], restore: () => (WorkerPool.prototype.run = original) };
+/** Holds every hash job until open() (worker-spy.ts), with the files they were given. */
+function holdHashing(failWith?: Error): ReturnType<typeof holdTasks<{ file: string }>> & { files(): string[] } {
+  const gate = holdTasks<{ file: string }>('hash-file', failWith);
+  return Object.assign(gate, { files: () => gate.inputs.map((i) => i.file) });
 }
 
 /** A copy of a fixture folder (own files: their stamps are this test's). */
@@ -327,6 +309,33 @@ describe('file digests and loading', { timeout: 300_000 }, () => {
     } finally {
       gate.restore();
       session.dispose();
+    }
+  });
+
+  it('hashing started ahead is dropped by drop() unless someone asked for the folder since, or before', async () => {
+    const gate = holdHashing();
+    const jobs = new DigestJobs(new DigestCache(null));
+    try {
+      const [a, b, c] = [copyModel(), copyModel(), copyModel()];
+      const hashedIn = (d: string): number => gate.files().filter((f) => f.startsWith(d + path.sep)).length;
+      const dropped = jobs.ahead(a);
+      const joined = jobs.ahead(b);
+      const cDigest = jobs.start(c).promise; // asked for before its ahead start
+      const before = jobs.ahead(c);
+      for (let i = 0; i < 100 && gate.jobs() < 3 * relevantFiles(a).length; i++) await new Promise((r) => setTimeout(r, 10));
+      assert.equal(gate.jobs(), 3 * relevantFiles(a).length, 'the three folders are being hashed');
+      const bDigest = jobs.digest(b); // a load asks for b after its ahead start
+      dropped.drop();
+      joined.drop();
+      before.drop();
+      gate.open();
+      assert.ok((await bDigest).files.length > 0 && (await cDigest).files.length > 0, 'b and c are hashed');
+      assert.equal(hashedIn(b), relevantFiles(b).length, 'b once');
+      assert.equal(hashedIn(c), relevantFiles(c).length, 'c once');
+      assert.ok((await jobs.digest(a)).files.length > 0);
+      assert.equal(hashedIn(a), 2 * relevantFiles(a).length, 'a was dropped: asked for later, it is hashed afresh');
+    } finally {
+      gate.restore();
     }
   });
 
