@@ -4,13 +4,13 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-function findProjectRoot(start: string): string {
+function findProjectRoot(start: string): { dir: string; version: string } {
   let dir = start;
   for (;;) {
     const pkg = path.join(dir, 'package.json');
     if (fs.existsSync(pkg)) {
-      const name = (JSON.parse(fs.readFileSync(pkg, 'utf8')) as { name?: unknown }).name;
-      if (name === 'adapterlens') return dir;
+      const { name, version } = JSON.parse(fs.readFileSync(pkg, 'utf8')) as { name?: unknown; version?: unknown };
+      if (name === 'adapterlens') return { dir, version: String(version) };
     }
     const parent = path.dirname(dir);
     if (parent === dir) throw new Error(`AdapterLens: no package.json named "adapterlens" above ${start}`);
@@ -18,7 +18,10 @@ function findProjectRoot(start: string): string {
   }
 }
 
-export const projectRoot: string = findProjectRoot(path.dirname(fileURLToPath(import.meta.url)));
+const project = findProjectRoot(path.dirname(fileURLToPath(import.meta.url)));
+export const projectRoot: string = project.dir;
+/** package.json's version (reports, app.info). */
+export const appVersion: string = project.version;
 
 /** The folder cmake-js writes the addons to. */
 export const nativeBuildDir: string = path.join(projectRoot, 'native', 'build', 'Release');

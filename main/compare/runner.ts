@@ -11,7 +11,6 @@
 // Everything the run allocates is either a cache-manager lease or a transient owned by
 // the run's scope; scope.close() in `finally` frees both, so a cancel at any point
 // leaves nothing pinned.
-import fs from 'node:fs';
 import path from 'node:path';
 import { CacheManager, cacheKey, type RunScope } from '../cache/cache-manager.js';
 import { checkContext, checkFits, estimateMemory, kvCacheBytes } from '../cache/memory-estimate.js';
@@ -19,7 +18,7 @@ import { cancelTokenFor, throwIfAborted } from '../engine/cancel.js';
 import { untilAborted } from '../cancellation.js';
 import { generate, type GenerationRequest } from '../engine/generate.js';
 import type { NativeErrorSums, NativeKvCache, NativeKvStore, NativeScoreItem, NativeStrategySpec } from '../engine/native-types.js';
-import { projectRoot } from '../paths.js';
+import { appVersion } from '../paths.js';
 import type { CompareProgress, CompareRequest, CompareStage, TokenEvent } from '../../shared/compare.js';
 import { REPORT_SCHEMA, type AdapterResult, type FitPoint, type FitResult, type Generation, type LayerErrors, type Report, type Scores, type StrategyResult } from '../../shared/report.js';
 import { parseStrategy, pcaWeights, strategyId, type StrategyId } from '../../shared/strategies.js';
@@ -42,11 +41,6 @@ export { CompareInputError };
 
 function adapterName(choice: { name?: string; dir: string }): string {
   return choice.name?.trim() || path.basename(path.resolve(choice.dir));
-}
-
-function packageVersion(): string {
-  const pkg = JSON.parse(fs.readFileSync(path.join(projectRoot, 'package.json'), 'utf8')) as { version: string };
-  return pkg.version;
 }
 
 /** Per-strategy work of one adapter, filled in stage by stage. */
@@ -553,7 +547,7 @@ export async function runComparison(
     return {
       schema: REPORT_SCHEMA,
       createdAt: new Date().toISOString(),
-      versions: { adapterlens: packageVersion(), engine: info.engineVersion, node: process.versions.node },
+      versions: { adapterlens: appVersion, engine: info.engineVersion, node: process.versions.node },
       backend: { kind: session.engine.backend, device: info.device, fallbackReason: session.engine.fallbackReason },
       settings: {
         strategies,

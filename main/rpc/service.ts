@@ -11,7 +11,6 @@
 // digests the report needs; kept in the data folder): by the time the user presses run, a
 // first run on a large checkpoint has little or nothing left to hash.
 import { randomUUID } from 'node:crypto';
-import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { CacheManager } from '../cache/cache-manager.js';
@@ -25,7 +24,7 @@ import { DigestCache } from '../model/digest-cache.js';
 import { DigestJobs } from '../model/digest-jobs.js';
 import { openAdapterInWorker, openCheckpointInWorker } from '../model/open-async.js';
 import { decodeInWorker } from '../model/tokenize-async.js';
-import { projectRoot } from '../paths.js';
+import { appVersion } from '../paths.js';
 import type { CompareProgress, CompareRequest, CompareStage, TokenEvent } from '../../shared/compare.js';
 import {
   ACTIVE_RUN_TOKEN_LIMIT,
@@ -130,11 +129,6 @@ class Throttle<T> {
     this.timer = null;
     this.pending = null;
   }
-}
-
-function readVersion(): string {
-  const pkg = JSON.parse(fs.readFileSync(path.join(projectRoot, 'package.json'), 'utf8')) as { version: string };
-  return pkg.version;
 }
 
 export class AppService {
@@ -300,7 +294,7 @@ export class AppService {
       demoUnavailable = e.message;
     }
     return {
-      version: readVersion(),
+      version: appVersion,
       engineVersion: info.engineVersion,
       backend: {
         kind: session.engine.backend,
