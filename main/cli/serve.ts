@@ -40,7 +40,6 @@ export interface ServeConfig {
 
 export class ServeUsageError extends Error {}
 
-/** $XDG_DATA_HOME/adapterlens, else ~/.local/share/adapterlens (the XDG base-directory default). */
 export function isLoopback(host: string): boolean {
   return host === 'localhost' || host === '::1' || (net.isIPv4(host) && host.startsWith('127.'));
 }

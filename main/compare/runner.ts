@@ -109,24 +109,29 @@ export async function runComparison(
   // against it, the document against the context (preflight.ts). The tokenizer remembers
   // what it encoded there, so the encode below costs nothing. The folders' hashing starts
   // first, beside it.
+  // A run that fails before its loads are done releases the hold too: the session may then stop that hashing.
   const prefetch = session.prefetchDigests([request.modelDir, ...request.adapters.map((a) => a.dir)], signal);
-  await preflightRequest(session, request, signal);
-  progress('load', 0, request.adapters.length + 1, 'model');
-  const model: LoadedModel = await session.loadModel(
-    request.modelDir,
-    signal,
-    (what, d, t) => progress('load', 0, request.adapters.length + 1, `${what} ${d}/${t}`),
-    request.dtype,
-  );
+  let model: LoadedModel;
+  const adapters: LoadedAdapter[] = [];
+  try {
+    await preflightRequest(session, request, signal);
+    progress('load', 0, request.adapters.length + 1, 'model');
+    model = await session.loadModel(
+      request.modelDir,
+      signal,
+      (what, d, t) => progress('load', 0, request.adapters.length + 1, `${what} ${d}/${t}`),
+      request.dtype,
+    );
+    for (const [i, choice] of request.adapters.entries()) {
+      progress('load', i + 1, request.adapters.length + 1, names[i]);
+      adapters.push(await session.loadAdapter(model, choice.dir, signal));
+    }
+  } finally {
+    prefetch.release();
+  }
   // Bytes per cached K/V value and activation in the compute dtype.
   const bytesPerValue = request.dtype === 'fp32' ? 4 : 2;
   const cfg = model.checkpoint.config.native;
-  const adapters: LoadedAdapter[] = [];
-  for (const [i, choice] of request.adapters.entries()) {
-    progress('load', i + 1, request.adapters.length + 1, names[i]);
-    adapters.push(await session.loadAdapter(model, choice.dir, signal));
-  }
-  prefetch.release();
   const tokenizerDir = request.tokenizerDir ?? model.dir;
   const tokenizer = await session.loadTokenizer(tokenizerDir, signal);
   // Its digest (often the model folder's, being hashed already) is awaited by the report only.
@@ -408,14 +413,12 @@ export async function runComparison(
     // and out as a live event once its piece of text is decoded (one token at a time, on a
     // tokenize worker: piece-streams.ts); those pieces are the report's too.
     const generateRows = async (rows: Cell[], rowRequests: GenerationRequest[], onStep?: () => void): Promise<void> => {
-      // Each token's step and probability, for its event when its piece comes.
-      const heard = rows.map(() => [] as { step: number; prob: number }[]);
+      // A row's index-th token came at step `index` (rows all start at step 0, generate.ts).
       const streams = tokenizer.pieceStreams(rows.length, {
         signal,
         onPiece: (seq, piece, index) => {
           const c = rows[seq]!;
-          const t = heard[seq]![index]!;
-          hooks.onToken?.({ adapter: c.adapter, strategy: c.strategy, step: t.step, token: c.tokens[index]!, piece, prob: t.prob });
+          hooks.onToken?.({ adapter: c.adapter, strategy: c.strategy, step: index, token: c.tokens[index]!, piece, prob: c.probs[index]! });
         },
       });
       try {
@@ -423,12 +426,13 @@ export async function runComparison(
           signal,
           cancel: runCancel,
           maxRows: BATCH_ROWS,
-          onToken: (seq, token, step, prob) => {
+          onToken: (seq, token, _step, prob) => {
             const c = rows[seq]!;
             c.tokens.push(token);
             c.probs.push(prob);
-            heard[seq]!.push({ step, prob });
-            // Decoded whether or not anyone listens live: the report takes these pieces.
+            // Decoded whether or not anyone listens live: the report takes these pieces. A
+            // decode that failed ends the generation here rather than at its end.
+            streams.throwIfFailed();
             streams.push(seq, token);
             onStep?.();
           },

@@ -26,7 +26,7 @@ export async function startSessionForRun(
 ): Promise<RunSession> {
   const digestJobs = new DigestJobs(DigestCache.inDataDir(options.dataDir));
   const prefetch = digestJobs.prefetch([request.modelDir, ...request.adapters.map((a) => a.dir)], options.signal);
-  // Every file with a hash worker first: the engine's start-up below holds this thread a while.
+  // Every file with a hash worker first: loading the engine's build below holds this thread a moment.
   await prefetch.dispatched;
   try {
     const probeCacheFile = probeCacheIn(options.dataDir);

@@ -36,6 +36,8 @@ const cache = new Map<string, NativeAddon>();
 const probed = new Map<string, CudaProbe>();
 /** Probes under way (prepareAddon), by build file: one child however many ask. */
 const probing = new Map<string, Promise<CudaProbe>>();
+/** Why a build's start() failed in this process, by build file: loadAddon says so without starting it again here. */
+const startFailures = new Map<string, string>();
 
 function requireAddon(file: string): NativeAddon {
   const hit = cache.get(file);
@@ -103,22 +105,37 @@ export function probeCudaAsync(cudaFile: string): Promise<CudaProbe> {
   let running = probing.get(cudaFile);
   if (running) return running;
   running = new Promise<CudaProbe>((resolve) => {
-    const [cmd, args, opts] = probeArgs(cudaFile);
-    const child = spawn(cmd, args, { ...opts, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    let spawnError: Error | null = null;
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    const timer = setTimeout(() => child.kill('SIGKILL'), PROBE_TIMEOUT_MS);
-    child.on('error', (e) => (spawnError = e));
-    child.on('close', (status, signal) => {
-      clearTimeout(timer);
-      const result = probeOutcome(stdout, () => (spawnError ? spawnError.message : signal ? `the probe process died (${signal})` : stderr || `exit status ${status}`));
+    const done = (result: CudaProbe): void => {
       probed.set(cudaFile, result);
       probing.delete(cudaFile);
       resolve(result);
-    });
+    };
+    try {
+      const [cmd, args, opts] = probeArgs(cudaFile);
+      const child = spawn(cmd, args, { ...opts, stdio: ['ignore', 'pipe', 'pipe'] });
+      let stdout = '';
+      let stderr = '';
+      let spawnError: Error | null = null;
+      let timedOut = false;
+      child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+      child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+      const timer = setTimeout(() => {
+        timedOut = true;
+        child.kill('SIGKILL');
+      }, PROBE_TIMEOUT_MS);
+      child.on('error', (e) => (spawnError = e));
+      child.on('close', (status, signal) => {
+        clearTimeout(timer);
+        done(probeOutcome(stdout, () => {
+          if (spawnError) return spawnError.message;
+          if (timedOut) return `the probe process did not answer within ${PROBE_TIMEOUT_MS / 1000} s`;
+          return signal ? `the probe process died (${signal})` : stderr || `exit status ${status}`;
+        }));
+      });
+    } catch (e) {
+      // No child at all (e.g. out of file descriptors): a failed probe, as spawnSync's error would be.
+      done(probeOutcome('', () => String((e as Error)?.message ?? e)));
+    }
   });
   probing.set(cudaFile, running);
   return running;
@@ -137,6 +154,11 @@ export interface LoadOptions {
  * one). A failure here forgets the kept probe: the next start probes again.
  */
 function startCuda(cudaFile: string, probeCacheFile: string | undefined): { addon: NativeAddon } | { reason: string } {
+  const failed = startFailures.get(cudaFile);
+  if (failed) {
+    if (probeCacheFile) forgetProbe(probeCacheFile);
+    return { reason: failed };
+  }
   try {
     const addon = requireAddon(cudaFile);
     addon.info();  // the CUDA context (started already after prepareAddon): fails here, as in the probe, where it cannot start now
@@ -171,8 +193,9 @@ export async function prepareAddon(choiceIn: BackendChoice = 'auto', options: Lo
   if (!(key && readKeptProbe(options.probeCacheFile!, key)) && !(await probeCudaAsync(cudaFile)).ok) return;
   try {
     await requireAddon(cudaFile).start();
-  } catch {
-    // loadAddon's info() meets the same failure and says why.
+  } catch (e) {
+    // loadAddon says why, without starting the device again on this thread.
+    startFailures.set(cudaFile, classifyCudaFailure(String((e as Error)?.message ?? e)));
   }
 }
 

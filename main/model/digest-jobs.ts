@@ -3,8 +3,9 @@
 //
 // An EngineSession owns one (or is given one). A new process can make it before the
 // engine: the CLI starts its run's folders hashing, waits until their files are with the
-// hash workers (`dispatched`), and only then starts the engine, whose start-up (the CUDA
-// probe, a child process waited for synchronously) blocks this thread but not the workers.
+// hash workers (`dispatched`), and only then starts the engine (the CUDA probe, a child,
+// then the device), whose few synchronous moments (loading the build) hold this thread but
+// not the workers.
 // On a first run the SHA-256 of the largest shard, one core's work, is the longest job of
 // the run, so every moment it starts earlier comes off the run's end.
 import path from 'node:path';
@@ -140,7 +141,7 @@ export class DigestJobs {
     const job = this.start(dir);
     return {
       drop: () => {
-        if (mine && (this.askers.get(job) ?? 1) === 1 && [...this.running.values()].includes(job)) job.abort();
+        if (mine && (this.askers.get(job) ?? 1) === 1 && this.running.get(path.resolve(dir)) === job) job.abort();
       },
     };
   }

@@ -43,6 +43,11 @@ export class PieceStreams {
     });
   }
 
+  /** Throws what made a burst's decoding fail, if anything has. */
+  throwIfFailed(): void {
+    if (this.failure) throw this.failure.error;
+  }
+
   /** No more pieces are decoded or heard of (the generation failed); finish() rejects. */
   stop(): void {
     this.failure ??= { error: new Error('the piece streams were stopped') };

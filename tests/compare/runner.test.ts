@@ -11,7 +11,8 @@ import type { CompareProgress, CompareRequest } from '../../shared/compare.js';
 import { DEFAULT_SETTINGS } from '../../shared/compare.js';
 import { adapterDir, modelDir, readManifest } from '../parity/hf-fixtures.js';
 import { DigestCache } from '../../main/model/digest-cache.js';
-import { watchTasks } from '../unit/worker-spy.js';
+import { holdTasks, watchTasks } from '../unit/worker-spy.js';
+import { isCancellation } from '../../main/cancellation.js';
 import { loadTokenizer } from '../../main/model/tokenizer.js';
 import { Tokenizer as HfTokenizer } from '@huggingface/tokenizers';
 import type { NativeAddon } from '../../main/engine/native-types.js';
@@ -144,6 +145,25 @@ describe('runner + cache manager', () => {
       fresh.dispose();
     }
   });
+  it('a live decode that fails ends the generation at its next step, with that error', async () => {
+    const gate = holdTasks('decode', new Error('the decoder broke'));
+    gate.open();
+    let generated = 0;
+    let total = 0;
+    try {
+      await assert.rejects(
+        runComparison(session, manager, { ...request, maxNewTokens: 16 }, {
+          onProgress: (p) => {
+            if (p.stage === 'generate') [generated, total] = [p.done, p.total];
+          },
+        }),
+        /the decoder broke/,
+      );
+      assert.ok(total > 0 && generated < total / 2, `generation stopped early: ${generated} of ${total} tokens`);
+    } finally {
+      gate.restore();
+    }
+  });
 });
 
 describe('a first run hashes from its start', () => {
@@ -172,6 +192,24 @@ describe('a first run hashes from its start', () => {
       hashJobs.restore();
       manager.dispose();
       session.dispose();
+    }
+  });
+
+  it('a run that fails before its loads releases its folders: disposing the session stops the hashing it began', async () => {
+    const gate = holdTasks('hash-file');
+    const session = new EngineSession('cpu', { digestCache: new DigestCache(null) });
+    const manager = new CacheManager({ budgetBytes: 1 << 30 });
+    try {
+      // Far more new tokens than the context holds: refused by the preflight, after the prefetch began.
+      await assert.rejects(runComparison(session, manager, { ...request, maxNewTokens: 10_000_000 }), /positions/);
+      assert.ok(gate.jobs() > 0, 'the folders were being hashed');
+      const job = session.digests.start(request.modelDir);
+      session.dispose();
+      gate.open();
+      await assert.rejects(job.promise, (e: unknown) => isCancellation(e), 'stopped by the dispose, not left running');
+    } finally {
+      gate.restore();
+      manager.dispose();
     }
   });
 });
