@@ -74,7 +74,9 @@ if fresh:
     res["freshProcess"] = {"seconds": fresh[0]["fresh"]["secondsSinceProcessStart"],
                            "secondStartSeconds": fresh[1]["fresh"]["secondsSinceProcessStart"] if len(fresh) > 1 else None,
                            "hfLoadSeconds": hf["loadSeconds"] if hf else None, "stages": fresh[0]["fresh"]["stages"],
-                           "secondStartStages": fresh[1]["fresh"]["stages"] if len(fresh) > 1 else None}
+                           "secondStartStages": fresh[1]["fresh"]["stages"] if len(fresh) > 1 else None,
+                           # Process start to the engine ready (imports, hashing dispatched, probe, device).
+                           "engineReadySeconds": fresh[0]["fresh"].get("engineReadySeconds")}
 cli = [load(f"cli-time-{i}.json") for i in (1, 2)]
 if cli[0]:
     # adapterlens compare itself (compiled, as users run it), process start to exit.
