@@ -226,11 +226,6 @@ export class EngineSession {
     return this.digests.digest(dirIn, signal);
   }
 
-  /** The digest cache the session's hashing reads and fills. */
-  get digestCache(): DigestCache {
-    return this.digests.cache;
-  }
-
   /**
    * Starts hashing these folders now, ahead of their loads (which join the jobs): on a first
    * run the SHA-256 of the largest shard, one core's work, is the longest job, so it begins

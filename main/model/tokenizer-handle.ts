@@ -23,16 +23,13 @@ export class TokenizerHandle {
    */
   private readonly recent = { document: null as { text: string; ids: number[] } | null, prompt: null as { text: string; ids: number[] } | null };
 
+  /** `summary` as the workers made it (shared, read only). */
   constructor(summary: TokenizerSummary) {
-    this.info = structuredClone(summary);
+    this.info = summary;
     this.dir = summary.dir;
     this.bosId = summary.bosId;
     this.eosId = summary.eosId;
     this.vocabSize = summary.vocabSize;
-  }
-
-  summary(): TokenizerSummary {
-    return structuredClone(this.info);
   }
 
   /**

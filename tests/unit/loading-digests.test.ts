@@ -299,7 +299,7 @@ describe('file digests and loading', { timeout: 300_000 }, () => {
     try {
       const files = relevantFiles(model).length + relevantFiles(adapterDir).length;
       assert.equal(gate.jobs(), files, 'every file is being hashed when the session is handed over');
-      assert.equal(session.digestCache.file, path.join(runData, DIGEST_CACHE_FILE), 'digests kept in the data folder');
+      assert.equal(session.digests.cache.file, path.join(runData, DIGEST_CACHE_FILE), 'digests kept in the data folder');
       gate.open();
       const m = await session.loadModel(model);
       await session.loadAdapter(m, adapterDir);
