@@ -5,6 +5,8 @@
 //                      run), its decode step times, then all eight strategies with every metric
 //                      and score, and the device-to-host bytes of a comparison.
 //   fresh WORK OUT     a fresh process's first run (load included, timed from process start).
+//   profile WORK OUT   all eight strategies twice, a marker line between (for the op profile
+//                      of a warm run: ADAPTERLENS_CUDA_PROFILE=1).
 //   ladder WORK OUT    Llama-3-8B shape: documents of 4k..120k tokens, 3 adapters × 4 strategies,
 //                      per-stage times, peak device memory and the decode step.
 //   doc WORK TOKENS    writes WORK/doc.txt, English text of about TOKENS tokens.
@@ -59,6 +61,37 @@ function request(model: string, strategies: string[], documentText: string): Com
     dtype: 'bf16',
     device: 'cuda',
   };
+}
+
+/**
+ * Shadows every method of a native object (its prototype's are read-only) with a timed one on
+ * the object itself: count and summed ms per name.
+ */
+function traceCalls(target: Record<string, unknown>): { byName: Map<string, { n: number; ms: number }>; restore(): void } {
+  const proto = Object.getPrototypeOf(target) as Record<string, unknown>;
+  const byName = new Map<string, { n: number; ms: number }>();
+  const names: string[] = [];
+  for (const name of Object.getOwnPropertyNames(proto)) {
+    // Methods only: a native getter (bytes, info) throws when read off the prototype itself.
+    const f = Object.getOwnPropertyDescriptor(proto, name)?.value as unknown;
+    if (name === 'constructor' || typeof f !== 'function') continue;
+    names.push(name);
+    const timedCall = function (this: unknown, ...a: unknown[]) {
+      const t0 = performance.now();
+      const note = () => {
+        const c = byName.get(name) ?? { n: 0, ms: 0 };
+        c.n++;
+        c.ms += performance.now() - t0;
+        byName.set(name, c);
+      };
+      const r = (f as (...x: unknown[]) => unknown).apply(this, a);
+      if (r instanceof Promise) return r.finally(note);
+      note();
+      return r;
+    };
+    Object.defineProperty(target, name, { value: timedCall, configurable: true, writable: true });
+  }
+  return { byName, restore: () => names.forEach((n) => delete target[n]) };
 }
 
 /** One comparison, timed, with its decode steps (from the runner's own token events). */
@@ -145,6 +178,22 @@ async function main(): Promise<void> {
         for (let i = 0; i < 3; i++) all.push(await timed(session, manager, request('llama2-7b-shape', ALL, doc)));
         all.sort((a, b) => a.seconds - b.seconds);
         out.allStrategies = { ...all[1], runs: all.map((f) => f.seconds) };
+      }
+    } else if (mode === 'profile') {
+      // Under ADAPTERLENS_CUDA_PROFILE=1: all eight strategies once to warm up, then once more
+      // after a marker line, so that the op profile of a warm run can be read after it.
+      const doc = fs.readFileSync(path.join(work!, 'doc.txt'), 'utf8');
+      await timed(session, manager, request('llama2-7b-shape', ALL, doc));
+      // Each native model call of the warm run timed as JS sees it (thread-pool hop, device
+      // lock, the work and its wait), to tell host time from the op profile's device time.
+      const req = request('llama2-7b-shape', ALL, doc);
+      const loaded = await session.loadModel(req.modelDir, undefined, undefined, req.dtype);  // the one the warm-up loaded
+      const calls = traceCalls(loaded.native as unknown as Record<string, unknown>);
+      console.log('== profiled run: all eight strategies, warm');
+      out.allStrategies = await timed(session, manager, req);
+      calls.restore();
+      for (const [name, c] of [...calls.byName].sort((a, b) => b[1].ms - a[1].ms)) {
+        console.log(`  native ${name.padEnd(14)} ×${String(c.n).padEnd(4)} ${c.ms.toFixed(1).padStart(8)} ms`);
       }
     } else if (mode === 'ladder') {
       const rungs = (process.env.LADDER ?? '4096,16384,32768,49152,122880').split(',').map(Number);

@@ -1,13 +1,13 @@
 // The checks a comparison request gets before the runner loads a single weight, all off
-// the main thread: the model's config and headers (a worker), the tokenizer (checked in a
-// worker, its vocabulary against the model's), then the document's length against the
-// context: first a lower bound on its token count computed from its length alone (a 10 MB
-// document for a 4096-token model is refused at once, not after minutes of tokenizing),
-// then the real count, tokenized on a worker thread with a time limit and cancel.
+// the main thread: the model's config and headers (a worker, or the loaded model's when its
+// files are unchanged), the tokenizer (checked in a worker, its vocabulary against the
+// model's), then the document's length against the context: first a lower bound on its
+// token count computed from its length alone (a 10 MB document for a 4096-token model is
+// refused at once, not after minutes of tokenizing), then the real count, tokenized on a
+// worker thread with a time limit and cancel.
 //
 // The tokenizer remembers what it encoded here (TokenizerHandle.encodeDocumentAsync), so the
 // runner's own encode of the same text right after costs nothing.
-import { openCheckpointInWorker } from '../model/open-async.js';
 import type { CompareRequest } from '../../shared/compare.js';
 import { CompareInputError } from './input-error.js';
 import type { EngineSession } from './session.js';
@@ -21,7 +21,7 @@ function tooLong(positions: number, atLeast: boolean, context: number): CompareI
 }
 
 export async function preflightRequest(session: EngineSession, request: CompareRequest, signal?: AbortSignal): Promise<void> {
-  const checkpoint = await openCheckpointInWorker(request.modelDir, { signal });
+  const checkpoint = await session.openCheckpoint(request.modelDir, signal);
   const cfg = checkpoint.config.native;
   const tokenizer = await session.loadTokenizer(request.tokenizerDir ?? request.modelDir, signal);
   checkTokenizerVocab(tokenizer, { configFile: checkpoint.config.file, vocabSize: cfg.vocabSize });

@@ -6,7 +6,8 @@
 //     run on a worker thread (open-async.ts): a missing or broken folder is a LoadError
 //     naming it, before anything is hashed or allocated;
 //  2. the folder's identity (its files' stamps, dirIdentity) decides whether what is
-//     loaded can be reused, and keys the run's caches, without reading a byte;
+//     loaded can be reused, and keys the run's caches, without reading a byte; it is
+//     looked at first, so a run over unchanged folders opens nothing again;
 //  3. the SHA-256 digests come from a DigestCache (digest-cache.ts) when every file's stamp
 //     is unchanged; otherwise hashing starts (worker threads, shards in parallel) beside the
 //     engine's weight load and goes on in the background: `digest` is a promise that only
@@ -130,10 +131,14 @@ export class EngineSession {
   async loadModel(dirIn: string, signal?: AbortSignal, onProgress?: LoadProgress, dtype: ComputeDtype = 'fp32'): Promise<LoadedModel> {
     const dir = path.resolve(dirIn);
     this.releaseRunHolds();
+    const current = this.model;
+    const reusable = (identity: string | null) => current && current.dir === dir && current.dtype === dtype && current.identity === identity && !this.failedDigests.has(current.digest);
+    // Files unchanged since the model was loaded: nothing to open again (a worker's round trip
+    // on every run). A folder that cannot be listed falls through to the loader's own check.
+    if (reusable(await dirIdentity(dir).catch(() => null))) return current!;
     const checkpoint = await openCheckpointInWorker(dir, { signal });
     const identity = await dirIdentity(dir);
-    const current = this.model;
-    if (current && current.dir === dir && current.dtype === dtype && current.identity === identity && !this.failedDigests.has(current.digest)) return current;
+    if (reusable(identity)) return current!;
     this.disposeModel(dir);
     const digest = this.backgroundDigest(dir, 'hashing model files', onProgress);
     const native = await loadWhileHashing(signal, digest, (sig) =>
@@ -148,14 +153,36 @@ export class EngineSession {
     return this.model;
   }
 
+  /**
+   * The model folder's config and tensor index: the loaded model's own when the folder's
+   * files are unchanged since it was loaded, else read again on a worker (the loader's checks).
+   */
+  async openCheckpoint(dirIn: string, signal?: AbortSignal): Promise<CheckpointInfo> {
+    const dir = path.resolve(dirIn);
+    const current = this.model;
+    if (current && current.dir === dir && current.identity === (await dirIdentity(dir).catch(() => null))) return current.checkpoint;
+    return openCheckpointInWorker(dir, { signal });
+  }
+
   async loadAdapter(model: LoadedModel, dirIn: string, signal?: AbortSignal, onProgress?: LoadProgress): Promise<LoadedAdapter> {
     const dir = path.resolve(dirIn);
+    const reusable = (identity: string | null): AdapterSlot | null => {
+      const hit = this.adapters.get(dir);
+      return hit && hit.model === model && identity === hit.loaded.identity && !this.failedDigests.has(hit.loaded.digest) && this.cache.has(hit.key) ? hit : null;
+    };
+    // As loadModel: files unchanged since this adapter was loaded into this model need no new open.
+    const early = reusable(await dirIdentity(dir).catch(() => null));
+    if (early) {
+      await this.hold(early);
+      return early.loaded;
+    }
     const opened = await openAdapterInWorker(dir, model.checkpoint.config.native, { signal });
     const identity = await dirIdentity(dir);
     const hit = this.adapters.get(dir);
-    if (hit && hit.model === model && identity === hit.loaded.identity && !this.failedDigests.has(hit.loaded.digest) && this.cache.has(hit.key)) {
-      await this.hold(hit);
-      return hit.loaded;
+    const same = reusable(identity);
+    if (same) {
+      await this.hold(same);
+      return same.loaded;
     }
     if (hit) this.forget(hit);
     const digest = this.backgroundDigest(dir, 'hashing adapter files', onProgress);

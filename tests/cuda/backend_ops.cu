@@ -237,6 +237,48 @@ void dense_cases() {
       return rel_err(y.from(*gpu), y.from(cpu));
     });
   }
+  // Gram matrices XᵀX of random X [rows, n] whose last `rank_gap` columns repeat others (zero
+  // eigenvalues, dropped), scaled so their eigenvalues span decades. Compared through products
+  // that do not depend on the eigenvectors' signs or a repeated eigenvalue's basis:
+  // inv·invᵀ (the pseudo-inverse of G over the kept k) and inv·scaledᵀ (the projector onto them).
+  struct Eig { int count, n, k; const char* what; };
+  for (const Eig e : {Eig{22, 16, 16, "cuSOLVER, lowrank:8's orthonormalization"}, Eig{22, 16, 8, "cuSOLVER, its last step"},
+                      Eig{3, 40, 12, "past 32: the host path"}}) {
+    add("gram_factors", std::to_string(e.count) + " × " + std::to_string(e.n) + "², top " + std::to_string(e.k) + " (" + e.what + ")", kF32, [e](DT) {
+      const int rows = 3 * e.n, gap = 3;
+      std::vector<float> g(size_t(e.count) * e.n * e.n, 0.0f);
+      for (int p = 0; p < e.count; ++p) {
+        std::vector<float> x = randn(size_t(rows) * e.n);
+        for (int r = 0; r < rows; ++r) {
+          for (int c = 0; c < e.n; ++c) x[size_t(r) * e.n + c] *= std::pow(3.0f, -0.15f * c);
+          for (int c = e.n - gap; c < e.n; ++c) x[size_t(r) * e.n + c] = x[size_t(r) * e.n + c - (e.n - gap)];
+        }
+        for (int i = 0; i < e.n; ++i)
+          for (int j = 0; j < e.n; ++j) {
+            double d = 0;
+            for (int r = 0; r < rows; ++r) d += double(x[size_t(r) * e.n + i]) * x[size_t(r) * e.n + j];
+            g[(size_t(p) * e.n + i) * e.n + j] = float(d);
+          }
+      }
+      const size_t nk = size_t(e.count) * e.n * e.k;
+      Raw<float> gm(g), inv(std::vector<float>(nk, 0.0f)), sc(std::vector<float>(nk, 0.0f));
+      cpu.gram_factors(e.count, e.n, e.k, gm.cp(), inv.cp(), sc.cp());
+      gpu->gram_factors(e.count, e.n, e.k, gm.gp(), inv.gp(), sc.gp());
+      auto products = [&](const std::vector<float>& a, const std::vector<float>& b) {
+        std::vector<double> out(size_t(e.count) * e.n * e.n, 0.0);
+        for (int p = 0; p < e.count; ++p)
+          for (int i = 0; i < e.n; ++i)
+            for (int j = 0; j < e.n; ++j) {
+              double d = 0;
+              for (int q = 0; q < e.k; ++q) d += double(a[(size_t(p) * e.n + i) * e.k + q]) * b[(size_t(p) * e.n + j) * e.k + q];
+              out[(size_t(p) * e.n + i) * e.n + j] = d;
+            }
+        return out;
+      };
+      const std::vector<float> ic = inv.from(cpu), ig = inv.from(*gpu), sc_c = sc.from(cpu), sc_g = sc.from(*gpu);
+      return std::max(rel_err(products(ig, ig), products(ic, ic)), rel_err(products(ig, sc_g), products(ic, sc_c)));
+    }, 1e-4);
+  }
   add("add_bias", "7×130", kAll, [](DT dt) {
     Pair y(dt, randn(7 * 130)), b(dt, randn(130));
     cpu.add_bias(DT::F32, y.c.get(), b.c.get(), 7, 130);
@@ -390,11 +432,15 @@ void lora_cases() {
       [](DT dt) { return lora_case(dt, {2, -1, 0, 1, 0}, 256, LoraBegin::begin); });
   add("lora_begin", "begun on other arguments, then lora alone, 5 rows", kAll,
       [](DT dt) { return lora_case(dt, {2, -1, 0, 1, 0}, 256, LoraBegin::begin_other); });
-  add("lora", "GEMM segments, 70 rows (3 runs), in 256", kAll, [](DT dt) {
-    std::vector<int> which(70);
-    for (int i = 0; i < 70; ++i) which[i] = i < 30 ? 0 : i < 55 ? 1 : -1;
-    return lora_case(dt, which, 256);
-  });
+  // Prefill chunks: the skinny shrink where in % 32 == 0 (ranks 8, 16 and 64: one and four
+  // launches of 16 rank rows), cuBLAS for both halves where not (in 250).
+  for (int in : {256, 250}) {
+    add("lora", "GEMM segments, 77 rows (3 runs), in " + std::to_string(in), kAll, [in](DT dt) {
+      std::vector<int> which(77);
+      for (int i = 0; i < 77; ++i) which[i] = i < 30 ? 0 : i < 55 ? 2 : i < 70 ? 1 : -1;
+      return lora_case(dt, which, in);
+    });
+  }
 }
 
 // ---- attention ---------------------------------------------------------------------------------------
@@ -900,6 +946,54 @@ void bench_attention() {
   }
 }
 
+// --bench: a prefill chunk's LoRA (1098 rows of the Llama-2-7B shape, one adapter): the lora op
+// on q and v (rank 8) and on q, k, v (rank 64), and the shrink alone both ways (the skinny
+// kernel's transposed product, cuBLAS's), as µs per layer's call.
+void bench_lora_prefill() {
+  const int n = 1098, in = 4096, out = 4096;
+  cudaStream_t s = nullptr;
+  cublasHandle_t h;
+  cublasCreate(&h);
+  std::printf("lora, a prefill chunk of %d rows, bf16, in %d (µs a call)\n", n, in);
+  Buffer x(*gpu, size_t(n) * in * 2, "bench"), tmp(*gpu, size_t(n) * 64 * 4, "bench");
+  gpu->memset0(x.get(), x.bytes());
+  for (const int rank : {8, 16, 64}) {
+    Buffer a(*gpu, size_t(rank) * in * 2, "bench"), b(*gpu, size_t(out) * rank * 2, "bench");
+    gpu->memset0(a.get(), a.bytes());
+    gpu->memset0(b.get(), b.bytes());
+    std::vector<std::unique_ptr<Buffer>> ys;
+    std::vector<std::unique_ptr<Raw<LoraRow>>> tables;
+    std::vector<LoraOutput> targets;
+    for (int t = 0; t < 3; ++t) {
+      ys.push_back(std::make_unique<Buffer>(*gpu, size_t(n) * out * 2, "bench"));
+      gpu->memset0(ys.back()->get(), ys.back()->bytes());
+      tables.push_back(std::make_unique<Raw<LoraRow>>(std::vector<LoraRow>(n, LoraRow{a.get(), b.get(), rank, 2.0f, nullptr})));
+      targets.push_back({ys.back()->get(), out, tables.back()->table(*gpu)});
+    }
+    // The device's stream and the default one (the shrinks alone): the whole device waited for.
+    auto time = [&](auto run) {
+      for (int i = 0; i < 3; ++i) run();
+      cudaDeviceSynchronize();
+      const int reps = 20;
+      const auto t0 = std::chrono::steady_clock::now();
+      for (int i = 0; i < reps; ++i) run();
+      cudaDeviceSynchronize();
+      return std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count() / reps;
+    };
+    const double two = time([&] { gpu->lora(DT::BF16, x.get(), n, in, targets.data(), 2, rank, tmp.as<float>()); });
+    const double three = time([&] { gpu->lora(DT::BF16, x.get(), n, in, targets.data(), 3, rank, tmp.as<float>()); });
+    const double skinny = time([&] {
+      for (int r0 = 0; r0 < rank; r0 += 16)
+        cuda::skinny_gemm(DT::BF16, tmp.as<char>() + size_t(r0) * n * 2, a.as<char>() + size_t(r0) * in * 2, x.get(),
+                          std::min(16, rank - r0), in, n, 1.0f, 0.0f, s, 0);
+    });
+    const double blas = time([&] { cuda::cublas_gemm(h, DT::BF16, tmp.get(), x.get(), a.get(), n, in, rank, 1.0f, 0.0f); });
+    std::printf("  rank %2d: lora on 2 Linears %7.1f µs, on 3 %7.1f µs; shrink alone: skinny %6.1f µs, cuBLAS %6.1f µs\n",
+                rank, two, three, skinny, blas);
+  }
+  cublasDestroy(h);
+}
+
 // --bench: prefill attention on the Llama-3-8B shape (32 heads of 128, 8 KV heads), one layer's
 // chunk of 8192 queries at several depths of a 48k-token document, as causal TFLOP/s (the
 // products a causal mask leaves: 4·hd·heads per (query, key) pair at or before it).
@@ -971,6 +1065,7 @@ int main(int argc, char** argv) {
       bench_attention();
       if (std::string(argv[1]) == "--bench") {
         bench_gemms();
+        bench_lora_prefill();
         bench_prefill();
         bench_lowrank();
       }

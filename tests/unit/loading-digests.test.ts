@@ -18,7 +18,7 @@ import type { NativeAddon } from '../../main/engine/native-types.js';
 import type { LoadedAddon } from '../../main/engine/native-loader.js';
 import { ADAPTERS_DIR, MODEL_DIR, tempDir } from '../rpc/helpers.js';
 import { startSessionForRun } from '../../main/compare/start-session.js';
-import { holdTasks } from './worker-spy.js';
+import { holdTasks, watchTasks } from './worker-spy.js';
 import { DigestJobs } from '../../main/model/digest-jobs.js';
 
 /** Counts hash jobs, and the most that ran at once, by watching WorkerPool.run. */
@@ -308,6 +308,37 @@ describe('file digests and loading', { timeout: 300_000 }, () => {
       assert.equal(gate.jobs(), files, 'the loads hashed nothing again');
     } finally {
       gate.restore();
+      session.dispose();
+    }
+  });
+
+  it('a run over unchanged folders opens nothing again on a worker; a changed file is opened again', async () => {
+    const adapterDir = copyFolder(path.join(ADAPTERS_DIR, 'qv-r8'), 'adapter');
+    const model = copyModel();
+    const session = new EngineSession('cpu', { digestCache: new DigestCache(null) });
+    const checkpoints = watchTasks<{ dir: string }>('open-checkpoint');
+    const adapters = watchTasks<{ dir: string }>('open-adapter');
+    try {
+      const m = await session.loadModel(model);
+      const a = await session.loadAdapter(m, adapterDir);
+      assert.deepEqual([checkpoints.inputs.length, adapters.inputs.length], [1, 1], 'the first loads open each folder');
+      assert.equal(await session.openCheckpoint(model), m.checkpoint);
+      assert.equal(await session.loadModel(model), m);
+      assert.equal(await session.loadAdapter(m, adapterDir), a);
+      assert.deepEqual([checkpoints.inputs.length, adapters.inputs.length], [1, 1], 'nothing opened again');
+      // New stamps, the same bytes: opened (and loaded) again, since what was read may be stale.
+      const later = new Date(Date.now() + 60_000);
+      fs.utimesSync(path.join(adapterDir, 'adapter_config.json'), later, later);
+      fs.utimesSync(path.join(model, 'config.json'), later, later);
+      assert.notEqual(await session.openCheckpoint(model), m.checkpoint);
+      assert.equal(checkpoints.inputs.length, 2);
+      const m2 = await session.loadModel(model);
+      assert.notEqual(m2, m, 'the model is loaded again');
+      await session.loadAdapter(m2, adapterDir);
+      assert.equal(adapters.inputs.length, 2);
+    } finally {
+      adapters.restore();
+      checkpoints.restore();
       session.dispose();
     }
   });

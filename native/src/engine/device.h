@@ -241,6 +241,16 @@ class Device {
   // (lowrank's subspace iteration: each product alone is a launch of ~15 µs on the H200).
   virtual void gemm_f32_batched(int count, float* y, int64_t sy, const float* a, int64_t sa, const float* b,
                                 int64_t sb, int m, int n, int k, bool ta, bool tb, float alpha, float beta) = 0;
+  // Eigen-factors of `count` symmetric fp32 [n, n] matrices g (g + i·n·n), 0 < k ≤ n: per
+  // matrix its eigenpairs (w_j, λ_j), λ descending, and for j < k column j of
+  //   inv_scaled_i [n, k] = w_j / sqrt(λ_j)    scaled_i [n, k] = w_j · sqrt(λ_j) (if not null),
+  // a column being zero where λ_j ≤ 1e-12·max(λ_0, 0) or λ_j ≤ 0 (gram_factors_host in
+  // linalg.h is the reference). lowrank's orthonormalizations (k = n: X·inv_scaled spans X's
+  // columns orthonormally) and its last step: on a GPU its subspace iteration then never waits
+  // for the host. An eigenvector's sign (and the basis of a repeated eigenvalue) is the
+  // device's own: callers use only products that do not depend on them (inv_scaled·scaledᵀ,
+  // X·inv_scaled as a subspace), and so does the consistency test.
+  virtual void gram_factors(int count, int n, int k, const float* g, float* inv_scaled, float* scaled) = 0;
   // y[n, out] += bias[out].
   virtual void add_bias(DT dt, void* y, const void* bias, int n, int out) = 0;
   // y[n, dim] = x / sqrt(mean(x²) + eps) · w, mean(x²) in double (HF's LlamaRMSNorm).
@@ -336,7 +346,7 @@ class Device {
 // Every op of the interface, by name: the backend-consistency test checks that each has a case.
 inline const std::vector<std::string>& device_op_names() {
   static const std::vector<std::string> names = {
-      "load_values", "gemm", "gemm_out_f32", "gemm_f32", "gemm_f32_batched", "add_bias", "rmsnorm", "add_rmsnorm", "rope",
+      "load_values", "gemm", "gemm_out_f32", "gemm_f32", "gemm_f32_batched", "gram_factors", "add_bias", "rmsnorm", "add_rmsnorm", "rope",
       "split_columns", "swiglu", "embedding", "store_kv", "lora", "lora_begin", "attention_prefill", "attention_parts",
       "argmax_rows", "sample_rows", "score_rows", "delta_rows", "add_rows", "copy_positions", "quantize_delta",
       "add_quantized", "quantize_columns", "dequantize_columns", "error_sums", "outside_span_sums"};

@@ -16,6 +16,7 @@
 #endif
 
 #include "engine/device.h"
+#include "engine/linalg.h"
 #include "engine/sampling.h"
 #include "engine/weights.h"
 
@@ -382,6 +383,10 @@ class CpuDevice final : public Device {
     for (int i = 0; i < count; ++i) gemm_f32(y + i * sy, a + i * sa, b + i * sb, m, n, k, ta, tb, alpha, beta);
   }
 
+
+  void gram_factors(int count, int n, int k, const float* g, float* inv_scaled, float* scaled) override {
+    gram_factors_host(count, n, k, g, inv_scaled, scaled);
+  }
 
   void add_bias(DT dt, void* y, const void* bias, int n, int out) override {
     need_f32(dt);

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cfloat>
 #include <cmath>
+#include <exception>
 #include <numeric>
 #include <stdexcept>
 
@@ -174,6 +175,36 @@ void sym_eigen(int n, std::vector<double>& a, std::vector<double>& w) {
     for (int i = 0; i < n; ++i) sorted[static_cast<size_t>(i) * n + j] = a[static_cast<size_t>(i) * n + order[j]];
   }
   a.swap(sorted);
+}
+
+void gram_factors_host(int count, int n, int k, const float* g, float* inv_scaled, float* scaled) {
+  const size_t nn = static_cast<size_t>(n) * n, nk = static_cast<size_t>(n) * k;
+  // Small matrices (lowrank's 16×16) in one thread: an OpenMP region per batch of them cost
+  // more than their arithmetic, and its threads compete with the process's other work.
+  // sym_eigen's "QL did not converge" must not leave an OpenMP region: rethrown after it.
+  std::vector<std::exception_ptr> failed(count);
+#pragma omp parallel for schedule(static) if (count > 1 && n >= 64)
+  for (int p = 0; p < count; ++p) {
+    std::vector<double> a(g + p * nn, g + (p + 1) * nn), w;
+    try {
+      sym_eigen(n, a, w);
+    } catch (...) {
+      failed[p] = std::current_exception();
+      continue;
+    }
+    const double top = w.empty() ? 0.0 : std::max(w[0], 0.0);
+    for (int j = 0; j < k; ++j) {
+      const bool kept = w[j] > 1e-12 * top && w[j] > 0.0;
+      const double s = kept ? std::sqrt(w[j]) : 0.0;
+      for (int i = 0; i < n; ++i) {
+        const double v = a[static_cast<size_t>(i) * n + j];
+        inv_scaled[p * nk + static_cast<size_t>(i) * k + j] = kept ? static_cast<float>(v / s) : 0.0f;
+        if (scaled) scaled[p * nk + static_cast<size_t>(i) * k + j] = kept ? static_cast<float>(v * s) : 0.0f;
+      }
+    }
+  }
+  for (const auto& e : failed)
+    if (e) std::rethrow_exception(e);
 }
 
 std::vector<double> pinv_tall(const float* b, int out, int r) {

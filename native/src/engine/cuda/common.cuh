@@ -15,6 +15,10 @@
 
 #include "engine/device.h"
 
+// cuSOLVER's handle types, as its header declares them (only eigen.cu includes it).
+struct cusolverDnContext;
+struct syevjInfo;
+
 namespace al::cuda {
 
 // ---- elements -------------------------------------------------------------------------------
@@ -121,11 +125,30 @@ void gemm_f32_batched(cublasHandle_t h, int count, float* y, int64_t sy, const f
 // cuBLAS alone (the benchmark compares it with the skinny path).
 void cublas_gemm(cublasHandle_t h, DT dt, void* y, const void* x, const void* w, int n, int in, int out, float alpha,
                  float beta);
+// y[n, out] = alpha · x · Wᵀ + beta · y with x given as xᵀ [in, n] (the LoRA expand of a
+// shrink that the skinny kernel wrote transposed: lora.cu).
+void cublas_gemm_xt(cublasHandle_t h, DT dt, void* y, const void* xt, const void* w, int n, int in, int out, float alpha,
+                    float beta);
 // The skinny path alone (tests compare it with cuBLAS); false when it does not apply.
 // config picks the tiling: 0 the engine's default, 1..3 the alternatives the benchmark times.
 bool skinny_gemm(DT dt, void* y, const void* x, const void* w, int n, int in, int out, float alpha, float beta,
                  cudaStream_t s, int config = 0);
 constexpr int kSkinnyConfigs = 4;
+
+// ---- eigen.cu: gram_factors (cuSOLVER's batched Jacobi eigen-decompositions, in double) ------
+// The cuSOLVER handle and solver settings, made at first use (on the device's stream) and kept
+// for the process's life, as the device's cuBLAS handle is (never destroyed: at exit the CUDA
+// runtime may be gone before the device).
+struct EigenSolver {
+  ::cusolverDnContext* handle = nullptr;
+  ::syevjInfo* params = nullptr;
+  void start(cudaStream_t s);
+};
+constexpr int kBatchedEigenMax = 32;  // cuSOLVER's batched syevj takes matrices up to 32×32
+// Bytes of device scratch gram_factors needs for `count` [n, n] matrices.
+size_t gram_factors_scratch(EigenSolver& es, cudaStream_t s, int count, int n);
+void gram_factors(EigenSolver& es, int count, int n, int k, const float* g, float* inv_scaled, float* scaled,
+                  void* scratch, size_t scratch_bytes, cudaStream_t s);
 
 // ---- lora.cu: lora (BGMV for decode batches, per-adapter GEMM segments for long ones) ----------
 void lora(cublasHandle_t h, DT dt, const void* x, int n, int in, const LoraOutput* targets, int count, int max_rank,

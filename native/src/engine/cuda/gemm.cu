@@ -200,6 +200,18 @@ void cublas_gemm(cublasHandle_t h, DT dt, void* y, const void* x, const void* w,
       "cublasGemmEx");
 }
 
+void cublas_gemm_xt(cublasHandle_t h, DT dt, void* y, const void* xt, const void* w, int n, int in, int out, float alpha,
+                    float beta) {
+  if (n == 0 || out == 0) return;
+  // As cublas_gemm, with x given transposed: row-major xᵀ [in, n] is a column-major [n, in]
+  // matrix, used transposed.
+  const cudaDataType_t t = cuda_type(dt);
+  const cublasComputeType_t ct = dt == DT::F32 ? CUBLAS_COMPUTE_32F_PEDANTIC : CUBLAS_COMPUTE_32F;
+  ckb(cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_T, out, n, in, &alpha, w, t, in, xt, t, n, &beta, y, t, out, ct,
+                   CUBLAS_GEMM_DEFAULT),
+      "cublasGemmEx (x transposed)");
+}
+
 void gemm_out_f32(cublasHandle_t h, DT dt, float* y, const void* x, const void* w, int n, int in, int out) {
   if (n == 0 || out == 0) return;
   const float alpha = 1.0f, beta = 0.0f;

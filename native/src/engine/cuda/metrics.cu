@@ -42,31 +42,45 @@ __global__ void __launch_bounds__(kRowWarps * 32)
   if (lane < 4) rows[row * 4 + lane] = acc[lane];
 }
 
-// Block per head: Σ over tokens of its rows (a fixed reduction tree).
+// Block per head: Σ over tokens of its rows, the four sums in one pass over them (a fixed
+// reduction tree each).
 __global__ void error_by_head_k(double* by_head, const double* rows, int T_) {
   __shared__ double red[32];
   const int h = blockIdx.x;
+  double acc[4] = {0, 0, 0, 0};
+  for (int t = threadIdx.x; t < T_; t += blockDim.x) {
+    const double* r = rows + (static_cast<int64_t>(h) * T_ + t) * 4;
+#pragma unroll
+    for (int j = 0; j < 4; ++j) acc[j] += r[j];
+  }
   for (int j = 0; j < 4; ++j) {
-    double s = 0.0;
-    for (int t = threadIdx.x; t < T_; t += blockDim.x) s += rows[(static_cast<int64_t>(h) * T_ + t) * 4 + j];
-    s = block_reduce(s, Add(), red);
+    const double s = block_reduce(acc[j], Add(), red);
     if (threadIdx.x == 0) by_head[h * 4 + j] = s;
   }
 }
 
-// Thread per bin: Σ over its tokens of (Σ over heads), the CPU reference's order.
-__global__ void error_by_bin_k(double* by_bin, const double* rows, int heads, int T_, int bin) {
-  const int b = blockIdx.x * blockDim.x + threadIdx.x;
+// Thread per (token, sum): Σ over heads of its rows, in head order (the CPU reference's
+// per-token sum). A pass of its own so that the bins below need no long serial loop: one thread
+// per bin summing bin × heads rows ran on a few SMs and took most of a compare's time (a
+// 1098-token document has bins of 5 tokens: 640 dependent loads a thread; a 123k one 61k).
+__global__ void error_by_token_k(double* by_token, const double* rows, int heads, int T_) {
+  const int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  if (i >= static_cast<int64_t>(T_) * 4) return;
+  const int t = static_cast<int>(i / 4), j = static_cast<int>(i % 4);
+  double s = 0.0;
+  for (int h = 0; h < heads; ++h) s += rows[(static_cast<int64_t>(h) * T_ + t) * 4 + j];
+  by_token[i] = s;
+}
+
+// Thread per (bin, sum): Σ over its tokens' sums, in token order (the CPU reference's order).
+__global__ void error_by_bin_k(double* by_bin, const double* by_token, int T_, int bin) {
+  const int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
   const int bins = (T_ + bin - 1) / bin;
-  if (b >= bins) return;
-  double acc[4] = {0, 0, 0, 0};
-  for (int t = b * bin; t < min(T_, (b + 1) * bin); ++t) {
-    double tok[4] = {0, 0, 0, 0};
-    for (int h = 0; h < heads; ++h)
-      for (int j = 0; j < 4; ++j) tok[j] += rows[(static_cast<int64_t>(h) * T_ + t) * 4 + j];
-    for (int j = 0; j < 4; ++j) acc[j] += tok[j];
-  }
-  for (int j = 0; j < 4; ++j) by_bin[b * 4 + j] = acc[j];
+  if (i >= static_cast<int64_t>(bins) * 4) return;
+  const int b = static_cast<int>(i / 4), j = static_cast<int>(i % 4);
+  double acc = 0.0;
+  for (int t = b * bin; t < min(T_, (b + 1) * bin); ++t) acc += by_token[static_cast<int64_t>(t) * 4 + j];
+  by_bin[i] = acc;
 }
 
 // outside_span_sums in token blocks of kSpanTokens, through two cuBLAS DGEMMs (the projection
@@ -122,7 +136,8 @@ __global__ void sum_pairs_k(double* out2, const double* per_token, int T_) {
 
 }  // namespace
 
-size_t error_sums_scratch(int heads, int T_) { return static_cast<size_t>(heads) * std::max(T_, 1) * 4; }
+// Doubles: [heads, T, 4] rows, then [T, 4] per-token sums.
+size_t error_sums_scratch(int heads, int T_) { return (static_cast<size_t>(heads) + 1) * std::max(T_, 1) * 4; }
 
 void error_sums(DT dt, double* by_head, double* by_bin, const void* rk, const void* rv, int r_cap, const void* ek,
                 const void* ev, int e_cap, int heads, int hd, int T_, int bin, double* scratch, cudaStream_t s) {
@@ -132,8 +147,11 @@ void error_sums(DT dt, double* by_head, double* by_bin, const void* rk, const vo
   check("error sums (rows)");
   error_by_head_k<<<heads, 256, 0, s>>>(by_head, scratch, T_);
   check("error sums (heads)");
+  double* by_token = scratch + rows * 4;
+  error_by_token_k<<<blocks_for(static_cast<int64_t>(T_) * 4, kThreads), kThreads, 0, s>>>(by_token, scratch, heads, T_);
+  check("error sums (tokens)");
   const int bins = (T_ + bin - 1) / bin;
-  error_by_bin_k<<<blocks_for(bins, 128), 128, 0, s>>>(by_bin, scratch, heads, T_, bin);
+  error_by_bin_k<<<blocks_for(static_cast<int64_t>(bins) * 4, kThreads), kThreads, 0, s>>>(by_bin, by_token, T_, bin);
   check("error sums (bins)");
 }
 
