@@ -319,16 +319,43 @@ void dense_cases() {
       return std::max(rel_err(q.gpu_values(), q.cpu_rounded()), rel_err(k.gpu_values(), k.cpu_rounded()));
     }, 2e-6, 2e-2, 4e-3);
   }
-  for (int c3 : {32, 0}) {
-    add("split_columns", dims({5, 64, 32, c3}), kAll, [c3](DT dt) {
-      Pair src(dt, randn(5 * (96 + c3))), a(dt, size_t(5) * 64), b(dt, size_t(5) * 32), c(dt, size_t(5) * std::max(c3, 1));
-      cpu.split_columns(DT::F32, a.c.get(), b.c.get(), c.c.get(), src.c.get(), 5, 64, 32, c3);
-      gpu->split_columns(dt, a.g.get(), b.g.get(), c.g.get(), src.g.get(), 5, 64, 32, c3);
-      double e = std::max(rel_err(a.gpu_values(), a.cpu_rounded()), rel_err(b.gpu_values(), b.cpu_rounded()));
-      if (c3) e = std::max(e, rel_err(c.gpu_values(), c.cpu_rounded()));
+  for (int hd : {64, 128}) {
+    add("qkv_rope_store", "9 stacked rows, 8/2 heads, hd " + std::to_string(hd) + ", into 2 caches", kAll, [hd](DT dt) {
+      const int n = 9, heads = 8, kv = 2, L = 2, cap = 12, w = (heads + 2 * kv) * hd;
+      std::vector<float> inv(hd / 2);
+      for (int i = 0; i < hd / 2; ++i) inv[i] = 1.0f / std::pow(10000.0f, 2.0f * i / hd);
+      std::vector<int> pos(n);
+      for (int i = 0; i < n; ++i) pos[i] = i * 577 % 5000;
+      Raw<float> f(inv);
+      Raw<int> p(pos);
+      Pair qkv(dt, randn(size_t(n) * w)), q(dt, randn(size_t(n) * heads * hd));
+      const size_t elems = size_t(L) * kv * cap * hd;
+      Pair k1(dt, randn(elems)), v1(dt, randn(elems)), k2(dt, randn(elems)), v2(dt, randn(elems));
+      const int64_t stride = int64_t(kv) * cap * hd;
+      auto rows = [&](Device& d) {
+        const bool c = &d == &cpu;
+        std::vector<KvWrite> r;
+        for (int t = 0; t < n; ++t) {
+          Pair& k = t % 2 ? k2 : k1;
+          Pair& v = t % 2 ? v2 : v1;
+          r.push_back({c ? k.c.get() : k.g.get(), c ? v.c.get() : v.g.get(), stride, cap, t});
+        }
+        return r;
+      };
+      Raw<KvWrite> rc(rows(cpu)), rg(rows(*gpu));
+      cpu.qkv_rope_store(DT::F32, q.c.get(), qkv.c.get(), p.cp(), f.cp(), rc.table(cpu), 1, n, heads, kv, hd);
+      gpu->qkv_rope_store(dt, q.g.get(), qkv.g.get(), p.gp(), f.gp(), rg.table(*gpu), 1, n, heads, kv, hd);
+      double e = rel_err(q.gpu_values(), q.cpu_rounded());
+      for (const Pair* c : {&k1, &v1, &k2, &v2}) e = std::max(e, rel_err(c->gpu_values(), c->cpu_rounded()));
       return e;
-    }, 0.0, 0.0, 0.0);
+    }, 2e-6, 2e-2, 4e-3);
   }
+  add("swiglu_stacked", "5 stacked rows of 2 × 333", kAll, [](DT dt) {
+    Pair gu(dt, randn(5 * 666)), out(dt, randn(5 * 333));
+    cpu.swiglu_stacked(DT::F32, out.c.get(), gu.c.get(), 5, 333);
+    gpu->swiglu_stacked(dt, out.g.get(), gu.g.get(), 5, 333);
+    return rel_err(out.gpu_values(), out.cpu_rounded());
+  });
   add("swiglu", "4099", kAll, [](DT dt) {
     Pair g(dt, randn(4099)), u(dt, randn(4099));
     cpu.swiglu(DT::F32, g.c.get(), u.c.get(), 4099);
@@ -370,7 +397,8 @@ void dense_cases() {
 // begin: lora_begin first, then a product that reads x (as the forward pass runs the base
 // Linear), then lora; begin_other: lora_begin on other arguments (lora alone must still be right).
 enum class LoraBegin { none, begin, begin_other };
-double lora_case(DT dt, const std::vector<int>& which, int in, LoraBegin begin = LoraBegin::none) {
+// stacked: the three outputs are parts of one [n, 320] buffer's rows (a stacked projection's).
+double lora_case(DT dt, const std::vector<int>& which, int in, LoraBegin begin = LoraBegin::none, bool stacked = false) {
   const int n = static_cast<int>(which.size());
   const int outs[3] = {192, 64, 64};
   const int ranks[3] = {8, 16, 64};
@@ -383,7 +411,9 @@ double lora_case(DT dt, const std::vector<int>& which, int in, LoraBegin begin =
     }
   Pair x(dt, randn(size_t(n) * in));
   std::vector<std::unique_ptr<Pair>> y;
-  for (int t = 0; t < 3; ++t) y.push_back(std::make_unique<Pair>(dt, randn(size_t(n) * outs[t])));
+  const int width = outs[0] + outs[1] + outs[2], offsets[3] = {0, outs[0], outs[0] + outs[1]};
+  if (stacked) y.push_back(std::make_unique<Pair>(dt, randn(size_t(n) * width)));
+  else for (int t = 0; t < 3; ++t) y.push_back(std::make_unique<Pair>(dt, randn(size_t(n) * outs[t])));
   Raw<float> cap(std::vector<float>(size_t(n) * 64, 0.0f));
   auto run = [&](Device& d, DT ddt) {
     const bool c = &d == &cpu;
@@ -401,7 +431,13 @@ double lora_case(DT dt, const std::vector<int>& which, int in, LoraBegin begin =
     std::vector<LoraOutput> targets;
     for (int t = 0; t < 3; ++t) {
       tables.push_back(std::make_unique<Raw<LoraRow>>(rows[t]));
-      targets.push_back({c ? y[t]->c.get() : y[t]->g.get(), outs[t], tables[t]->table(d)});
+      if (stacked) {
+        Pair& ys = *y[0];
+        void* base = c ? ys.c.get() : ys.g.get();
+        targets.push_back({static_cast<char*>(base) + size_t(offsets[t]) * (c ? 4 : dt_size(ddt)), outs[t], tables[t]->table(d), width});
+      } else {
+        targets.push_back({c ? y[t]->c.get() : y[t]->g.get(), outs[t], tables[t]->table(d)});
+      }
     }
     Buffer scratch(d, size_t(3) * n * 64 * 4, "test");
     const void* xp = c ? x.c.get() : x.g.get();
@@ -417,7 +453,7 @@ double lora_case(DT dt, const std::vector<int>& which, int in, LoraBegin begin =
   run(cpu, DT::F32);
   run(*gpu, dt);
   double e = 0;
-  for (int t = 0; t < 3; ++t) e = std::max(e, rel_err(y[t]->gpu_values(), y[t]->cpu_rounded()));
+  for (const auto& yt : y) e = std::max(e, rel_err(yt->gpu_values(), yt->cpu_rounded()));
   // Captures: in BGMV s·(A·x) in fp32; in GEMM segments A·x is rounded to dt first.
   const double cap_err = rel_err(cap.from(*gpu), cap.from(cpu));
   return std::max(e, dt == DT::F32 ? cap_err : cap_err * 0.25);
@@ -428,6 +464,8 @@ void lora_cases() {
     add("lora", "BGMV, 5 rows, 3 Linears, in " + std::to_string(in), kAll,
         [in](DT dt) { return lora_case(dt, {2, -1, 0, 1, 0}, in); });
   }
+  add("lora", "BGMV into a stacked projection's rows, 5 rows, in 256", kAll,
+      [](DT dt) { return lora_case(dt, {2, -1, 0, 1, 0}, 256, LoraBegin::none, true); });
   add("lora_begin", "BGMV begun before a product of x, 5 rows, in 256", kAll,
       [](DT dt) { return lora_case(dt, {2, -1, 0, 1, 0}, 256, LoraBegin::begin); });
   add("lora_begin", "begun on other arguments, then lora alone, 5 rows", kAll,

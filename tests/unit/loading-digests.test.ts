@@ -318,9 +318,11 @@ describe('file digests and loading', { timeout: 300_000 }, () => {
     const session = new EngineSession('cpu', { digestCache: new DigestCache(null) });
     const checkpoints = watchTasks<{ dir: string }>('open-checkpoint');
     const adapters = watchTasks<{ dir: string }>('open-adapter');
+    const digests: Promise<unknown>[] = [];  // awaited before the end: no hashing left for the next test
     try {
       const m = await session.loadModel(model);
       const a = await session.loadAdapter(m, adapterDir);
+      digests.push(m.digest, a.digest);
       assert.deepEqual([checkpoints.inputs.length, adapters.inputs.length], [1, 1], 'the first loads open each folder');
       assert.equal(await session.openCheckpoint(model), m.checkpoint);
       assert.equal(await session.loadModel(model), m);
@@ -334,9 +336,11 @@ describe('file digests and loading', { timeout: 300_000 }, () => {
       assert.equal(checkpoints.inputs.length, 2);
       const m2 = await session.loadModel(model);
       assert.notEqual(m2, m, 'the model is loaded again');
-      await session.loadAdapter(m2, adapterDir);
+      const a2 = await session.loadAdapter(m2, adapterDir);
+      digests.push(m2.digest, a2.digest);
       assert.equal(adapters.inputs.length, 2);
     } finally {
+      await Promise.allSettled(digests);
       adapters.restore();
       checkpoints.restore();
       session.dispose();

@@ -66,9 +66,11 @@ struct LoraRow {
 };
 // One Linear of a group that shares the input x (q/k/v, or gate/up): its output and rows.
 struct LoraOutput {
-  void* y;  // T [n, out]
+  void* y;  // T [n, out], rows `ld` apart
   int out;
   Table<LoraRow> rows;  // [n]
+  int ld = 0;           // elements from one row of y to the next; 0: out (a stacked projection's part: its width)
+  int stride() const { return ld ? ld : out; }
 };
 
 // Attention over shared caches (decode, multi-sequence prefill): a "span" is a stretch of one
@@ -192,7 +194,8 @@ class Device {
   // Token rows a prefill chunk should hold on this device (progress and cancel between chunks).
   virtual int prefill_chunk() const = 0;
   // Whether y = x Wᵀ for n rows should run on the stacked q/k/v (gate/up) weights as one
-  // product plus a split, rather than one product per part straight into its output.
+  // product whose rows the next ops read as they are (qkv_rope_store, swiglu_stacked), rather
+  // than one product per part straight into its output.
   virtual bool prefers_stacked(int n) const = 0;
 
   // Serializes every use of the device (stream, handles, a model's scratch).
@@ -261,10 +264,16 @@ class Device {
   // (device ints); inv_freq fp32 [hd/2].
   virtual void rope(DT dt, void* q, void* k, const int* pos, const float* inv_freq, int n, int heads, int kv_heads,
                     int hd) = 0;
-  // src [n, a+b+c] → d0 [n, a], d1 [n, b], d2 [n, c] (c may be 0).
-  virtual void split_columns(DT dt, void* d0, void* d1, void* d2, const void* src, int n, int a, int b, int c) = 0;
+  // A stacked q/k/v projection's rows qkv [n, (heads + 2·kv_heads)·hd] (q, then k, then v):
+  // q with RoPE into q [n, heads·hd], k with RoPE and v into each row's cache slot at `layer`.
+  // What rope then store_kv do to q/k/v split out of qkv, in one pass (a decode step's glue).
+  virtual void qkv_rope_store(DT dt, void* q, const void* qkv, const int* pos, const float* inv_freq, Table<KvWrite> rows,
+                              int layer, int n, int heads, int kv_heads, int hd) = 0;
   // gate = silu(gate) · up, count values.
   virtual void swiglu(DT dt, void* gate, const void* up, int64_t count) = 0;
+  // out [n, inter] = silu(gate) · up from a stacked gate/up projection's rows gate_up
+  // [n, 2·inter] (gate, then up): swiglu without splitting them first.
+  virtual void swiglu_stacked(DT dt, void* out, const void* gate_up, int n, int inter) = 0;
   // x[n, dim] = table[tokens[i], :] (tokens: device int32 [n]).
   virtual void embedding(DT dt, void* x, const void* table, const int32_t* tokens, int n, int dim) = 0;
   // Each row's new k/v (T [n, kv_heads·hd]) into its cache slot at `layer`.
@@ -347,7 +356,7 @@ class Device {
 inline const std::vector<std::string>& device_op_names() {
   static const std::vector<std::string> names = {
       "load_values", "gemm", "gemm_out_f32", "gemm_f32", "gemm_f32_batched", "gram_factors", "add_bias", "rmsnorm", "add_rmsnorm", "rope",
-      "split_columns", "swiglu", "embedding", "store_kv", "lora", "lora_begin", "attention_prefill", "attention_parts",
+      "qkv_rope_store", "swiglu", "swiglu_stacked", "embedding", "store_kv", "lora", "lora_begin", "attention_prefill", "attention_parts",
       "argmax_rows", "sample_rows", "score_rows", "delta_rows", "add_rows", "copy_positions", "quantize_delta",
       "add_quantized", "quantize_columns", "dequantize_columns", "error_sums", "outside_span_sums"};
   return names;

@@ -306,7 +306,10 @@ class CpuDevice final : public Device {
   bool supports(DT dt) const override { return dt == DT::F32; }
   int attention_chunk() const override { return std::numeric_limits<int>::max() / 4; }
   int prefill_chunk() const override { return 128; }
-  bool prefers_stacked(int) const override { return false; }
+  // As the CUDA device: batches of up to 64 rows take the stacked q/k/v and gate/up products and
+  // their fused glue (qkv_rope_store, swiglu_stacked, LoRA into the stacked rows), so the CPU
+  // tests run the forward pass the GPU runs for a decode step (the same dot products either way).
+  bool prefers_stacked(int n) const override { return n <= 64; }
 
   std::unique_lock<std::recursive_mutex> lock() override { return std::unique_lock<std::recursive_mutex>(mutex_); }
 
@@ -441,15 +444,20 @@ class CpuDevice final : public Device {
     }
   }
 
-  void split_columns(DT dt, void* d0, void* d1, void* d2, const void* src, int n, int a, int b, int c) override {
+  void qkv_rope_store(DT dt, void* q, const void* qkv, const int* pos, const float* inv_freq, Table<KvWrite> rows,
+                      int layer, int n, int heads, int kv_heads, int hd) override {
     need_f32(dt);
-    const int total = a + b + c;
+    // The reference is the composition it replaces: split, rope, store_kv.
+    const size_t qd = static_cast<size_t>(heads) * hd, kvd = static_cast<size_t>(kv_heads) * hd, w = qd + 2 * kvd;
+    std::vector<float> k(n * kvd), v(n * kvd);
     for (int t = 0; t < n; ++t) {
-      const float* s = F(src) + static_cast<size_t>(t) * total;
-      std::memcpy(F(d0) + static_cast<size_t>(t) * a, s, a * sizeof(float));
-      std::memcpy(F(d1) + static_cast<size_t>(t) * b, s + a, b * sizeof(float));
-      if (c) std::memcpy(F(d2) + static_cast<size_t>(t) * c, s + a + b, c * sizeof(float));
+      const float* r = F(qkv) + t * w;
+      std::memcpy(F(q) + t * qd, r, qd * sizeof(float));
+      std::memcpy(k.data() + t * kvd, r + qd, kvd * sizeof(float));
+      std::memcpy(v.data() + t * kvd, r + qd + kvd, kvd * sizeof(float));
     }
+    rope(dt, q, k.data(), pos, inv_freq, n, heads, kv_heads, hd);
+    store_kv(dt, rows, layer, k.data(), v.data(), n, kv_heads, hd);
   }
 
   void swiglu(DT dt, void* gv, const void* up, int64_t count) override {
@@ -459,6 +467,15 @@ class CpuDevice final : public Device {
     for (int64_t i = 0; i < count; ++i) {
       const float g = gate[i];
       gate[i] = g / (1.0f + std::exp(-g)) * F(up)[i];
+    }
+  }
+
+  void swiglu_stacked(DT dt, void* out, const void* gate_up, int n, int inter) override {
+    need_f32(dt);
+    for (int t = 0; t < n; ++t) {
+      const float* g = F(gate_up) + static_cast<size_t>(t) * 2 * inter;
+      float* o = F(out) + static_cast<size_t>(t) * inter;
+      for (int i = 0; i < inter; ++i) o[i] = g[i] / (1.0f + std::exp(-g[i])) * g[inter + i];
     }
   }
 
@@ -506,8 +523,18 @@ class CpuDevice final : public Device {
             const float* ax = tmp + static_cast<size_t>(q - i) * r.rank;
             for (int e = 0; e < r.rank; ++e) tg.rows[q].capture[e] = r.scale * ax[e];
           }
-          matmul(F(tg.y) + static_cast<size_t>(i) * tg.out, tmp, F(r.b), Epilogue{nullptr, r.scale, 1.0f}, len,
-                 r.rank, tg.out);
+          if (tg.stride() == tg.out) {
+            matmul(F(tg.y) + static_cast<size_t>(i) * tg.out, tmp, F(r.b), Epilogue{nullptr, r.scale, 1.0f}, len,
+                   r.rank, tg.out);
+          } else {
+            // y's rows are a stacked projection's: the product apart, then added row by row.
+            std::vector<float> add(static_cast<size_t>(len) * tg.out);
+            matmul(add.data(), tmp, F(r.b), Epilogue{nullptr, r.scale, 0.0f}, len, r.rank, tg.out);
+            for (int q = 0; q < len; ++q) {
+              float* yr = F(tg.y) + static_cast<size_t>(i + q) * tg.stride();
+              for (int o = 0; o < tg.out; ++o) yr[o] += add[static_cast<size_t>(q) * tg.out + o];
+            }
+          }
         }
         i = j;
       }

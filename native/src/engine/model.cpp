@@ -342,20 +342,22 @@ void forward(const Model& m, const int32_t* tokens, const Row* rows, int n, cons
       }
       // q/k/v LoRA: one call for the projections some row adapts (a device may fuse them),
       // begun before the base product (a device may run its first half beside it).
+      // Stacked, each LoRA adds into its part of the q/k/v product's rows.
       LoraOutput qkv_lora[3];
       int qkv_count = 0;
       {
         void* outs[3] = {s.q.get(), s.k.get(), s.v.get()};
+        if (stacked) outs[0] = s.qkv.get(), outs[1] = at(s.qkv, qd), outs[2] = at(s.qkv, static_cast<size_t>(qd) + kvd);
         const int dims[3] = {qd, kvd, kvd};
+        const int ld = stacked ? qd + 2 * kvd : 0;
         for (int t = 0; t < 3; ++t) {
-          if (adapts(l, kQkv[t])) qkv_lora[qkv_count++] = LoraOutput{outs[t], dims[t], lora_rows(l, kQkv[t])};
+          if (adapts(l, kQkv[t])) qkv_lora[qkv_count++] = LoraOutput{outs[t], dims[t], lora_rows(l, kQkv[t]), ld};
         }
       }
       if (qkv_count) dev.lora_begin(dt, s.xn.get(), n, H, qkv_lora, qkv_count, max_rank, s.lora.as<float>());
       if (stacked) {
         dev.gemm(dt, s.qkv.get(), s.xn.get(), w.qkv.get(), n, H, qd + 2 * kvd, 1.0f, 0.0f);
         if (w.qkv_bias) dev.add_bias(dt, s.qkv.get(), w.qkv_bias.get(), n, qd + 2 * kvd);
-        dev.split_columns(dt, s.q.get(), s.k.get(), s.v.get(), s.qkv.get(), n, qd, kvd, kvd);
       } else {
         dev.gemm(dt, s.q.get(), s.xn.get(), w.qkv.get(), n, H, qd, 1.0f, 0.0f);
         dev.gemm(dt, s.k.get(), s.xn.get(), at(w.qkv, static_cast<size_t>(qd) * H), n, H, kvd, 1.0f, 0.0f);
@@ -367,9 +369,15 @@ void forward(const Model& m, const int32_t* tokens, const Row* rows, int n, cons
         }
       }
       if (qkv_count) dev.lora(dt, s.xn.get(), n, H, qkv_lora, qkv_count, max_rank, s.lora.as<float>());
-      dev.rope(dt, s.q.get(), s.k.get(), t_pos.dev, m.weights.inv_freq.as<float>(), n, c.num_heads, c.num_kv_heads,
-               c.head_dim);
-      dev.store_kv(dt, t_kv, l, s.k.get(), s.v.get(), n, c.num_kv_heads, c.head_dim);
+      if (stacked) {
+        // RoPE and the cache writes straight from the stacked rows (one pass, no split).
+        dev.qkv_rope_store(dt, s.q.get(), s.qkv.get(), t_pos.dev, m.weights.inv_freq.as<float>(), t_kv, l, n, c.num_heads,
+                           c.num_kv_heads, c.head_dim);
+      } else {
+        dev.rope(dt, s.q.get(), s.k.get(), t_pos.dev, m.weights.inv_freq.as<float>(), n, c.num_heads, c.num_kv_heads,
+                 c.head_dim);
+        dev.store_kv(dt, t_kv, l, s.k.get(), s.v.get(), n, c.num_kv_heads, c.head_dim);
+      }
       if (one_seq) {
         const KvCache& cache = *rows[0].cache;
         dev.attention_prefill(dt, s.att.get(), s.q.get(), cache.own_k(l), cache.own_v(l), cache.own_capacity(),
@@ -388,18 +396,21 @@ void forward(const Model& m, const int32_t* tokens, const Row* rows, int n, cons
       dev.add_rmsnorm(dt, s.xn.get(), s.x.get(), s.xb.get(), w.post_norm.get(), n, H, c.rms_norm_eps);
       LoraOutput mlp_lora[2];
       int mlp_count = 0;
-      if (adapts(l, LoraTarget::Gate)) mlp_lora[mlp_count++] = LoraOutput{s.gate.get(), I, lora_rows(l, LoraTarget::Gate)};
-      if (adapts(l, LoraTarget::Up)) mlp_lora[mlp_count++] = LoraOutput{s.up.get(), I, lora_rows(l, LoraTarget::Up)};
+      void* gate_out = stacked ? s.gate_up.get() : s.gate.get();
+      void* up_out = stacked ? at(s.gate_up, I) : s.up.get();
+      const int mlp_ld = stacked ? 2 * I : 0;
+      if (adapts(l, LoraTarget::Gate)) mlp_lora[mlp_count++] = LoraOutput{gate_out, I, lora_rows(l, LoraTarget::Gate), mlp_ld};
+      if (adapts(l, LoraTarget::Up)) mlp_lora[mlp_count++] = LoraOutput{up_out, I, lora_rows(l, LoraTarget::Up), mlp_ld};
       if (mlp_count) dev.lora_begin(dt, s.xn.get(), n, H, mlp_lora, mlp_count, max_rank, s.lora.as<float>());
       if (stacked) {
         dev.gemm(dt, s.gate_up.get(), s.xn.get(), w.gate_up.get(), n, H, 2 * I, 1.0f, 0.0f);
-        dev.split_columns(dt, s.gate.get(), s.up.get(), nullptr, s.gate_up.get(), n, I, I, 0);
       } else {
         dev.gemm(dt, s.gate.get(), s.xn.get(), w.gate_up.get(), n, H, I, 1.0f, 0.0f);
         dev.gemm(dt, s.up.get(), s.xn.get(), at(w.gate_up, static_cast<size_t>(I) * H), n, H, I, 1.0f, 0.0f);
       }
       if (mlp_count) dev.lora(dt, s.xn.get(), n, H, mlp_lora, mlp_count, max_rank, s.lora.as<float>());
-      dev.swiglu(dt, s.gate.get(), s.up.get(), static_cast<int64_t>(n) * I);
+      if (stacked) dev.swiglu_stacked(dt, s.gate.get(), s.gate_up.get(), n, I);
+      else dev.swiglu(dt, s.gate.get(), s.up.get(), static_cast<int64_t>(n) * I);
       const LoraOutput down_lora = adapts(l, LoraTarget::Down) ? LoraOutput{s.xb.get(), H, lora_rows(l, LoraTarget::Down)} : LoraOutput{};
       if (adapts(l, LoraTarget::Down)) dev.lora_begin(dt, s.gate.get(), n, I, &down_lora, 1, max_rank, s.lora.as<float>());
       dev.gemm(dt, s.xb.get(), s.gate.get(), w.down.get(), n, I, H, 1.0f, 0.0f);  // added by the next norm

@@ -100,16 +100,17 @@ bool with_head_dim(int head_dim, F&& f) {
 // Throws naming `what` when the last launch failed (checks are cheap: no sync).
 void check(const char* what);
 
-// ---- dense.cu: load_values, add_bias, rmsnorm, add_rmsnorm, rope, split_columns, swiglu,
-//      embedding, store_kv ---------------------------------------------------------------------
+// ---- dense.cu: load_values, add_bias, rmsnorm, add_rmsnorm, rope, qkv_rope_store, swiglu,
+//      swiglu_stacked, embedding, store_kv ----------------------------------------------------
 void launch_convert(DT dt, void* dst, const void* src, int src_kind, int64_t n, cudaStream_t s);
 void launch_add_bias(DT dt, void* y, const void* bias, int n, int out, cudaStream_t s);
 void launch_rmsnorm(DT dt, void* y, void* x, const void* delta, const void* w, int n, int dim, float eps, cudaStream_t s);
 void launch_rope(DT dt, void* q, void* k, const int* pos, const float* inv_freq, int n, int heads, int kv_heads, int hd,
                  cudaStream_t s);
-void launch_split_columns(DT dt, void* d0, void* d1, void* d2, const void* src, int n, int a, int b, int c,
-                          cudaStream_t s);
+void launch_qkv_rope_store(DT dt, void* q, const void* qkv, const int* pos, const float* inv_freq, const KvWrite* rows,
+                           int layer, int n, int heads, int kv_heads, int hd, cudaStream_t s);
 void launch_swiglu(DT dt, void* gate, const void* up, int64_t count, cudaStream_t s);
+void launch_swiglu_stacked(DT dt, void* out, const void* gate_up, int n, int inter, cudaStream_t s);
 void launch_embedding(DT dt, void* x, const void* table, const int32_t* tokens, int n, int dim, cudaStream_t s);
 void launch_store_kv(DT dt, const KvWrite* rows, int layer, const void* k, const void* v, int n, int kv_heads, int hd,
                      cudaStream_t s);

@@ -1,7 +1,7 @@
 // The forward pass's element-wise and row ops: load_values (convert), add_bias, rmsnorm /
-// add_rmsnorm, rope, split_columns, swiglu, embedding, store_kv. CPU references: the ops of
-// the same names in device_cpu.cpp. Rounding follows HF in bf16/fp16 (each product rounded
-// to the dtype where torch rounds it).
+// add_rmsnorm, rope, qkv_rope_store, swiglu, swiglu_stacked, embedding, store_kv. CPU
+// references: the ops of the same names in device_cpu.cpp. Rounding follows HF in bf16/fp16
+// (each product rounded to the dtype where torch rounds it).
 #include "engine/cuda/common.cuh"
 
 namespace al::cuda {
@@ -83,22 +83,39 @@ __global__ void rope_k(T* q, T* k, const int* pos, const float* inv_freq, int n,
   xp[j + half] = from_f<T>(__fadd_rn(round_t<T>(__fmul_rn(b, c)), round_t<T>(__fmul_rn(a, sn))));
 }
 
-// Columns [0, a), [a, a+b), [a+b, a+b+c) of each row of src [n, a+b+c] into three row-major
-// outputs (c may be 0): a stacked projection's output split per projection.
+// One thread per (row, head, i < half) over the heads of a stacked q/k/v row (q heads, then k
+// heads, then v heads): q and k rotated as rope_k rotates them (the same rounding), q into q,
+// k and v into the row's cache slot at `layer` as store_kv_k writes them.
 template <typename T>
-__global__ void split_columns_k(T* d0, T* d1, T* d2, const T* src, int n, int a, int b, int c) {
-  const int total = a + b + c;
+__global__ void qkv_rope_store_k(T* q, const T* qkv, const int* pos, const float* inv_freq, const KvWrite* rows, int layer,
+                                 int n, int heads, int kv_heads, int hd) {
+  const int half = hd / 2;
+  const int per_row = (heads + 2 * kv_heads) * half;
   const int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
-  if (i >= static_cast<int64_t>(n) * total) return;
-  const int64_t row = i / total;
-  const int col = static_cast<int>(i % total);
-  if (col < a) {
-    d0[row * a + col] = src[i];
-  } else if (col < a + b) {
-    d1[row * b + col - a] = src[i];
+  if (i >= static_cast<int64_t>(per_row) * n) return;
+  const int t = static_cast<int>(i / per_row);
+  const int rem = static_cast<int>(i % per_row);
+  const int head = rem / half, j = rem % half;
+  const T* src = qkv + static_cast<int64_t>(t) * (heads + 2 * kv_heads) * hd + static_cast<int64_t>(head) * hd;
+  const float a = to_f(src[j]), b = to_f(src[j + half]);
+  T* dst;
+  if (head < heads) {
+    dst = q + (static_cast<int64_t>(t) * heads + head) * hd;
   } else {
-    d2[row * c + col - a - b] = src[i];
+    const KvWrite r = rows[t];
+    const int h = head < heads + kv_heads ? head - heads : head - heads - kv_heads;
+    T* base = static_cast<T*>(head < heads + kv_heads ? r.k : r.v);
+    dst = base + r.layer_stride * layer + (static_cast<int64_t>(h) * r.capacity + r.slot) * hd;
+    if (head >= heads + kv_heads) {  // v: as it is
+      dst[j] = src[j];
+      dst[j + half] = src[j + half];
+      return;
+    }
   }
+  const float angle = __fmul_rn(static_cast<float>(pos[t]), inv_freq[j]);
+  const float c = round_t<T>(cosf(angle)), sn = round_t<T>(sinf(angle));
+  dst[j] = from_f<T>(__fsub_rn(round_t<T>(__fmul_rn(a, c)), round_t<T>(__fmul_rn(b, sn))));
+  dst[j + half] = from_f<T>(__fadd_rn(round_t<T>(__fmul_rn(b, c)), round_t<T>(__fmul_rn(a, sn))));
 }
 
 template <typename T>
@@ -108,6 +125,17 @@ __global__ void swiglu_k(T* gate, const T* up, int64_t count) {
   const float g = to_f(gate[i]);
   // HF: act_fn(gate) rounded to the dtype, then times up.
   gate[i] = from_f<T>(__fmul_rn(round_t<T>(g / (1.0f + expf(-g))), to_f(up[i])));
+}
+
+// swiglu_k on a stacked gate/up row: out[t, i] = silu(gate_up[t, i]) · gate_up[t, inter + i].
+template <typename T>
+__global__ void swiglu_stacked_k(T* out, const T* gate_up, int n, int inter) {
+  const int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  if (i >= static_cast<int64_t>(n) * inter) return;
+  const int64_t t = i / inter, e = i % inter;
+  const T* row = gate_up + t * 2 * inter;
+  const float g = to_f(row[e]);
+  out[i] = from_f<T>(__fmul_rn(round_t<T>(g / (1.0f + expf(-g))), to_f(row[inter + e])));
 }
 
 template <typename T>
@@ -163,18 +191,25 @@ void launch_rope(DT dt, void* q, void* k, const int* pos, const float* inv_freq,
   check("rope");
 }
 
-void launch_split_columns(DT dt, void* d0, void* d1, void* d2, const void* src, int n, int a, int b, int c,
-                          cudaStream_t s) {
-  const int64_t count = static_cast<int64_t>(n) * (a + b + c);
-  if (count == 0) return;
-  AL_DISPATCH(dt, split_columns_k<T><<<blocks_for(count, kThreads), kThreads, 0, s>>>(static_cast<T*>(d0), static_cast<T*>(d1), static_cast<T*>(d2), static_cast<const T*>(src), n, a, b, c));
-  check("split_columns");
+void launch_qkv_rope_store(DT dt, void* q, const void* qkv, const int* pos, const float* inv_freq, const KvWrite* rows,
+                           int layer, int n, int heads, int kv_heads, int hd, cudaStream_t s) {
+  const int64_t c = static_cast<int64_t>(n) * (heads + 2 * kv_heads) * (hd / 2);
+  if (c == 0) return;
+  AL_DISPATCH(dt, qkv_rope_store_k<T><<<blocks_for(c, kThreads), kThreads, 0, s>>>(static_cast<T*>(q), static_cast<const T*>(qkv), pos, inv_freq, rows, layer, n, heads, kv_heads, hd));
+  check("qkv_rope_store");
 }
 
 void launch_swiglu(DT dt, void* gate, const void* up, int64_t count, cudaStream_t s) {
   if (count == 0) return;
   AL_DISPATCH(dt, swiglu_k<T><<<blocks_for(count, kThreads), kThreads, 0, s>>>(static_cast<T*>(gate), static_cast<const T*>(up), count));
   check("swiglu");
+}
+
+void launch_swiglu_stacked(DT dt, void* out, const void* gate_up, int n, int inter, cudaStream_t s) {
+  const int64_t c = static_cast<int64_t>(n) * inter;
+  if (c == 0) return;
+  AL_DISPATCH(dt, swiglu_stacked_k<T><<<blocks_for(c, kThreads), kThreads, 0, s>>>(static_cast<T*>(out), static_cast<const T*>(gate_up), n, inter));
+  check("swiglu_stacked");
 }
 
 void launch_embedding(DT dt, void* x, const void* table, const int32_t* tokens, int n, int dim, cudaStream_t s) {

@@ -321,13 +321,18 @@ class CudaDevice final : public Device {
     mark("norms, rope, glue");
     cuda::launch_rope(dt, q, k, pos, inv_freq, n, heads, kv_heads, hd, stream_);
   }
-  void split_columns(DT dt, void* d0, void* d1, void* d2, const void* src, int n, int a, int b, int c) override {
+  void qkv_rope_store(DT dt, void* q, const void* qkv, const int* pos, const float* inv_freq, Table<KvWrite> rows,
+                      int layer, int n, int heads, int kv_heads, int hd) override {
     mark("norms, rope, glue");
-    cuda::launch_split_columns(dt, d0, d1, d2, src, n, a, b, c, stream_);
+    cuda::launch_qkv_rope_store(dt, q, qkv, pos, inv_freq, rows.dev, layer, n, heads, kv_heads, hd, stream_);
   }
   void swiglu(DT dt, void* gate, const void* up, int64_t count) override {
     mark("norms, rope, glue");
     cuda::launch_swiglu(dt, gate, up, count, stream_);
+  }
+  void swiglu_stacked(DT dt, void* out, const void* gate_up, int n, int inter) override {
+    mark("norms, rope, glue");
+    cuda::launch_swiglu_stacked(dt, out, gate_up, n, inter, stream_);
   }
   void embedding(DT dt, void* x, const void* table, const int32_t* tokens, int n, int dim) override {
     mark("norms, rope, glue");
@@ -563,7 +568,10 @@ class CudaDevice final : public Device {
     bool matches(const void* x2, int n2, int in2, const LoraOutput* t2, int count2, int rank2, float* scratch2) const {
       if (!x || x != x2 || n != n2 || in != in2 || count != count2 || max_rank != rank2 || scratch != scratch2) return false;
       for (int i = 0; i < count; ++i) {
-        if (targets[i].y != t2[i].y || targets[i].out != t2[i].out || targets[i].rows.dev != t2[i].rows.dev) return false;
+        if (targets[i].y != t2[i].y || targets[i].out != t2[i].out || targets[i].ld != t2[i].ld ||
+            targets[i].rows.dev != t2[i].rows.dev) {
+          return false;
+        }
       }
       return true;
     }

@@ -32,6 +32,7 @@ struct Group {
   const LoraRow* rows[kMaxTargets];  // device tables [n]
   void* y[kMaxTargets];
   int out[kMaxTargets];
+  int ld[kMaxTargets];  // y's row stride (a stacked projection's width, or out)
 };
 
 // u[target][t, r] = A_t[r, :] · x_t. Block (8 ranks, row, target), a warp per rank: lanes
@@ -95,7 +96,7 @@ __global__ void expand_k(const float* u, Group g, int n, int max_rank) {
   } else {
     for (int r = 0; r < lr.rank; ++r) s += to_f(b[r]) * us[r];
   }
-  T* yo = static_cast<T*>(g.y[target]) + static_cast<int64_t>(t) * out + o;
+  T* yo = static_cast<T*>(g.y[target]) + static_cast<int64_t>(t) * g.ld[target] + o;
   *yo = from_f<T>(__fadd_rn(to_f(*yo), __fmul_rn(lr.scale, s)));
 }
 
@@ -122,6 +123,7 @@ Group group_of(const LoraOutput* targets, int count, int* widest) {
     g.rows[i] = targets[i].rows.dev;
     g.y[i] = targets[i].y;
     g.out[i] = targets[i].out;
+    g.ld[i] = targets[i].stride();
     *widest = std::max(*widest, targets[i].out);
   }
   return g;
@@ -164,6 +166,9 @@ void lora(cublasHandle_t h, DT dt, const void* x, int n, int in, const LoraOutpu
   const size_t ds = dt_size(dt);
   for (int ti = 0; ti < count; ++ti) {
     const LoraOutput& tg = targets[ti];
+    // Stacked outputs come only with decode batches (the forward pass stacks n ≤ 64 rows), which
+    // take the BGMV path above.
+    if (tg.stride() != tg.out) throw std::logic_error("lora: a stacked output in a GEMM segment");
     void* tmp = scratch;
     for (int i = 0; i < n;) {
       const LoraRow& r = tg.rows[i];
