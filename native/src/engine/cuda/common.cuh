@@ -136,8 +136,7 @@ bool skinny_gemm(DT dt, void* y, const void* x, const void* w, int n, int in, in
                  cudaStream_t s, int config = 0);
 constexpr int kSkinnyConfigs = 4;
 
-// ---- eigen.cu: gram_factors (batched Jacobi eigen-decompositions in double: a warp per matrix,
-//      or cuSOLVER's) --------------------------------------------------------------------------
+// ---- eigen.cu: gram_factors (cuSOLVER's batched Jacobi eigen-decompositions, in double) ------
 // The cuSOLVER handle and solver settings, made at first use (on the device's stream) and kept
 // for the process's life, as the device's cuBLAS handle is (never destroyed: at exit the CUDA
 // runtime may be gone before the device).
@@ -151,8 +150,6 @@ constexpr int kBatchedEigenMax = 32;  // cuSOLVER's batched syevj takes matrices
 size_t gram_factors_scratch(EigenSolver& es, cudaStream_t s, int count, int n);
 void gram_factors(EigenSolver& es, int count, int n, int k, const float* g, float* inv_scaled, float* scaled,
                   void* scratch, size_t scratch_bytes, cudaStream_t s);
-// The same with a warp per matrix (cyclic Jacobi in shared memory): one launch, no scratch.
-void gram_factors_jacobi(int count, int n, int k, const float* g, float* inv_scaled, float* scaled, cudaStream_t s);
 
 // ---- lora.cu: lora (BGMV for decode batches, per-adapter GEMM segments for long ones) ----------
 void lora(cublasHandle_t h, DT dt, const void* x, int n, int in, const LoraOutput* targets, int count, int max_rank,

@@ -114,9 +114,7 @@ class CudaDevice final : public Device {
     graphs_ = env_on("ADAPTERLENS_CUDA_GRAPH", true);
     if (const char* c = std::getenv("ADAPTERLENS_CUDA_ATTN_CHUNK"); c && std::atoi(c) >= 32) attention_chunk_ = std::atoi(c);
     profile_ = env_on("ADAPTERLENS_CUDA_PROFILE", false);
-    if (const char* e = std::getenv("ADAPTERLENS_CUDA_EIGEN")) {
-      eigen_ = std::string(e) == "host" ? Eigen::host : std::string(e) == "cusolver" ? Eigen::cusolver : Eigen::jacobi;
-    }
+    if (const char* e = std::getenv("ADAPTERLENS_CUDA_EIGEN")) eigen_on_host_ = std::string(e) == "host";
   }
 
   const char* name() const override { return "cuda"; }
@@ -290,9 +288,9 @@ class CudaDevice final : public Device {
   void gram_factors(int count, int n, int k, const float* g, float* inv_scaled, float* scaled) override {
     mark("strategies");
     if (count == 0 || k == 0) return;
-    if (n > cuda::kBatchedEigenMax || eigen_ == Eigen::host) {
-      // Beyond the batched solvers (or ADAPTERLENS_CUDA_EIGEN=host): the host reference, at
-      // the cost of one wait for the device.
+    if (n > cuda::kBatchedEigenMax || eigen_on_host_) {
+      // Beyond cuSOLVER's batched solver (or ADAPTERLENS_CUDA_EIGEN=host): the host reference,
+      // at the cost of one wait for the device.
       const size_t nn = static_cast<size_t>(count) * n * n, nk = static_cast<size_t>(count) * n * k;
       std::vector<float> hg(nn), hi(nk), hs(scaled ? nk : 0);
       download(hg.data(), g, nn * sizeof(float));
@@ -301,10 +299,9 @@ class CudaDevice final : public Device {
       if (scaled) upload(scaled, hs.data(), nk * sizeof(float));
       return;
     }
-    if (eigen_ == Eigen::jacobi) return cuda::gram_factors_jacobi(count, n, k, g, inv_scaled, scaled, stream_);
-    const size_t bytes = cuda::gram_factors_scratch(solver_, stream_, count, n);
+    const size_t bytes = cuda::gram_factors_scratch(eigen_, stream_, count, n);
     void* scratch = alloc(bytes, "eigen-decompositions");
-    cuda::gram_factors(solver_, count, n, k, g, inv_scaled, scaled, scratch, bytes, stream_);
+    cuda::gram_factors(eigen_, count, n, k, g, inv_scaled, scaled, scratch, bytes, stream_);
     release(scratch);  // freed in stream order, after the kernels that use it
   }
   void add_bias(DT dt, void* y, const void* bias, int n, int out) override {
@@ -554,10 +551,8 @@ class CudaDevice final : public Device {
   size_t total_ = 0;
   int cc_major_ = 0, cc_minor_ = 0, driver_ = 0, runtime_ = 0;
   std::atomic<size_t> peak_{0};
-  // gram_factors: a warp per matrix (default), cuSOLVER (ADAPTERLENS_CUDA_EIGEN=cusolver: its
-  // handle made at first use) or the host reference (=host).
-  enum class Eigen { jacobi, cusolver, host } eigen_ = Eigen::jacobi;
-  cuda::EigenSolver solver_;
+  cuda::EigenSolver eigen_;        // gram_factors' cuSOLVER handle, made at first use
+  bool eigen_on_host_ = false;     // ADAPTERLENS_CUDA_EIGEN=host: gram_factors on the host
   std::atomic<uint64_t> d2h_{0};
   bool graphs_ = true, graph_broken_ = false, capturing_ = false, profile_ = false;
   // Measured fastest of 64, 128, 256 on the H200 with one K/V buffer a warp (bench: sweep; the

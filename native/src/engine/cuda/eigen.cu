@@ -1,9 +1,7 @@
 // gram_factors on the device: the eigen-decompositions of a batch of small symmetric matrices
-// (lowrank's Gram matrices, 16×16 for lowrank:8) in double, then the scaled eigenvector
-// columns, so lowrank's subspace iteration never waits for the host: a warp per matrix running
-// cyclic Jacobi (gram_factors_jacobi, the default), or cuSOLVER's batched Jacobi solver
-// (gram_factors, ADAPTERLENS_CUDA_EIGEN=cusolver). CPU reference: gram_factors_host in
-// linalg.cpp (sym_eigen, double).
+// (lowrank's Gram matrices, 16×16 for lowrank:8) through cuSOLVER's batched Jacobi solver in
+// double, then the scaled eigenvector columns, so lowrank's subspace iteration never waits for
+// the host. CPU reference: gram_factors_host in linalg.cpp (sym_eigen, double).
 #include <cusolverDn.h>
 
 #include <algorithm>
@@ -43,96 +41,7 @@ __global__ void factors_k(float* inv_scaled, float* scaled, const double* vecs, 
   }
 }
 
-// One warp per matrix (n ≤ 32, lane i owning row/column i): cyclic Jacobi in double on A and
-// V in shared memory (Golub & Van Loan, Algorithm 8.4.3: each rotation zeroes a_pq, A ← JᵀAJ,
-// V ← VJ), sweeps until the off-diagonal norm is below 1e-15·‖A‖ (at most 30); then the
-// eigenpairs in descending order into the factors, as factors_k writes them. One launch where
-// cuSOLVER's batched solver took several, with their host work, per call.
-constexpr int kJacobiMaxSweeps = 30;
-__global__ void __launch_bounds__(32) jacobi_factors_k(float* inv_scaled, float* scaled, const float* g, int n, int k) {
-  __shared__ double A[kBatchedEigenMax][kBatchedEigenMax + 1];
-  __shared__ double V[kBatchedEigenMax][kBatchedEigenMax + 1];
-  const int p0 = blockIdx.x, i = threadIdx.x;
-  const bool mine = i < n;
-  const float* gp = g + static_cast<int64_t>(p0) * n * n;
-  for (int j = 0; j < n; ++j) {
-    if (mine) {
-      A[i][j] = gp[i * n + j];
-      V[i][j] = i == j ? 1.0 : 0.0;
-    }
-  }
-  __syncwarp();
-  double norm2 = 0.0;  // ‖A‖_F², which rotations keep
-  if (mine)
-    for (int j = 0; j < n; ++j) norm2 += A[i][j] * A[i][j];
-  for (int o = 16; o > 0; o >>= 1) norm2 += __shfl_xor_sync(0xffffffffu, norm2, o);
-  // Lane 0's sums for every lane: a butterfly may round differently per lane, and the lanes
-  // must take the same branch below.
-  norm2 = __shfl_sync(0xffffffffu, norm2, 0);
-  for (int sweep = 0; sweep < kJacobiMaxSweeps; ++sweep) {
-    double off = 0.0;
-    if (mine)
-      for (int j = 0; j < n; ++j) off += j == i ? 0.0 : A[i][j] * A[i][j];
-    for (int o = 16; o > 0; o >>= 1) off += __shfl_xor_sync(0xffffffffu, off, o);
-    off = __shfl_sync(0xffffffffu, off, 0);
-    if (!(off > 1e-30 * norm2)) break;  // also ends on a zero matrix
-    for (int p = 0; p < n - 1; ++p) {
-      for (int q = p + 1; q < n; ++q) {
-        const double apq = A[p][q];
-        if (apq == 0.0) continue;  // the same shared value for every lane: uniform
-        const double tau = (A[q][q] - A[p][p]) / (2.0 * apq);
-        const double t = (tau >= 0.0 ? 1.0 : -1.0) / (fabs(tau) + sqrt(1.0 + tau * tau));
-        const double c = 1.0 / sqrt(1.0 + t * t), s = t * c;
-        __syncwarp();  // every lane has read A[p][q], A[p][p], A[q][q]
-        if (mine) {  // columns p and q: A ← A·J, V ← V·J
-          const double aip = A[i][p], aiq = A[i][q];
-          A[i][p] = c * aip - s * aiq;
-          A[i][q] = s * aip + c * aiq;
-          const double vip = V[i][p], viq = V[i][q];
-          V[i][p] = c * vip - s * viq;
-          V[i][q] = s * vip + c * viq;
-        }
-        __syncwarp();
-        if (mine) {  // rows p and q: A ← Jᵀ·A
-          const double api = A[p][i], aqi = A[q][i];
-          A[p][i] = c * api - s * aqi;
-          A[q][i] = s * api + c * aqi;
-        }
-        __syncwarp();
-        if (i == 0) A[p][q] = A[q][p] = 0.0;
-        __syncwarp();
-      }
-    }
-  }
-  // Lane i's eigenpair (A[i][i], column i of V) goes to column `rank` of the descending order.
-  const double lam = mine ? A[i][i] : -INFINITY;
-  double top = lam;
-  for (int o = 16; o > 0; o >>= 1) top = fmax(top, __shfl_xor_sync(0xffffffffu, top, o));
-  top = fmax(top, 0.0);
-  int rank = 0;
-  for (int j = 0; j < 32; ++j) {
-    const double lj = __shfl_sync(0xffffffffu, lam, j);
-    rank += j < n && (lj > lam || (lj == lam && j < i)) ? 1 : 0;
-  }
-  if (!mine || rank >= k) return;
-  const bool kept = lam > 1e-12 * top && lam > 0.0;
-  const double sq = kept ? sqrt(lam) : 0.0;
-  const int64_t base = static_cast<int64_t>(p0) * n * k;
-  for (int r = 0; r < n; ++r) {
-    const double x = V[r][i];
-    inv_scaled[base + static_cast<int64_t>(r) * k + rank] = kept ? static_cast<float>(x / sq) : 0.0f;
-    if (scaled) scaled[base + static_cast<int64_t>(r) * k + rank] = kept ? static_cast<float>(x * sq) : 0.0f;
-  }
-}
-
 }  // namespace
-
-void gram_factors_jacobi(int count, int n, int k, const float* g, float* inv_scaled, float* scaled, cudaStream_t s) {
-  if (count == 0 || k == 0) return;
-  if (n > kBatchedEigenMax) throw std::logic_error("gram_factors: batched eigen-decompositions up to 32×32");
-  jacobi_factors_k<<<count, 32, 0, s>>>(inv_scaled, scaled, g, n, k);
-  check("gram_factors (Jacobi)");
-}
 
 void EigenSolver::start(cudaStream_t s) {
   if (handle) return;
