@@ -172,6 +172,24 @@ std::string dims(std::initializer_list<int> v) {
 
 // ---- dense ops ----------------------------------------------------------------------------------
 
+// RoPE's inputs for n rows of head dim hd: Llama's inverse frequencies (base 10000) and
+// positions spread over 0..4999.
+struct RopeTables {
+  Raw<float> inv_freq;
+  Raw<int> pos;
+  RopeTables(int n, int hd) : inv_freq(frequencies(hd)), pos(positions(n)) {}
+  static std::vector<float> frequencies(int hd) {
+    std::vector<float> inv(hd / 2);
+    for (int i = 0; i < hd / 2; ++i) inv[i] = 1.0f / std::pow(10000.0f, 2.0f * i / hd);
+    return inv;
+  }
+  static std::vector<int> positions(int n) {
+    std::vector<int> pos(n);
+    for (int i = 0; i < n; ++i) pos[i] = i * 577 % 5000;
+    return pos;
+  }
+};
+
 void dense_cases() {
   for (int kind : {0, 1, 2}) {
     add("load_values", std::string("stored ") + (kind == 0 ? "F32" : kind == 1 ? "F16" : "BF16"), kAll, [kind](DT dt) {
@@ -307,12 +325,9 @@ void dense_cases() {
   for (int hd : {64, 128}) {
     add("rope", "9 rows, 8/2 heads, hd " + std::to_string(hd), kAll, [hd](DT dt) {
       const int n = 9, heads = 8, kv = 2;
-      std::vector<float> inv(hd / 2);
-      for (int i = 0; i < hd / 2; ++i) inv[i] = 1.0f / std::pow(10000.0f, 2.0f * i / hd);
-      std::vector<int> pos(n);
-      for (int i = 0; i < n; ++i) pos[i] = i * 577 % 5000;
-      Raw<float> f(inv);
-      Raw<int> p(pos);
+      const RopeTables rt(n, hd);
+      const Raw<float>& f = rt.inv_freq;
+      const Raw<int>& p = rt.pos;
       Pair q(dt, randn(size_t(n) * heads * hd)), k(dt, randn(size_t(n) * kv * hd));
       cpu.rope(DT::F32, q.c.get(), k.c.get(), p.cp(), f.cp(), n, heads, kv, hd);
       gpu->rope(dt, q.g.get(), k.g.get(), p.gp(), f.gp(), n, heads, kv, hd);
@@ -322,12 +337,9 @@ void dense_cases() {
   for (int hd : {64, 128}) {
     add("qkv_rope_store", "9 stacked rows, 8/2 heads, hd " + std::to_string(hd) + ", into 2 caches", kAll, [hd](DT dt) {
       const int n = 9, heads = 8, kv = 2, L = 2, cap = 12, w = (heads + 2 * kv) * hd;
-      std::vector<float> inv(hd / 2);
-      for (int i = 0; i < hd / 2; ++i) inv[i] = 1.0f / std::pow(10000.0f, 2.0f * i / hd);
-      std::vector<int> pos(n);
-      for (int i = 0; i < n; ++i) pos[i] = i * 577 % 5000;
-      Raw<float> f(inv);
-      Raw<int> p(pos);
+      const RopeTables rt(n, hd);
+      const Raw<float>& f = rt.inv_freq;
+      const Raw<int>& p = rt.pos;
       Pair qkv(dt, randn(size_t(n) * w)), q(dt, randn(size_t(n) * heads * hd));
       const size_t elems = size_t(L) * kv * cap * hd;
       Pair k1(dt, randn(elems)), v1(dt, randn(elems)), k2(dt, randn(elems)), v2(dt, randn(elems));

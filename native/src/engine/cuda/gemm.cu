@@ -188,28 +188,28 @@ void gemm(cublasHandle_t h, DT dt, void* y, const void* x, const void* w, int n,
   cublas_gemm(h, dt, y, x, w, n, in, out, alpha, beta);
 }
 
-void cublas_gemm(cublasHandle_t h, DT dt, void* y, const void* x, const void* w, int n, int in, int out, float alpha,
-                 float beta) {
+namespace {
+// Row-major y[n, out] = alpha · x[n, in] · W[out, in]ᵀ + beta · y is column-major
+// yᵀ[out, n] = W[out, in] · xᵀ: W is a column-major [in, out] matrix used transposed; x is a
+// column-major [in, n] matrix (opx N, ldx in) or, given transposed as row-major xᵀ [in, n], a
+// column-major [n, in] one used transposed (opx T, ldx n).
+void cublas_rows(cublasHandle_t h, DT dt, void* y, const void* x, cublasOperation_t opx, int ldx, const void* w, int n,
+                 int in, int out, float alpha, float beta, const char* what) {
   if (n == 0 || out == 0) return;
-  // Row-major y[n, out] = x[n, in]·Wᵀ is column-major yᵀ[out, n] = W[out, in]·xᵀ: W is a
-  // column-major [in, out] matrix used transposed, x a column-major [in, n] one.
   const cudaDataType_t t = cuda_type(dt);
   const cublasComputeType_t ct = dt == DT::F32 ? CUBLAS_COMPUTE_32F_PEDANTIC : CUBLAS_COMPUTE_32F;
-  ckb(cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, out, n, in, &alpha, w, t, in, x, t, in, &beta, y, t, out, ct,
-                   CUBLAS_GEMM_DEFAULT),
-      "cublasGemmEx");
+  ckb(cublasGemmEx(h, CUBLAS_OP_T, opx, out, n, in, &alpha, w, t, in, x, t, ldx, &beta, y, t, out, ct, CUBLAS_GEMM_DEFAULT), what);
+}
+}  // namespace
+
+void cublas_gemm(cublasHandle_t h, DT dt, void* y, const void* x, const void* w, int n, int in, int out, float alpha,
+                 float beta) {
+  cublas_rows(h, dt, y, x, CUBLAS_OP_N, in, w, n, in, out, alpha, beta, "cublasGemmEx");
 }
 
 void cublas_gemm_xt(cublasHandle_t h, DT dt, void* y, const void* xt, const void* w, int n, int in, int out, float alpha,
                     float beta) {
-  if (n == 0 || out == 0) return;
-  // As cublas_gemm, with x given transposed: row-major xᵀ [in, n] is a column-major [n, in]
-  // matrix, used transposed.
-  const cudaDataType_t t = cuda_type(dt);
-  const cublasComputeType_t ct = dt == DT::F32 ? CUBLAS_COMPUTE_32F_PEDANTIC : CUBLAS_COMPUTE_32F;
-  ckb(cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_T, out, n, in, &alpha, w, t, in, xt, t, n, &beta, y, t, out, ct,
-                   CUBLAS_GEMM_DEFAULT),
-      "cublasGemmEx (x transposed)");
+  cublas_rows(h, dt, y, xt, CUBLAS_OP_T, n, w, n, in, out, alpha, beta, "cublasGemmEx (x transposed)");
 }
 
 void gemm_out_f32(cublasHandle_t h, DT dt, float* y, const void* x, const void* w, int n, int in, int out) {
