@@ -131,14 +131,20 @@ export class EngineSession {
   async loadModel(dirIn: string, signal?: AbortSignal, onProgress?: LoadProgress, dtype: ComputeDtype = 'fp32'): Promise<LoadedModel> {
     const dir = path.resolve(dirIn);
     this.releaseRunHolds();
-    const current = this.model;
-    const reusable = (identity: string | null) => current && current.dir === dir && current.dtype === dtype && current.identity === identity && !this.failedDigests.has(current.digest);
+    // The model loaded now (read after each wait: another load may have replaced it), if it is
+    // this folder's files as they are.
+    const reusable = (identity: string | null): LoadedModel | null => {
+      const current = this.model;
+      return current && current.dir === dir && current.dtype === dtype && current.identity === identity && !this.failedDigests.has(current.digest) ? current : null;
+    };
     // Files unchanged since the model was loaded: nothing to open again (a worker's round trip
     // on every run). A folder that cannot be listed falls through to the loader's own check.
-    if (reusable(await dirIdentity(dir).catch(() => null))) return current!;
+    const early = reusable(await dirIdentity(dir).catch(() => null));
+    if (early) return early;
     const checkpoint = await openCheckpointInWorker(dir, { signal });
     const identity = await dirIdentity(dir);
-    if (reusable(identity)) return current!;
+    const same = reusable(identity);
+    if (same) return same;
     this.disposeModel(dir);
     const digest = this.backgroundDigest(dir, 'hashing model files', onProgress);
     const native = await loadWhileHashing(signal, digest, (sig) =>
