@@ -140,6 +140,7 @@ export class EngineSession {
     // Files unchanged since the model was loaded: nothing to open again (a worker's round trip
     // on every run). A folder that cannot be listed falls through to the loader's own check.
     const early = reusable(await dirIdentity(dir).catch(() => null));
+    if (signal?.aborted) throw cancellationError();  // as the worker's open would have
     if (early) return early;
     const checkpoint = await openCheckpointInWorker(dir, { signal });
     const identity = await dirIdentity(dir);
@@ -166,7 +167,9 @@ export class EngineSession {
   async openCheckpoint(dirIn: string, signal?: AbortSignal): Promise<CheckpointInfo> {
     const dir = path.resolve(dirIn);
     const current = this.model;
-    if (current && current.dir === dir && current.identity === (await dirIdentity(dir).catch(() => null))) return current.checkpoint;
+    const unchanged = current && current.dir === dir && current.identity === (await dirIdentity(dir).catch(() => null));
+    if (signal?.aborted) throw cancellationError();
+    if (unchanged) return current.checkpoint;
     return openCheckpointInWorker(dir, { signal });
   }
 
@@ -178,6 +181,7 @@ export class EngineSession {
     };
     // As loadModel: files unchanged since this adapter was loaded into this model need no new open.
     const early = reusable(await dirIdentity(dir).catch(() => null));
+    if (signal?.aborted) throw cancellationError();
     if (early) {
       await this.hold(early);
       return early.loaded;

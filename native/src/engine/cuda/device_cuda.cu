@@ -134,7 +134,8 @@ class CudaDevice final : public Device {
   // benchmark's sweep). The planner grows it where the partial states would not fit.
   int attention_chunk() const override { return attention_chunk_; }
   int prefill_chunk() const override { return 8192; }
-  bool prefers_stacked(int n) const override { return n <= 64; }
+  // Stacked outputs need the BGMV expand (it takes a row stride; lora.cu's GEMM segments do not).
+  bool prefers_stacked(int n) const override { return cuda::lora_bgmv(n); }
 
   std::unique_lock<std::recursive_mutex> lock() override {
     std::unique_lock<std::recursive_mutex> l(mutex_);
@@ -301,7 +302,12 @@ class CudaDevice final : public Device {
     }
     const size_t bytes = cuda::gram_factors_scratch(eigen_, stream_, count, n);
     void* scratch = alloc(bytes, "eigen-decompositions");
-    cuda::gram_factors(eigen_, count, n, k, g, inv_scaled, scaled, scratch, bytes, stream_);
+    try {
+      cuda::gram_factors(eigen_, count, n, k, g, inv_scaled, scaled, scratch, bytes, stream_);
+    } catch (...) {
+      release(scratch);
+      throw;
+    }
     release(scratch);  // freed in stream order, after the kernels that use it
   }
   void add_bias(DT dt, void* y, const void* bias, int n, int out) override {
