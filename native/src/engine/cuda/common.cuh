@@ -135,6 +135,9 @@ void cublas_gemm_xt(cublasHandle_t h, DT dt, void* y, const void* xt, const void
 bool skinny_gemm(DT dt, void* y, const void* x, const void* w, int n, int in, int out, float alpha, float beta,
                  cudaStream_t s, int config = 0);
 constexpr int kSkinnyConfigs = 4;
+// False under ADAPTERLENS_CUDA_SKINNY=0: cuBLAS for every product (the decode GEMMs and the
+// prefill LoRA shrink), for comparing the two.
+bool skinny_enabled();
 
 // ---- eigen.cu: gram_factors (cuSOLVER's batched Jacobi eigen-decompositions, in double) ------
 // The cuSOLVER handle and solver settings, made at first use (on the device's stream) and kept

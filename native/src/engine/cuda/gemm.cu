@@ -150,6 +150,8 @@ bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) ==
 constexpr int kSkinnyConfig = 1;
 constexpr int kSkinnyMaxDim = 4096;
 
+}  // namespace
+
 bool skinny_enabled() {
   static const bool on = [] {
     const char* v = std::getenv("ADAPTERLENS_CUDA_SKINNY");
@@ -157,8 +159,6 @@ bool skinny_enabled() {
   }();
   return on;
 }
-
-}  // namespace
 
 bool skinny_gemm(DT dt, void* y, const void* x, const void* w, int n, int in, int out, float alpha, float beta,
                  cudaStream_t s, int config) {

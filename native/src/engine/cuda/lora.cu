@@ -182,7 +182,7 @@ void lora(cublasHandle_t h, DT dt, const void* x, int n, int in, const LoraOutpu
         // once where it does not apply: then u [len, rank] through cuBLAS). Each launch streams
         // x again: at rank 64 cuBLAS's one product is faster (H200, 1098 rows: 17.7 µs against
         // 32.4 µs for four launches; at rank 8 or 16, 8 µs against 17 µs: backend_ops --bench).
-        bool transposed = r.rank <= kSkinnyShrinkMaxRank;
+        bool transposed = r.rank <= kSkinnyShrinkMaxRank && skinny_enabled();
         for (int r0 = 0; r0 < r.rank && transposed; r0 += 16) {
           transposed = skinny_gemm(dt, static_cast<char*>(tmp) + static_cast<size_t>(r0) * len * ds,
                                    static_cast<const char*>(r.a) + static_cast<size_t>(r0) * in * ds, xi,
