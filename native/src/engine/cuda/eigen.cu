@@ -30,14 +30,19 @@ __global__ void factors_k(float* inv_scaled, float* scaled, const double* vecs, 
   const double* v = vecs + static_cast<int64_t>(p) * n * n;
   const double* w = vals + static_cast<int64_t>(p) * n;
   const double top = fmax(w[n - 1], 0.0);
+  // A matrix with a non-finite eigenvalue (a NaN or infinite Gram matrix: the host reference
+  // throws on it) gets NaN factors, so what is built from them shows it rather than zeros.
+  bool finite = true;
+  for (int j = 0; j < n; ++j) finite = finite && isfinite(w[j]);
   for (int e = threadIdx.x; e < n * k; e += blockDim.x) {
     const int i = e / k, j = e % k, q = n - 1 - j;
     const bool kept = w[q] > 1e-12 * top && w[q] > 0.0;
     const double s = kept ? sqrt(w[q]) : 0.0;
     const double x = v[i + static_cast<int64_t>(q) * n];
     const int64_t at = static_cast<int64_t>(p) * n * k + e;
-    inv_scaled[at] = kept ? static_cast<float>(x / s) : 0.0f;
-    if (scaled) scaled[at] = kept ? static_cast<float>(x * s) : 0.0f;
+    const float nan = __int_as_float(0x7fc00000);
+    inv_scaled[at] = !finite ? nan : kept ? static_cast<float>(x / s) : 0.0f;
+    if (scaled) scaled[at] = !finite ? nan : kept ? static_cast<float>(x * s) : 0.0f;
   }
 }
 
