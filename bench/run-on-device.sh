@@ -12,10 +12,11 @@
 # STAGES picks what runs (comma list, default build,check,bench,ladder):
 #   quick   backend consistency and the shared-decode / no-copy tests only (instead of check)
 #   ops     backend consistency and the op benchmarks only (no Node tests)
-#   sweep   attention chunks 64, 128, 256 × 1 or 2 K/V buffers a warp timed; the fastest is used
+#   sweep   attention chunks 64, 128, 256 (SWEEP_CHUNKS) timed; the fastest is used
 #           for what follows
 #   ncu     Nsight Compute on the tensor-core attention kernels of one decode step
 #   ncusrc  the same per SASS instruction (executed counts, stall samples) into ncu-sass.csv
+#   hash    the SHA-256 of the 7B shape's shards alone, for several read plans (hash-file.ts)
 #   session, fresh, cli, hf, profile: parts of bench (the runs through runComparison, a fresh
 #           process, `adapterlens compare` itself in fresh processes (needs dist/ carried:
 #           npm run build:ts here), the transformers + PEFT peers, an op profile)
@@ -113,10 +114,10 @@ if has ncu; then
   step "Nsight Compute: the tensor-core attention kernels of one decode step (plain, low-rank, quantized tiles)"
   NCU=$(command -v ncu || ls /usr/local/cuda/bin/ncu /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
   if [ -n "$NCU" ]; then
-    timeout 240 "$NCU" --kernel-name regex:parts_tc_k --launch-count 3 --section SpeedOfLight --section Occupancy \
-      --section LaunchStats --section WarpStateStats --section MemoryWorkloadAnalysis \
+    timeout 240 "$NCU" --kernel-name regex:"parts_tc_k|merge_k" --launch-count 4 --section SpeedOfLight --section Occupancy \
+      --section LaunchStats --section WarpStateStats --section MemoryWorkloadAnalysis --section SchedulerStats --section InstructionStats \
       ./native/build/adapterlens_backend_ops --bench-attention > "$R/ncu.log" 2>&1
-    grep -E "parts_tc_k|Duration|Memory Throughput|DRAM Throughput|Achieved Occupancy|Theoretical Occupancy|Registers Per|Shared Memory Config|Block Limit|Warp Cycles Per Issued|L2 Hit|L1/TEX Hit|ERR|Grid Size" "$R/ncu.log" | head -90
+    grep -E "parts_tc_k|merge_k|Duration|Memory Throughput|DRAM Throughput|Achieved Occupancy|Theoretical Occupancy|Registers Per|Shared Memory Config|Block Limit|Warp Cycles Per Issued|L2 Hit|L1/TEX Hit|ERR|Grid Size|Executed Ipc A|No Eligible|Eligible Warps|Executed Instructions  |Stall" "$R/ncu.log" | head -120
   else
     echo "no ncu on this machine"
   fi
@@ -137,28 +138,32 @@ if has ncusrc; then
   fi
 fi
 if has sweep; then
-  step "attention sweep: chunk × K/V buffers per warp (the tensor-core kernel on the benchmark's decode step)"
+  step "attention sweep: keys per chunk (the tensor-core kernel on the benchmark's decode step)"
   best=""; best_us=""
-  for st in 1 2; do
-    for c in 64 128 256; do
-      us=$(ADAPTERLENS_CUDA_ATTN_STAGES=$st ADAPTERLENS_CUDA_ATTN_CHUNK=$c ./native/build/adapterlens_backend_ops --bench-attention 2>&1 | tee "$R/attention-s$st-chunk-$c.log" | awk '/decode step/ {print $5}')
-      echo "  stages $st, chunk $c: decode step attention $us µs per layer; scoring $(awk '/scoring/ {print $7}' "$R/attention-s$st-chunk-$c.log") µs"
-      if [ -n "$us" ] && { [ -z "$best_us" ] || awk "BEGIN{exit !($us < $best_us)}"; }; then best="$st $c"; best_us=$us; fi
-    done
+  for c in ${SWEEP_CHUNKS:-64 128 256}; do
+    us=$(ADAPTERLENS_CUDA_ATTN_CHUNK=$c ./native/build/adapterlens_backend_ops --bench-attention 2>&1 | tee "$R/attention-chunk-$c.log" | awk '/decode step/ {print $5}')
+    echo "  chunk $c: decode step attention $us µs per layer; scoring $(awk '/scoring/ {print $7}' "$R/attention-chunk-$c.log") µs"
+    if [ -n "$us" ] && { [ -z "$best_us" ] || awk "BEGIN{exit !($us < $best_us)}"; }; then best="$c"; best_us=$us; fi
   done
   if [ -n "$best" ]; then
-    export ADAPTERLENS_CUDA_ATTN_STAGES=${best% *} ADAPTERLENS_CUDA_ATTN_CHUNK=${best#* }
-    echo "  measuring with stages $ADAPTERLENS_CUDA_ATTN_STAGES, chunk $ADAPTERLENS_CUDA_ATTN_CHUNK"
-    cat "$R/attention-s$ADAPTERLENS_CUDA_ATTN_STAGES-chunk-$ADAPTERLENS_CUDA_ATTN_CHUNK.log"
+    export ADAPTERLENS_CUDA_ATTN_CHUNK=$best
+    echo "  measuring with chunk $ADAPTERLENS_CUDA_ATTN_CHUNK"
+    cat "$R/attention-chunk-$ADAPTERLENS_CUDA_ATTN_CHUNK.log"
   fi
 fi
 
 # The benchmark's parts: `bench` runs them all; `session`, `fresh`, `hf`, `profile` pick some.
 part() { has bench || has "$1"; }
-if part session || part fresh || part cli || part hf || part profile; then
+if part session || part fresh || part cli || part hf || part profile || has hash; then
   step "benchmark fixtures: checkpoints, adapters, ceilings"
   python3 bench/hf_bench.py make --work "$WORK" --shapes llama2-7b-shape 2>&1 | grep -v -e Warning -e warn | tail -5
   T bench/runner-bench.ts doc "$WORK" 1089
+fi
+if has hash; then
+  step "SHA-256 of the shards alone, per read plan (KiB per read, buffers)"
+  for plan in ${HASH_PLANS:-256:2 256:3 1024:2 4096:2 4096:3 16384:2}; do
+    ADAPTERLENS_HASH_READ_KIB=${plan%:*} ADAPTERLENS_HASH_BUFFERS=${plan#*:} timeout 60 node --import tsx bench/research/hash-contention.ts "$WORK" --alone 2>&1 | tee -a "$R/hash-plans.log" | grep "model-00001"
+  done
 fi
 if part session; then
   step "AdapterLens through runComparison: 4 strategies, all 8 (7B shape, bf16)"

@@ -1,7 +1,8 @@
 // The SHA-256 of a checkpoint's shards as the product hashes them (sha256File: the 'hash'
 // worker pool), first alone, then while a CUDA session starts and loads the same checkpoint,
 // as a fresh process's first run does: when each shard's digest is done, and its rate.
-// On the GPU machine: node --import tsx bench/research/hash-contention.ts WORK
+// On the GPU machine: node --import tsx bench/research/hash-contention.ts WORK [--alone]
+// (--alone: only the first part; ADAPTERLENS_HASH_READ_KIB / _BUFFERS pick the reads, hash-file.ts).
 import fs from 'node:fs';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -24,7 +25,9 @@ async function hashAll(label: string, beside?: () => Promise<void>): Promise<voi
   await besideDone;
 }
 
-await hashAll('alone');
+const plan = `${process.env.ADAPTERLENS_HASH_READ_KIB ?? 'default'} KiB reads, ${process.env.ADAPTERLENS_HASH_BUFFERS ?? 'default'} buffers`;
+await hashAll(`alone (${plan})`);
+if (process.argv.includes('--alone')) process.exit(0);
 let session: EngineSession | null = null;
 await hashAll('beside a CUDA start and load', async () => {
   // The engine's own load (not session.loadModel, which would hash the same files again).

@@ -1,52 +1,101 @@
 // SHA-256 of one file, as a worker of the 'hash' pool computes it (sha256.ts sends the
-// work there): synchronous reads into one reused buffer, which is the fastest way on a
-// thread of its own. The file's stamp is taken before and after: a file that changed
+// work there). The reads are pipelined with the hashing: while this thread hashes one
+// buffer, libuv's thread pool reads the next ones, so the core that runs the (sequential)
+// SHA-256 does nothing else. The file's stamp is taken before and after: a file that changed
 // while it was read is refused rather than given a digest of a mixture.
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import { LoadError } from './errors.js';
 import { sameStamp, stampOf, type FileStamp } from './file-stamp.js';
 
-// Reads of 256 KiB, which stay in a core's L2 between the read and the hash: measured on the
-// H200 host (bench/research/hash-probe.sh), three 4 GiB files hashed at once went at 0.82 GB/s
-// each with 4 MiB reads and 1.16 GB/s with 256 KiB (one file alone: 1.1 GB/s either way), and
-// a checkpoint's shards are hashed at once.
-const CHUNK = 256 << 10;
-/** Progress after every 4 MiB read (a few thousand messages for a 13 GB checkpoint). */
+/**
+ * How the reads are cut. Measured here (2 cores, one 2 GB file in the page cache): reading on
+ * this thread between hash updates (the earlier way) hashed at 1.08 GB/s; 4 MiB reads with one
+ * in flight while the other buffer is hashed, 1.36 GB/s. ADAPTERLENS_HASH_READ_KIB and
+ * ADAPTERLENS_HASH_BUFFERS override them (bench/research/hash-contention.ts compares them).
+ */
+export interface HashReadPlan {
+  /** Bytes per read. */
+  readBytes: number;
+  /** Buffers in the ring: one being hashed, the others being read. */
+  buffers: number;
+}
+
+export function hashReadPlan(env: NodeJS.ProcessEnv = process.env): HashReadPlan {
+  const kib = Number(env.ADAPTERLENS_HASH_READ_KIB);
+  const buffers = Number(env.ADAPTERLENS_HASH_BUFFERS);
+  return {
+    readBytes: Number.isInteger(kib) && kib >= 4 && kib <= 65536 ? kib << 10 : 4 << 20,
+    buffers: Number.isInteger(buffers) && buffers >= 2 && buffers <= 8 ? buffers : 2,
+  };
+}
+
+/** Progress after every 4 MiB hashed (a few thousand messages for a 13 GB checkpoint). */
 const PROGRESS_EVERY = 4 << 20;
 
-export function hashFileSync(file: string, onProgress?: (done: number, total: number) => void): { sha256: string; stamp: FileStamp } {
-  let fd: number;
+function cannotHash(file: string, e: unknown): LoadError {
+  return new LoadError({ file, message: `cannot hash this file (${(e as NodeJS.ErrnoException).code ?? String(e)}).`, cause: e });
+}
+
+export async function hashFile(
+  file: string,
+  onProgress?: (done: number, total: number) => void,
+  plan: HashReadPlan = hashReadPlan(),
+): Promise<{ sha256: string; stamp: FileStamp }> {
+  let fh: fs.promises.FileHandle;
   try {
-    fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+    fh = await fs.promises.open(file, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
   } catch (e) {
-    throw new LoadError({ file, message: `cannot hash this file (${(e as NodeJS.ErrnoException).code ?? String(e)}).`, cause: e });
+    throw cannotHash(file, e);
   }
+  // Reads still in flight when something throws are awaited before the file is closed.
+  const inflight: { buf: Buffer; at: number; read: Promise<number> }[] = [];
   try {
-    const before = fs.fstatSync(fd);
+    const before = await fh.stat();
     if (!before.isFile()) throw new LoadError({ file, message: 'cannot hash this file: it is not a regular file.' });
+    const size = before.size;
     const hash = createHash('sha256');
-    const buf = Buffer.allocUnsafe(Math.min(CHUNK, Math.max(1, before.size)));
+    const chunk = Math.min(plan.readBytes, Math.max(1, size));
+    const ring = Array.from({ length: plan.buffers }, () => Buffer.allocUnsafe(chunk));
+    let next = 0; // the offset of the next read to issue
+    let slot = 0;
+    const issue = (): void => {
+      const buf = ring[slot]!;
+      slot = (slot + 1) % ring.length;
+      const at = next;
+      next += chunk;
+      inflight.push({ buf, at, read: fh.read(buf, 0, chunk, at).then((r) => r.bytesRead) });
+    };
+    // One buffer is always being hashed (or free), so at most buffers − 1 reads are in flight.
+    while (inflight.length < ring.length - 1 && next < size) issue();
     let done = 0;
     let reported = 0;
-    onProgress?.(0, before.size);
-    for (;;) {
-      const n = fs.readSync(fd, buf, 0, buf.length, done);
-      if (n === 0) break;
+    onProgress?.(0, size);
+    while (inflight.length > 0) {
+      const { buf, at, read } = inflight.shift()!;
+      const n = await read;
+      if (at !== done || n === 0) break; // a short read: the file shrank (caught below)
+      if (next < size && n === chunk) issue();
       hash.update(buf.subarray(0, n));
       done += n;
+      if (n < chunk) break;
       if (done - reported >= PROGRESS_EVERY) {
         reported = done;
-        onProgress?.(done, before.size);
+        onProgress?.(done, size);
       }
     }
-    const after = stampOf(fs.fstatSync(fd));
-    if (done !== before.size || !sameStamp(stampOf(before), after)) {
-      throw new LoadError({ file, message: `the file changed while it was being hashed (${done} of ${before.size} bytes read); hash it again when it is complete.` });
+    // Past the end: a file that grew while it was read is caught by its size or stamp.
+    const after = stampOf(await fh.stat());
+    if (done !== size || !sameStamp(stampOf(before), after)) {
+      throw new LoadError({ file, message: `the file changed while it was being hashed (${done} of ${size} bytes read); hash it again when it is complete.` });
     }
-    onProgress?.(done, before.size);
+    onProgress?.(done, size);
     return { sha256: hash.digest('hex'), stamp: after };
+  } catch (e) {
+    if (e instanceof LoadError) throw e;
+    throw cannotHash(file, e);
   } finally {
-    fs.closeSync(fd);
+    await Promise.allSettled(inflight.map((r) => r.read));
+    await fh.close();
   }
 }

@@ -34,8 +34,8 @@ type Handler<N extends TaskName> = (input: TaskInput<N>, progress: Progress) => 
 
 const HANDLERS: { [N in TaskName]: Handler<N> } = {
   'hash-file': async ({ file }, progress) => {
-    const { hashFileSync } = await import('../model/hash-file.js');
-    const value: { sha256: string; stamp: FileStamp } = hashFileSync(file, progress);
+    const { hashFile } = await import('../model/hash-file.js');
+    const value: { sha256: string; stamp: FileStamp } = await hashFile(file, progress);
     return { value };
   },
   'open-checkpoint': async ({ dir }) => {

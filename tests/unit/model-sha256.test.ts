@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { writeFile } from 'node:fs/promises';
+import { appendFile, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { LoadError } from '../../main/model/errors.js';
+import { hashFile, hashReadPlan } from '../../main/model/hash-file.js';
 import { sha256Dir, sha256File } from '../../main/model/sha256.js';
 import { tempDir } from './model-fixtures.js';
 
@@ -28,6 +29,40 @@ describe('sha256', () => {
     assert.equal(seen.at(-1), big.length);
     assert.equal(await sha256File(join(dir, 'config.json')), hex('{"a":1}'));
     await assert.rejects(sha256File(join(dir, 'nope')), (e: unknown) => e instanceof LoadError);
+  });
+
+  it('pipelines its reads: every read size and ring gives the same digest', async () => {
+    // Odd sizes, so that the last read is short and reads straddle the progress steps.
+    const odd = Buffer.from(Array.from({ length: (3 << 20) + 4099 }, (_, i) => (i * 2654435761) >>> 24));
+    const file = join(dir, 'odd.bin');
+    await writeFile(file, odd);
+    for (const plan of [{ readBytes: 4096, buffers: 2 }, { readBytes: 5 << 10, buffers: 3 }, { readBytes: 1 << 20, buffers: 8 }, { readBytes: 64 << 20, buffers: 2 }]) {
+      const seen: number[] = [];
+      const r = await hashFile(file, (d) => seen.push(d), plan);
+      assert.equal(r.sha256, hex(odd), `${plan.readBytes} B × ${plan.buffers}`);
+      assert.equal(r.stamp.size, odd.length);
+      assert.deepEqual(seen, [...seen].sort((a, b) => a - b), 'progress never goes back');
+      assert.equal(seen.at(-1), odd.length);
+    }
+    await writeFile(file, '');
+    assert.equal((await hashFile(file, undefined, { readBytes: 4096, buffers: 2 })).sha256, hex(''));
+    assert.deepEqual(hashReadPlan({}), { readBytes: 4 << 20, buffers: 2 });
+    assert.deepEqual(hashReadPlan({ ADAPTERLENS_HASH_READ_KIB: '256', ADAPTERLENS_HASH_BUFFERS: '3' }), { readBytes: 256 << 10, buffers: 3 });
+    assert.deepEqual(hashReadPlan({ ADAPTERLENS_HASH_READ_KIB: 'x', ADAPTERLENS_HASH_BUFFERS: '99' }), { readBytes: 4 << 20, buffers: 2 });
+  });
+
+  it('refuses a file that changes while it is hashed', async () => {
+    const file = join(dir, 'growing.bin');
+    // At the first progress past 0 (4 MiB in) the file grows, or shrinks to 1 MiB, while
+    // 8 MiB are still to be read.
+    for (const change of [() => appendFile(file, 'more'), () => truncate(file, 1 << 20)]) {
+      await writeFile(file, Buffer.alloc(12 << 20, 1));
+      let changed: Promise<void> | null = null;
+      await assert.rejects(
+        hashFile(file, (d) => { if (d > 0 && !changed) changed = change(); }, { readBytes: 4096, buffers: 2 }).finally(() => changed),
+        (e: unknown) => e instanceof LoadError && /changed while it was being hashed/.test(e.message),
+      );
+    }
   });
 
   it('hashes a folder\'s relevant files, sha256sum style', async () => {

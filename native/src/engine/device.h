@@ -126,10 +126,12 @@ struct AttnTile {
   int nrows;  // queries in the tile, 1..kAttnTileQueries
 };
 // The order the planner keeps a layer's tiles in (stable within a class): 0 without a
-// correction, 1 low-rank only, 2 quantized. A kernel may launch each class on its own.
+// correction, 1 low-rank only, 2 quantized to 8 bits, 3 quantized otherwise (4 bits). A kernel
+// may launch each class on its own (CUDA: with the quantized values' width compiled in).
+constexpr int kAttnTileClasses = 4;
 inline int attn_tile_class(const AttnCorrection* c) {
   if (!c) return 0;
-  if (c->qk || c->qv) return 2;
+  if (c->qk || c->qv) return c->bits == 8 ? 2 : 3;
   return c->ck || c->cv ? 1 : 0;
 }
 // One layer's plan. parts are grouped by span (span s owns parts [span_parts[s], span_parts[s+1]));

@@ -442,81 +442,117 @@ __global__ void __launch_bounds__(kPartWarps * 32, 3)
 }
 
 // Block (query head, row): merges the row's partial states; out rounded to T.
+// A block's reduction of one value per thread (blockDim.x a multiple of 32, ≤ 1024), in a
+// fixed order; every thread gets the result. `red` holds 32 floats.
+template <typename Op>
+__device__ __forceinline__ float block_reduce(float v, float* red, Op op) {
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, warps = blockDim.x / 32;
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) v = op(v, __shfl_xor_sync(0xffffffffu, v, o));
+  __syncthreads();  // red is free (an earlier reduction's readers are done)
+  if (lane == 0) red[warp] = v;
+  __syncthreads();
+  v = red[0];
+  for (int w = 1; w < warps; ++w) v = op(v, red[w]);
+  return v;
+}
+
+// Chunks whose weights pass through shared memory at once.
+constexpr int kMergeBatch = 256;
+
+// Block (query head, row): the log-sum-exp merge of the row's partial states (every part,
+// every chunk; device_cpu.cpp, merge_states). The threads share each pass over the states: the
+// largest m, then per part its chunks' weights exp(m − max) into shared memory, the sum l and
+// the weighted outputs (thread: dims threadIdx.x + k·blockDim.x), and a low-rank ΔV part's P·cv
+// (thread: ranks threadIdx.x + k·blockDim.x), turned into dims through the kv head's bv rows.
+// (One thread used to walk the states alone, twice: 16 µs a layer for a decode step's 12 rows,
+// 384 dependent loads, on an H200.)
 template <typename T>
 __global__ void merge_k(T* out, PlanArgs plan, int heads, int kv_heads, int hd) {
-  extern __shared__ float corr_sum[];  // [max rv]
-  __shared__ float s_mx, s_l;
+  extern __shared__ float corr_sum[];  // [max rv]: a low-rank part's Σ w·(P·cv)
+  __shared__ float w_s[kMergeBatch];
+  __shared__ float red[32];
   const int h = blockIdx.x, r = blockIdx.y;
   const int g = h / (heads / kv_heads);
   const int b = plan.row_begin[r], e = plan.row_begin[r + 1];
-  if (threadIdx.x == 0) {
-    float mx = -INFINITY;
-    for (int i = b; i < e; ++i) {
-      const AttnPart& p = plan.parts[plan.row_parts[i]];
-      const int chunks = plan.spans[p.span].chunks;
-      for (int c = 0; c < chunks; ++c) {
-        const float* st = plan.partials + p.out + (static_cast<int64_t>(h) * chunks + c) * plan.stride;
-        if (st[1] > 0.0f) mx = fmaxf(mx, st[0]);
-      }
+  const int tid = threadIdx.x, bd = blockDim.x;
+  auto states_of = [&](const AttnPart& p, int chunks) {
+    return plan.partials + p.out + static_cast<int64_t>(h) * chunks * plan.stride;
+  };
+
+  float mx = -INFINITY;
+  for (int i = b; i < e; ++i) {
+    const AttnPart& p = plan.parts[plan.row_parts[i]];
+    const int chunks = plan.spans[p.span].chunks;
+    const float* st0 = states_of(p, chunks);
+    for (int c = tid; c < chunks; c += bd) {
+      const float* st = st0 + static_cast<int64_t>(c) * plan.stride;
+      if (st[1] > 0.0f) mx = fmaxf(mx, st[0]);
     }
-    float l = 0.0f;
-    for (int i = b; i < e; ++i) {
-      const AttnPart& p = plan.parts[plan.row_parts[i]];
-      const int chunks = plan.spans[p.span].chunks;
-      for (int c = 0; c < chunks; ++c) {
-        const float* st = plan.partials + p.out + (static_cast<int64_t>(h) * chunks + c) * plan.stride;
-        if (st[1] > 0.0f) l += st[1] * expf(st[0] - mx);
-      }
-    }
-    s_mx = mx;
-    s_l = l;
   }
-  __syncthreads();
-  const float mx = s_mx, inv = s_l > 0.0f ? 1.0f / s_l : 0.0f;
-  float acc[8];  // dims threadIdx.x + k·blockDim.x (head_dim ≤ 8·blockDim.x)
+  mx = block_reduce(mx, red, [](float a, float v) { return fmaxf(a, v); });
+
+  float l = 0.0f;       // this thread's share of Σ l·w
+  float acc[8];         // dims tid + k·bd (head_dim ≤ 8·bd)
 #pragma unroll
   for (int k = 0; k < 8; ++k) acc[k] = 0.0f;
   for (int i = b; i < e; ++i) {
     const AttnPart& p = plan.parts[plan.row_parts[i]];
     const int chunks = plan.spans[p.span].chunks;
+    const float* st0 = states_of(p, chunks);
     const AttnCorrection* c = p.corr >= 0 ? &plan.corrs[p.corr] : nullptr;
     const int rv = c && c->cv ? c->rv : 0;
-    for (int ch = 0; ch < chunks; ++ch) {
-      const float* st = plan.partials + p.out + (static_cast<int64_t>(h) * chunks + ch) * plan.stride;
-      if (!(st[1] > 0.0f)) continue;
-      const float w = expf(st[0] - mx);
+    for (int q2 = tid; q2 < rv; q2 += bd) corr_sum[q2] = 0.0f;  // each rank stays with its thread
+    for (int c0 = 0; c0 < chunks; c0 += kMergeBatch) {
+      const int nb = min(kMergeBatch, chunks - c0);
+      __syncthreads();  // the last batch's weights are read
+      for (int j = tid; j < nb; j += bd) {
+        const float* st = st0 + static_cast<int64_t>(c0 + j) * plan.stride;
+        float w = 0.0f;  // empty states weigh nothing
+        if (st[1] > 0.0f) {
+          w = expf(st[0] - mx);
+          l += st[1] * w;
+        }
+        w_s[j] = w;
+      }
+      __syncthreads();
+      const float* sb = st0 + static_cast<int64_t>(c0) * plan.stride;
+#pragma unroll 4
+      for (int j = 0; j < nb; ++j) {
+        const float w = w_s[j];
+        if (w == 0.0f) continue;  // the same for every thread
+        const float* st = sb + static_cast<int64_t>(j) * plan.stride + 2;
 #pragma unroll
-      for (int k = 0; k < 8; ++k) {
-        const int d = threadIdx.x + k * blockDim.x;
-        if (d < hd) acc[k] += w * st[2 + d];
+        for (int k = 0; k < 8; ++k) {
+          const int d = tid + k * bd;
+          if (d < hd) acc[k] += w * st[d];
+        }
+      }
+      for (int q2 = tid; q2 < rv; q2 += bd) {
+        float s = 0.0f;
+        for (int j = 0; j < nb; ++j) s += w_s[j] * sb[static_cast<int64_t>(j) * plan.stride + 2 + hd + q2];
+        corr_sum[q2] += s;
       }
     }
     if (rv) {
-      // P·cv over the part's chunks, normalized, then the basis rows of this kv head.
-      __syncthreads();
-      for (int q2 = threadIdx.x; q2 < rv; q2 += blockDim.x) {
-        float s = 0.0f;
-        for (int ch = 0; ch < chunks; ++ch) {
-          const float* st = plan.partials + p.out + (static_cast<int64_t>(h) * chunks + ch) * plan.stride;
-          if (st[1] > 0.0f) s += expf(st[0] - mx) * st[2 + hd + q2];
-        }
-        corr_sum[q2] = s;
-      }
-      __syncthreads();
+      __syncthreads();  // every rank's sum is in
 #pragma unroll
       for (int k = 0; k < 8; ++k) {
-        const int d = threadIdx.x + k * blockDim.x;
+        const int d = tid + k * bd;
         if (d >= hd) continue;
         const float* brow = c->bv + (static_cast<int64_t>(g) * hd + d) * rv;
         float s = 0.0f;
         for (int q2 = 0; q2 < rv; ++q2) s += brow[q2] * corr_sum[q2];
         acc[k] += s;
       }
+      __syncthreads();  // corr_sum is read before the next part zeroes it
     }
   }
+  l = block_reduce(l, red, [](float a, float v) { return a + v; });
+  const float inv = l > 0.0f ? 1.0f / l : 0.0f;
 #pragma unroll
   for (int k = 0; k < 8; ++k) {
-    const int d = threadIdx.x + k * blockDim.x;
+    const int d = tid + k * bd;
     if (d < hd) out[(static_cast<int64_t>(r) * heads + h) * hd + d] = from_f<T>(acc[k] * inv);
   }
 }

@@ -5,14 +5,17 @@
 // Work item = one warp (a block of 32 threads): a kv head, a key chunk of a span, and one of
 // the plan's tiles (device.h, AttnTile): up to 16 of the span's queries that all apply the
 // same correction, so a warp reads one store's data and computes it only for its own rows.
-// The chunk's keys pass through shared memory in 32-key tiles, double-buffered with cp.async
-// (the next tile loads while this one is used); a quantized store's ΔK/ΔV rows and scales,
+// The chunk's keys pass through shared memory in 32-key tiles by cp.async, K and V in groups of
+// their own (the next tile's K loads during this one's softmax and P·V, its V during the next
+// S: one buffer of each, so that as many warps fit on an SM); a quantized store's ΔK/ΔV rows and scales,
 // or a low-rank ΔV's coefficients, for the same keys are staged beside them, so the
 // corrections read shared memory too. The tiles of each class (plain, low-rank, quantized;
 // device.h, attn_tile_class) launch on their own, each with only the shared memory it stages.
 // Per tile:
 //   S = Q·K_baseᵀ (mma m16n8k16, fp32 accumulation), then the tile's correction:
-//     quantized ΔK: S += sk(key) · (Q · qkᵀ)  — the int8/int4 values are exact in T;
+//     quantized ΔK: S += sk(key) · (Q · qkᵀ)  — the int8/int4 values are exact in T; int8 ΔK
+//       multiplies in fp16 (Q in fp16 is exact to its 8 bits, and a byte becomes an fp16 value
+//       in 2 instructions per pair against 5 for bf16: s8x2_to_h2);
 //     low-rank ΔK:  S += Lq · ckᵀ, Lq = Q·bk (its basis; computed once);
 //   keys past each row's end masked, online softmax in log2 units (P rounded to T once, the
 //   row sums taking the rounded values, as in attention_tc.cu);
@@ -44,26 +47,32 @@ constexpr float kLn2 = 0.69314718055994531f;
 template <int HD>
 struct PartsTcLayout {
   static constexpr int stride = HD + 8;  // T per shared row (16 bytes of padding: ldmatrix rows in distinct banks)
-  static constexpr int kv_stage = 2 * kTile * stride;  // one tile's K rows then V rows (a stage)
+  static constexpr int kv_stage = 2 * kTile * stride;  // one tile's K rows then V rows
   static constexpr int q_elems = kRows * stride;
   static constexpr int lq_stride = kMaxLowRank + 8;
-  // A quantized store's part of a stage (bytes): the tile's ΔK rows, its ΔV rows (HD bytes
-  // for int8, HD/2 for int4, padded by 16 so that 8 rows fall in distinct banks), then the
-  // keys' ΔK scales and ΔV scales.
+  // A quantized store's part (bytes): the tile's ΔK rows, its ΔV rows (HD bytes for int8, HD/2
+  // for int4, padded by 16 so that 8 rows fall in distinct banks), then the keys' ΔK scales and
+  // ΔV scales. One buffer of each kind: a second K/V buffer per warp (ADAPTERLENS_CUDA_ATTN_STAGES=2
+  // in earlier versions) fit fewer warps on an SM and was slower at every chunk size (H200, the
+  // sweep of bench/run-on-device.sh: 103.3 against 94.2 µs a layer at 128 keys a chunk).
   static constexpr int qrow = HD + 16;
   static constexpr int quant_stage = 2 * kTile * qrow + 2 * kTile * 4;
-  // `stages` buffers of each (1: one tile at a time, more warps fit on an SM; 2: the next tile
-  // loads while this one is used).
-  __host__ __device__ static size_t quant_offset(bool lowrank_k, int stages) {
-    return sizeof(uint16_t) * (static_cast<size_t>(stages * kv_stage + q_elems) + (lowrank_k ? kRows * lq_stride : 0));
+  __host__ __device__ static size_t quant_offset(bool lowrank_k) {
+    return sizeof(uint16_t) * (static_cast<size_t>(kv_stage + q_elems) + (lowrank_k ? kRows * lq_stride : 0));
   }
   // A low-rank ΔV's coefficients of the tile's keys (fp32 rows of up to RV values, padded by 4
   // so that a fragment's 4 keys × 8 ranks fall in distinct banks), after the quantized part.
-  __host__ __device__ static size_t cv_offset(bool lowrank_k, bool quant, int stages) {
-    return quant_offset(lowrank_k, stages) + (quant ? static_cast<size_t>(stages) * quant_stage : 0);
+  __host__ __device__ static size_t cv_offset(bool lowrank_k, bool quant) {
+    return quant_offset(lowrank_k) + (quant ? static_cast<size_t>(quant_stage) : 0);
   }
-  static size_t bytes(bool lowrank_k, bool quant, int cv_rv, int stages) {
-    return cv_offset(lowrank_k, quant, stages) + (cv_rv > 0 ? sizeof(float) * stages * kTile * (cv_rv + 4) : 0);
+  // The int8 launch's Q in fp16 as ready A fragments (HD / 16 chunks × 32 lanes × 16 bytes),
+  // after the rest: read back per tile rather than held in 32 more registers.
+  __host__ __device__ static size_t qh_offset(bool lowrank_k, bool quant, int cv_rv) {
+    return cv_offset(lowrank_k, quant) + (cv_rv > 0 ? sizeof(float) * kTile * (cv_rv + 4) : 0);
+  }
+  static constexpr int qh_bytes = HD / 16 * 32 * 16;
+  static size_t bytes(bool lowrank_k, int qbits, int cv_rv) {
+    return qh_offset(lowrank_k, qbits != 0, cv_rv) + (qbits == 8 ? qh_bytes : 0);
   }
 };
 
@@ -94,6 +103,19 @@ __device__ __forceinline__ float quant_value(const uint8_t* row, int d, int bits
   if (bits == 8) return s8_flipped_to_f(row[d] ^ 0x80u, 0);
   return s4_flipped_to_f((row[d >> 1] >> ((d & 1) * 4)) ^ 8u);
 }
+// Bytes k, k + 1 (k = 0 or 2) of x (sign bits flipped: raw ^ 0x80808080) as a packed pair of
+// fp16: the byte u goes under the exponent of 1024 (0x64uu = 1024 + u, exact), then 1024 + 128
+// is subtracted from both halves at once.
+__device__ __forceinline__ uint32_t s8x2_flipped_to_h2(uint32_t x, int k) {
+  uint32_t u = __byte_perm(x, 0x64646464u, k == 0 ? 0x4140 : 0x4342);
+  const __half2 h = __hsub2(*reinterpret_cast<__half2*>(&u), __half2(__ushort_as_half(0x6480), __ushort_as_half(0x6480)));
+  return *reinterpret_cast<const uint32_t*>(&h);
+}
+// A value of T as fp16, clamped to fp16's range (fp16 holds T's 8 bits exactly in between).
+template <typename T>
+__device__ __forceinline__ float to_f16_range(T v) {
+  return fminf(fmaxf(to_f(v), -65504.0f), 65504.0f);
+}
 
 // Rows [0, ROWS) of up to CHUNKS 16-byte chunks each, global → shared; rows from `valid` on
 // and chunks from `chunks` on are not read (the rows zero-filled, the chunks left alone).
@@ -118,11 +140,11 @@ __device__ __forceinline__ void copy_rows16(uint32_t dst, int dst_stride, const 
   }
 }
 
-// QUANT: the launch of quantized tiles (their staging compiled in only there, so the other
-// launches keep fewer registers).
-template <typename T, int HD, int RV, bool QUANT>
+// QBITS: the launch of tiles quantized to 8 or 4 bits (their staging compiled in only there, so
+// the other launches keep fewer registers); 0 for the others.
+template <typename T, int HD, int RV, int QBITS>
 __global__ void __launch_bounds__(32) parts_tc_k(const T* __restrict__ q, PlanArgs plan, int heads, int kv_heads,
-                                                 float scale_log2, int lowrank_k, int stage_cv, int stages, int tile0) {
+                                                 float scale_log2, int lowrank_k, int stage_cv, int tile0) {
   using L = PartsTcLayout<HD>;
   constexpr int S = L::stride;
   constexpr int KC = HD / 16;   // k-chunks of Q·Kᵀ
@@ -130,13 +152,15 @@ __global__ void __launch_bounds__(32) parts_tc_k(const T* __restrict__ q, PlanAr
   constexpr int NB = kTile / 8; // n-blocks of S
   constexpr int RB = RV / 8;    // n-blocks of OC
   constexpr int CH = HD / 8;    // 16-byte chunks per row
+  constexpr bool QUANT = QBITS != 0;
   extern __shared__ __align__(16) unsigned char parts_tc_smem[];
-  T* skv = reinterpret_cast<T*>(parts_tc_smem);  // stages × (K tile, V tile)
-  T* sq = skv + stages * L::kv_stage;
+  T* skv = reinterpret_cast<T*>(parts_tc_smem);  // K tile, V tile
+  T* sq = skv + L::kv_stage;
   T* slq = sq + L::q_elems;
-  uint8_t* squant = parts_tc_smem + L::quant_offset(lowrank_k != 0, stages);  // stages × L::quant_stage (QUANT)
+  uint8_t* squant = parts_tc_smem + L::quant_offset(lowrank_k != 0);  // L::quant_stage bytes (QUANT)
   constexpr int CVS = RV + 4;  // floats per staged cv row
-  float* scv = reinterpret_cast<float*>(parts_tc_smem + L::cv_offset(lowrank_k != 0, QUANT, stages));  // stages × kTile × CVS
+  float* scv = reinterpret_cast<float*>(parts_tc_smem + L::cv_offset(lowrank_k != 0, QUANT));  // kTile × CVS
+  uint4* sqh = reinterpret_cast<uint4*>(parts_tc_smem + L::qh_offset(lowrank_k != 0, QUANT, RV > 0 && stage_cv ? RV : 0));  // [HD/16][32] (QBITS 8)
 
   // Tiles vary fastest over the grid, so the tiles that read one (kv head, chunk) of a span
   // (the base cache's, for every store's rows) run together and share it in L2.
@@ -177,8 +201,9 @@ __global__ void __launch_bounds__(32) parts_tc_k(const T* __restrict__ q, PlanAr
   const uint8_t* qv = QUANT && cr ? cr->qv : nullptr;
   const float* ck = cr ? cr->ck : nullptr;
   const float* cv = cr ? cr->cv : nullptr;
-  const int bits = cr ? cr->bits : 0, tokens = cr ? cr->tokens : 0;
-  const int rb = bits == 8 ? HD : HD / 2;  // bytes of a quantized row
+  constexpr int bits = QBITS;  // the launch's tiles all have it (attn_tile_class)
+  const int tokens = cr ? cr->tokens : 0;
+  constexpr int rb = bits == 8 ? HD : HD / 2;  // bytes of a quantized row
   const bool staged = QUANT && (qk || qv);  // always, in the launch of quantized tiles
   const int rv = cv ? cr->rv : 0;
   const bool cv_staged = RV > 0 && stage_cv && cv;  // else read from global memory below
@@ -199,44 +224,52 @@ __global__ void __launch_bounds__(32) parts_tc_k(const T* __restrict__ q, PlanAr
   cp_async_commit();
   const T* kh = static_cast<const T*>(span.k) + static_cast<int64_t>(g) * span.capacity * HD;
   const T* vh = static_cast<const T*>(span.v) + static_cast<int64_t>(g) * span.capacity * HD;
-  auto load_kv = [&](int stage, int t0) {
-    const uint32_t dk = smem_addr(skv + stage * L::kv_stage);
-    const uint32_t dv = dk + kTile * S * sizeof(T);
+  // A tile's keys come in two groups of copies, so that the next tile's K loads while this
+  // one's softmax and P·V run, and its V while the next S does (one buffer of each, so as many
+  // warps fit on an SM as before): K rows with the store's ΔK rows and scales, then V rows with
+  // its ΔV rows and scales and the low-rank ΔV's coefficients.
+  const int64_t row0_base = static_cast<int64_t>(g) * tokens;  // the store's rows of this kv head
+  auto load_k = [&](int t0) {
     const int64_t at = static_cast<int64_t>(t0 - span.begin) * HD;
-    copy_rows16<CH, kTile>(dk, S * sizeof(T), reinterpret_cast<const char*>(kh + at), HD * sizeof(T), k_hi - t0, CH, kh, lane);
-    copy_rows16<CH, kTile>(dv, S * sizeof(T), reinterpret_cast<const char*>(vh + at), HD * sizeof(T), k_hi - t0, CH, vh, lane);
-    if (staged) {
+    copy_rows16<CH, kTile>(smem_addr(skv), S * sizeof(T), reinterpret_cast<const char*>(kh + at), HD * sizeof(T), k_hi - t0, CH, kh, lane);
+    if (staged && qk) {
       // The store's rows for these keys (zeros past its tokens or the chunk), and scales.
-      const uint32_t dq = smem_addr(squant + stage * L::quant_stage);
-      float* dsk = reinterpret_cast<float*>(squant + stage * L::quant_stage + 2 * kTile * L::qrow);
-      const int valid = min(k_hi, tokens) - t0;
-      const int64_t row0 = (static_cast<int64_t>(g) * tokens + t0) * rb;
-      auto rows = [&](auto chunks) {
-        constexpr int C = decltype(chunks)::value;
-        if (qk) copy_rows16<C, kTile>(dq, L::qrow, reinterpret_cast<const char*>(qk + row0), rb, valid, C, qk, lane);
-        if (qv) copy_rows16<C, kTile>(dq + kTile * L::qrow, L::qrow, reinterpret_cast<const char*>(qv + row0), rb, valid, C, qv, lane);
-      };
-      if (bits == 8) rows(std::integral_constant<int, HD / 16>{});
-      else rows(std::integral_constant<int, HD / 32>{});
+      constexpr int C = bits == 8 ? HD / 16 : HD / 32;
+      copy_rows16<C, kTile>(smem_addr(squant), L::qrow, reinterpret_cast<const char*>(qk + (row0_base + t0) * rb), rb,
+                            min(k_hi, tokens) - t0, C, qk, lane);
       const int key = t0 + lane;  // kTile == 32: one key per lane
       const bool in = key < k_hi && key < tokens;
-      const int64_t at_s = static_cast<int64_t>(g) * tokens + (in ? key : 0);
-      if (qk) cp_async4(smem_addr(dsk + lane), cr->sk + at_s, in ? 4 : 0);
-      if (qv) cp_async4(smem_addr(dsk + kTile + lane), cr->sv + at_s, in ? 4 : 0);
+      float* dsk = reinterpret_cast<float*>(squant + 2 * kTile * L::qrow);
+      cp_async4(smem_addr(dsk + lane), cr->sk + row0_base + (in ? key : 0), in ? 4 : 0);
+    }
+  };
+  auto load_v = [&](int t0) {
+    const int64_t at = static_cast<int64_t>(t0 - span.begin) * HD;
+    copy_rows16<CH, kTile>(smem_addr(skv + kTile * S), S * sizeof(T), reinterpret_cast<const char*>(vh + at), HD * sizeof(T), k_hi - t0, CH, vh, lane);
+    if (staged && qv) {
+      constexpr int C = bits == 8 ? HD / 16 : HD / 32;
+      copy_rows16<C, kTile>(smem_addr(squant + kTile * L::qrow), L::qrow, reinterpret_cast<const char*>(qv + (row0_base + t0) * rb), rb,
+                            min(k_hi, tokens) - t0, C, qv, lane);
+      const int key = t0 + lane;
+      const bool in = key < k_hi && key < tokens;
+      float* dsv = reinterpret_cast<float*>(squant + 2 * kTile * L::qrow) + kTile;
+      cp_async4(smem_addr(dsv + lane), cr->sv + row0_base + (in ? key : 0), in ? 4 : 0);
     }
     if constexpr (RV > 0) {
       if (cv_staged) {
         // The low-rank ΔV's coefficient rows for these keys (zeros past its tokens or the
         // chunk): rv / 4 chunks of each row's RV / 4.
-        copy_rows16<RV / 4, kTile>(smem_addr(scv + stage * kTile * CVS), CVS * sizeof(float),
+        copy_rows16<RV / 4, kTile>(smem_addr(scv), CVS * sizeof(float),
                                    reinterpret_cast<const char*>(cv + static_cast<int64_t>(t0) * rv), static_cast<int64_t>(rv) * sizeof(float),
                                    min(k_hi, tokens) - t0, rv / 4, cv, lane);
       }
     }
   };
-  if (k_lo < k_hi) load_kv(0, k_lo);
+  if (k_lo < k_hi) load_k(k_lo);
   cp_async_commit();
-  cp_async_wait<1>();  // the queries are in
+  if (k_lo < k_hi) load_v(k_lo);
+  cp_async_commit();
+  cp_async_wait<2>();  // the queries are in
   __syncwarp();
 
   uint32_t qf[KC][4];
@@ -246,6 +279,24 @@ __global__ void __launch_bounds__(32) parts_tc_k(const T* __restrict__ q, PlanAr
     for (int kc = 0; kc < KC; ++kc) {
       const int col = kc * 16 + (lane >> 4) * 8;
       ldmatrix_x4(qf[kc][0], qf[kc][1], qf[kc][2], qf[kc][3], smem_addr(sq + row * S + col));
+    }
+  }
+  if constexpr (QBITS == 8) {
+    // Q in fp16 as the A fragments of the int8 ΔK product, in its order of dims: chunk
+    // kc = 4·G + c (G a 64-dim group) takes, at this lane's k slots 2·tig, 2·tig + 1 and
+    // 2·tig + 8, 2·tig + 9, dims b, b + 1 and b + 2, b + 3 with b = 64·G + 16·tig + 4·c, so that
+    // the ΔK rows' fragments are 4 consecutive bytes (one 16-byte read serves 4 chunks).
+#pragma unroll
+    for (int kc = 0; kc < KC; ++kc) {
+      const int b = 64 * (kc / 4) + 16 * tig + 4 * (kc % 4);
+      const T* r0 = sq + gid * S + b;
+      const T* r1 = sq + (gid + 8) * S + b;
+      const __half2 a0 = __floats2half2_rn(to_f16_range(r0[0]), to_f16_range(r0[1]));
+      const __half2 a1 = __floats2half2_rn(to_f16_range(r1[0]), to_f16_range(r1[1]));
+      const __half2 a2 = __floats2half2_rn(to_f16_range(r0[2]), to_f16_range(r0[3]));
+      const __half2 a3 = __floats2half2_rn(to_f16_range(r1[2]), to_f16_range(r1[3]));
+      sqh[kc * 32 + lane] = make_uint4(*reinterpret_cast<const uint32_t*>(&a0), *reinterpret_cast<const uint32_t*>(&a1),
+                                       *reinterpret_cast<const uint32_t*>(&a2), *reinterpret_cast<const uint32_t*>(&a3));
     }
   }
   if (lowrank_k) {
@@ -270,18 +321,14 @@ __global__ void __launch_bounds__(32) parts_tc_k(const T* __restrict__ q, PlanAr
   float m[2] = {-INFINITY, -INFINITY};
   float l[2] = {0.0f, 0.0f};  // this lane's share of its rows' sums (reduced at the end)
 
-  int stage = 0;
   for (int t0 = k_lo; t0 < k_hi; t0 += kTile) {
     const bool more = t0 + kTile < k_hi;
-    if (stages == 2 && more) load_kv(stage ^ 1, t0 + kTile);
-    cp_async_commit();
-    // This tile is in (with two stages the next may still be loading).
-    if (stages == 2) cp_async_wait<1>();
-    else cp_async_wait<0>();
+    // In flight: this tile's K group, then its V group. Wait for the K group.
+    cp_async_wait<1>();
     __syncwarp();
-    const T* tk = skv + stage * L::kv_stage;
+    const T* tk = skv;
     const T* tv = tk + kTile * S;
-    const uint8_t* tqk = squant + stage * L::quant_stage;  // staged ΔK rows, ΔV rows, scales
+    const uint8_t* tqk = squant;  // staged ΔK rows, ΔV rows, scales
     const uint8_t* tqv = tqk + kTile * L::qrow;
     const float* tsk = reinterpret_cast<const float*>(tqk + 2 * kTile * L::qrow);
     const float* tsv = tsk + kTile;
@@ -308,13 +355,33 @@ __global__ void __launch_bounds__(32) parts_tc_k(const T* __restrict__ q, PlanAr
       float sc[NB][4];
 #pragma unroll
       for (int i = 0; i < NB; ++i) sc[i][0] = sc[i][1] = sc[i][2] = sc[i][3] = 0.0f;
+      if constexpr (QBITS == 8) {
+        // fp16: 16 bytes of each key row (this lane's 4 chunks of a 64-dim group, see sqh).
 #pragma unroll
-      for (int nb = 0; nb < NB; ++nb) {
-        const uint8_t* row = tqk + (nb * 8 + gid) * L::qrow;
+        for (int G = 0; G < HD / 64; ++G) {
+          uint4 w[NB];
 #pragma unroll
-        for (int kc = 0; kc < KC; ++kc) {
-          const int d0 = kc * 16 + tig * 2;
-          mma16816<T>(sc[nb], qf[kc], quant_pair<T>(row, d0, bits), quant_pair<T>(row, d0 + 8, bits));
+          for (int nb = 0; nb < NB; ++nb) w[nb] = *reinterpret_cast<const uint4*>(tqk + (nb * 8 + gid) * L::qrow + 64 * G + 16 * tig);
+#pragma unroll
+          for (int c = 0; c < 4; ++c) {
+            const uint4 a4 = sqh[(G * 4 + c) * 32 + lane];
+            const uint32_t a[4] = {a4.x, a4.y, a4.z, a4.w};
+#pragma unroll
+            for (int nb = 0; nb < NB; ++nb) {
+              const uint32_t x = (c == 0 ? w[nb].x : c == 1 ? w[nb].y : c == 2 ? w[nb].z : w[nb].w) ^ 0x80808080u;
+              mma16816<__half>(sc[nb], a, s8x2_flipped_to_h2(x, 0), s8x2_flipped_to_h2(x, 2));
+            }
+          }
+        }
+      } else {
+#pragma unroll
+        for (int nb = 0; nb < NB; ++nb) {
+          const uint8_t* row = tqk + (nb * 8 + gid) * L::qrow;
+#pragma unroll
+          for (int kc = 0; kc < KC; ++kc) {
+            const int d0 = kc * 16 + tig * 2;
+            mma16816<T>(sc[nb], qf[kc], quant_pair<T>(row, d0, bits), quant_pair<T>(row, d0 + 8, bits));
+          }
         }
       }
       // × each key's scale (per kv head and token).
@@ -341,6 +408,11 @@ __global__ void __launch_bounds__(32) parts_tc_k(const T* __restrict__ q, PlanAr
         }
       }
     }
+
+    // Every lane is done with the K group's buffers: the next tile's K loads from here on.
+    __syncwarp();
+    if (more) load_k(t0 + kTile);
+    cp_async_commit();
 
     // Keys past each row's end, then the online softmax (log2 units: m is max(s)·scale·log2 e).
     float mx[2] = {-INFINITY, -INFINITY};
@@ -396,6 +468,10 @@ __global__ void __launch_bounds__(32) parts_tc_k(const T* __restrict__ q, PlanAr
         occ[i][3] *= corr[1];
       }
     }
+
+    // The V group of this tile (the next tile's K group may still be loading).
+    cp_async_wait<1>();
+    __syncwarp();
 
     // O += P · V_base (V read transposed by ldmatrix as col-major B).
     uint32_t pf[kTile / 16][4];
@@ -453,7 +529,7 @@ __global__ void __launch_bounds__(32) parts_tc_k(const T* __restrict__ q, PlanAr
           a[2] = pack2<T>(p_hi[0], p_hi[1]);
           a[3] = pack2<T>(p_hi[2], p_hi[3]);
           const int kb = t0 + kl;
-          const float* tcv = scv + stage * kTile * CVS;
+          const float* tcv = scv;
 #pragma unroll
           for (int rbk = 0; rbk < RB; ++rbk) {
             if (rbk * 8 >= rv) break;  // uniform over the warp
@@ -470,9 +546,9 @@ __global__ void __launch_bounds__(32) parts_tc_k(const T* __restrict__ q, PlanAr
         }
       }
     }
-    __syncwarp();  // every lane is done with this stage before the next load overwrites it
-    if (stages == 2) stage ^= 1;
-    else if (more) load_kv(0, t0 + kTile);  // committed at the top of the next round
+    __syncwarp();  // every lane is done with the V group's buffers before the next tile's V loads
+    if (more) load_v(t0 + kTile);
+    cp_async_commit();
   }
   cp_async_wait<0>();
 
@@ -510,35 +586,23 @@ __global__ void __launch_bounds__(32) parts_tc_k(const T* __restrict__ q, PlanAr
 
 bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
 
-// K/V buffers per warp: 1 by default (more warps fit on an SM, and their loads hide each
-// other's latency: H200, Nsight Compute, the decode step's kernels at 3 to 5 warps an SM with
-// two); ADAPTERLENS_CUDA_ATTN_STAGES=2 double-buffers instead.
-int kv_stages() {
-  static const int n = [] {
-    const char* v = std::getenv("ADAPTERLENS_CUDA_ATTN_STAGES");
-    return v && std::string(v) == "2" ? 2 : 1;
-  }();
-  return n;
-}
-
 template <typename T, int HD>
 void launch(int rv_bound, dim3 grid, const T* q, const PlanArgs& args, int heads, int kv_heads, bool lowrank_k,
-            bool quant, bool stage_cv, int tile0, cudaStream_t s) {
+            int qbits, bool stage_cv, int tile0, cudaStream_t s) {
   const float scale_log2 = 1.4426950408889634f / sqrtf(static_cast<float>(HD));
-  const int stages = kv_stages();
   auto go = [&](auto rv, auto qt) {
     constexpr int RV = decltype(rv)::value;
-    constexpr bool QUANT = decltype(qt)::value;
-    const size_t smem = PartsTcLayout<HD>::bytes(lowrank_k, QUANT, RV > 0 && stage_cv ? RV : 0, stages);
+    constexpr int QBITS = decltype(qt)::value;
+    const size_t smem = PartsTcLayout<HD>::bytes(lowrank_k, QBITS, RV > 0 && stage_cv ? RV : 0);
     // Above the default 48 KiB per block (staged store data): raised once per instantiation
     // (not a stream op, so also fine during a graph capture).
     static size_t raised = 0;
     if (smem > 48 * 1024 && raised < smem) {
-      cudaFuncSetAttribute(parts_tc_k<T, HD, RV, QUANT>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
+      cudaFuncSetAttribute(parts_tc_k<T, HD, RV, QBITS>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
       raised = smem;
     }
-    parts_tc_k<T, HD, RV, QUANT><<<grid, 32, smem, s>>>(q, args, heads, kv_heads, scale_log2, lowrank_k ? 1 : 0,
-                                                         stage_cv ? 1 : 0, stages, tile0);
+    parts_tc_k<T, HD, RV, QBITS><<<grid, 32, smem, s>>>(q, args, heads, kv_heads, scale_log2, lowrank_k ? 1 : 0,
+                                                         stage_cv ? 1 : 0, tile0);
   };
   auto with_rv = [&](auto qt) {
     if (rv_bound == 0) go(std::integral_constant<int, 0>{}, qt);
@@ -546,8 +610,9 @@ void launch(int rv_bound, dim3 grid, const T* q, const PlanArgs& args, int heads
     else if (rv_bound <= 64) go(std::integral_constant<int, 64>{}, qt);
     else go(std::integral_constant<int, 128>{}, qt);
   };
-  if (quant) with_rv(std::true_type{});
-  else with_rv(std::false_type{});
+  if (qbits == 8) with_rv(std::integral_constant<int, 8>{});
+  else if (qbits == 4) with_rv(std::integral_constant<int, 4>{});
+  else with_rv(std::integral_constant<int, 0>{});
 }
 
 }  // namespace
@@ -580,7 +645,7 @@ bool attention_parts_tc(DT dt, const void* q, const PlanArgs& args, const AttnPl
   struct Launch {
     int first = 0, count = 0, max_rv = 0;
     bool lowrank_k = false, stage_cv = true;
-  } cls[3];
+  } cls[kAttnTileClasses];
   int last = -1;
   for (int i = 0; i < plan.tiles.n; ++i) {
     const AttnTile& t = plan.tiles[i];
@@ -608,10 +673,11 @@ bool attention_parts_tc(DT dt, const void* q, const PlanArgs& args, const AttnPl
   }();
   int classes = 0;
   for (const Launch& l : cls) classes += l.count > 0 ? 1 : 0;
-  const bool fork = branch && classes > 1 && b.side[0] && b.side[1];
+  // (Two side streams: at most three classes fork; a plan with all four runs on one stream.)
+  const bool fork = branch && classes > 1 && classes <= 3 && b.side[0] && b.side[1];
   if (fork) cudaEventRecord(b.forked, b.main);
   int used = 0;  // classes launched so far: the first on main, the others on the side streams
-  for (int k = 0; k < 3; ++k) {
+  for (int k = 0; k < kAttnTileClasses; ++k) {
     const Launch& l = cls[k];
     if (l.count == 0) continue;
     cudaStream_t s = b.main;
@@ -621,15 +687,15 @@ bool attention_parts_tc(DT dt, const void* q, const PlanArgs& args, const AttnPl
     }
     ++used;
     const dim3 grid(l.count, max_chunks, kv_heads);
-    const bool quant = k == 2;
+    const int qbits = k == 2 ? 8 : k == 3 ? 4 : 0;
     if (dt == DT::BF16) {
       const auto* qt = static_cast<const __nv_bfloat16*>(q);
-      if (hd == 64) launch<__nv_bfloat16, 64>(l.max_rv, grid, qt, args, heads, kv_heads, l.lowrank_k, quant, l.stage_cv, l.first, s);
-      else launch<__nv_bfloat16, 128>(l.max_rv, grid, qt, args, heads, kv_heads, l.lowrank_k, quant, l.stage_cv, l.first, s);
+      if (hd == 64) launch<__nv_bfloat16, 64>(l.max_rv, grid, qt, args, heads, kv_heads, l.lowrank_k, qbits, l.stage_cv, l.first, s);
+      else launch<__nv_bfloat16, 128>(l.max_rv, grid, qt, args, heads, kv_heads, l.lowrank_k, qbits, l.stage_cv, l.first, s);
     } else {
       const auto* qt = static_cast<const __half*>(q);
-      if (hd == 64) launch<__half, 64>(l.max_rv, grid, qt, args, heads, kv_heads, l.lowrank_k, quant, l.stage_cv, l.first, s);
-      else launch<__half, 128>(l.max_rv, grid, qt, args, heads, kv_heads, l.lowrank_k, quant, l.stage_cv, l.first, s);
+      if (hd == 64) launch<__half, 64>(l.max_rv, grid, qt, args, heads, kv_heads, l.lowrank_k, qbits, l.stage_cv, l.first, s);
+      else launch<__half, 128>(l.max_rv, grid, qt, args, heads, kv_heads, l.lowrank_k, qbits, l.stage_cv, l.first, s);
     }
   }
   check("attention (parts, tensor cores)");
