@@ -161,8 +161,11 @@ if part session || part fresh || part cli || part hf || part profile || has hash
 fi
 if has hash; then
   step "SHA-256 of the shards alone, per read plan (KiB per read, buffers)"
-  for plan in ${HASH_PLANS:-256:2 256:3 1024:2 4096:2 4096:3 16384:2}; do
-    ADAPTERLENS_HASH_READ_KIB=${plan%:*} ADAPTERLENS_HASH_BUFFERS=${plan#*:} timeout 60 node --import tsx bench/research/hash-contention.ts "$WORK" --alone 2>&1 | tee -a "$R/hash-plans.log" | grep "model-00001"
+  # A plan: KiB per read : buffers : files from this many MiB read by a reader thread.
+  for plan in ${HASH_PLANS:-256:2:1048576 4096:2:1048576 4096:2:64 1024:3:64 16384:2:64}; do
+    IFS=: read -r kib bufs readermib <<< "$plan"
+    ADAPTERLENS_HASH_READ_KIB=$kib ADAPTERLENS_HASH_BUFFERS=$bufs ADAPTERLENS_HASH_READER_MIN_MIB=$readermib timeout 60 \
+      node --import tsx bench/research/hash-contention.ts "$WORK" --alone 2>&1 | tee -a "$R/hash-plans.log" | grep "model-00001"
   done
 fi
 if part session; then

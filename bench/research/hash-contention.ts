@@ -2,7 +2,7 @@
 // worker pool), first alone, then while a CUDA session starts and loads the same checkpoint,
 // as a fresh process's first run does: when each shard's digest is done, and its rate.
 // On the GPU machine: node --import tsx bench/research/hash-contention.ts WORK [--alone]
-// (--alone: only the first part; ADAPTERLENS_HASH_READ_KIB / _BUFFERS pick the reads, hash-file.ts).
+// (--alone: only the first part; ADAPTERLENS_HASH_READ_KIB / _BUFFERS / _READER_MIN_MIB pick the reads, hash-file.ts).
 import fs from 'node:fs';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -25,7 +25,7 @@ async function hashAll(label: string, beside?: () => Promise<void>): Promise<voi
   await besideDone;
 }
 
-const plan = `${process.env.ADAPTERLENS_HASH_READ_KIB ?? 'default'} KiB reads, ${process.env.ADAPTERLENS_HASH_BUFFERS ?? 'default'} buffers`;
+const plan = `${process.env.ADAPTERLENS_HASH_READ_KIB ?? 'default'} KiB reads, ${process.env.ADAPTERLENS_HASH_BUFFERS ?? 'default'} buffers, a reader thread from ${process.env.ADAPTERLENS_HASH_READER_MIN_MIB ?? 'default'} MiB`;
 await hashAll(`alone (${plan})`);
 if (process.argv.includes('--alone')) process.exit(0);
 let session: EngineSession | null = null;

@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { appendFile, truncate, writeFile } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { appendFile, open, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { LoadError } from '../../main/model/errors.js';
@@ -36,19 +38,32 @@ describe('sha256', () => {
     const odd = Buffer.from(Array.from({ length: (3 << 20) + 4099 }, (_, i) => (i * 2654435761) >>> 24));
     const file = join(dir, 'odd.bin');
     await writeFile(file, odd);
-    for (const plan of [{ readBytes: 4096, buffers: 2 }, { readBytes: 5 << 10, buffers: 3 }, { readBytes: 1 << 20, buffers: 8 }, { readBytes: 64 << 20, buffers: 2 }]) {
+    // A reader thread (threshold 0) and reads on the hashing thread (threshold above the size).
+    const plans = [
+      { readBytes: 4096, buffers: 2, readerThreadMinBytes: 0 },
+      { readBytes: 5 << 10, buffers: 3, readerThreadMinBytes: 0 },
+      { readBytes: 1 << 20, buffers: 8, readerThreadMinBytes: 0 },
+      { readBytes: 64 << 20, buffers: 2, readerThreadMinBytes: 0 },
+      { readBytes: 5 << 10, buffers: 2, readerThreadMinBytes: 1 << 30 },
+    ];
+    for (const plan of plans) {
       const seen: number[] = [];
       const r = await hashFile(file, (d) => seen.push(d), plan);
-      assert.equal(r.sha256, hex(odd), `${plan.readBytes} B × ${plan.buffers}`);
+      assert.equal(r.sha256, hex(odd), `${plan.readBytes} B × ${plan.buffers}, reader from ${plan.readerThreadMinBytes} B`);
       assert.equal(r.stamp.size, odd.length);
       assert.deepEqual(seen, [...seen].sort((a, b) => a - b), 'progress never goes back');
       assert.equal(seen.at(-1), odd.length);
     }
     await writeFile(file, '');
-    assert.equal((await hashFile(file, undefined, { readBytes: 4096, buffers: 2 })).sha256, hex(''));
-    assert.deepEqual(hashReadPlan({}), { readBytes: 4 << 20, buffers: 2 });
-    assert.deepEqual(hashReadPlan({ ADAPTERLENS_HASH_READ_KIB: '256', ADAPTERLENS_HASH_BUFFERS: '3' }), { readBytes: 256 << 10, buffers: 3 });
-    assert.deepEqual(hashReadPlan({ ADAPTERLENS_HASH_READ_KIB: 'x', ADAPTERLENS_HASH_BUFFERS: '99' }), { readBytes: 4 << 20, buffers: 2 });
+    for (const readerThreadMinBytes of [0, 1 << 30]) {
+      assert.equal((await hashFile(file, undefined, { readBytes: 4096, buffers: 2, readerThreadMinBytes })).sha256, hex(''));
+    }
+    const min = 64 << 20;
+    assert.deepEqual(hashReadPlan({}), { readBytes: 4 << 20, buffers: 2, readerThreadMinBytes: min });
+    assert.deepEqual(hashReadPlan({ ADAPTERLENS_HASH_READ_KIB: '256', ADAPTERLENS_HASH_BUFFERS: '3' }), { readBytes: 256 << 10, buffers: 3, readerThreadMinBytes: min });
+    assert.deepEqual(hashReadPlan({ ADAPTERLENS_HASH_READ_KIB: 'x', ADAPTERLENS_HASH_BUFFERS: '99' }), { readBytes: 4 << 20, buffers: 2, readerThreadMinBytes: min });
+    assert.deepEqual(hashReadPlan({ ADAPTERLENS_HASH_READER_MIN_MIB: '0' }).readerThreadMinBytes, 0);
+    assert.deepEqual(hashReadPlan({ ADAPTERLENS_HASH_READER_MIN_MIB: '-1' }).readerThreadMinBytes, min);
   });
 
   it('refuses a file that changes while it is hashed', async () => {
@@ -59,9 +74,31 @@ describe('sha256', () => {
       await writeFile(file, Buffer.alloc(12 << 20, 1));
       let changed: Promise<void> | null = null;
       await assert.rejects(
-        hashFile(file, (d) => { if (d > 0 && !changed) changed = change(); }, { readBytes: 4096, buffers: 2 }).finally(() => changed),
+        hashFile(file, (d) => { if (d > 0 && !changed) changed = change(); }, { readBytes: 4096, buffers: 2, readerThreadMinBytes: 0 }).finally(() => changed),
         (e: unknown) => e instanceof LoadError && /changed while it was being hashed/.test(e.message),
       );
+    }
+  });
+
+  it('reads off libuv\'s thread pool: a pool kept busy by other work does not stall the hashing', { skip: process.platform !== 'linux' }, async () => {
+    // Four pool threads held (the pool's size) by opens of FIFOs that no one writes yet, as
+    // four long engine jobs would hold them; then a file that takes the reader-thread path.
+    const fifos = [0, 1, 2, 3].map((i) => join(dir, `busy-${i}.fifo`));
+    execFileSync('mkfifo', fifos);
+    const held = fifos.map((f) => open(f, 'r'));
+    try {
+      await new Promise((r) => setTimeout(r, 100));
+      const file = join(dir, 'pool-busy.bin');
+      writeFileSync(file, big);
+      const r = await Promise.race([
+        hashFile(file, undefined, { readBytes: 1 << 20, buffers: 2, readerThreadMinBytes: 0 }),
+        new Promise<null>((res) => setTimeout(() => res(null), 10_000)),
+      ]);
+      assert.equal(r?.sha256, hex(big), 'hashed while the pool was busy');
+    } finally {
+      // A writer for each FIFO releases the pool (sync opens from a child: the pool is busy).
+      execFileSync('sh', ['-c', fifos.map((f) => `: > '${f}'`).join('; ')]);
+      for (const h of await Promise.all(held)) await h.close();
     }
   });
 
