@@ -15,7 +15,7 @@
 //   S = Q·K_baseᵀ (mma m16n8k16, fp32 accumulation), then the tile's correction:
 //     quantized ΔK: S += sk(key) · (Q · qkᵀ)  — the int8/int4 values are exact in T; int8 ΔK
 //       multiplies in fp16 (Q in fp16 is exact to its 8 bits, and a byte becomes an fp16 value
-//       in 2 instructions per pair against 5 for bf16: s8x2_to_h2);
+//       in 2 instructions per pair against 5 for bf16: s8x2_flipped_to_h2);
 //     low-rank ΔK:  S += Lq · ckᵀ, Lq = Q·bk (its basis; computed once);
 //   keys past each row's end masked, online softmax in log2 units (P rounded to T once, the
 //   row sums taking the rounded values, as in attention_tc.cu);
