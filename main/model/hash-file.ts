@@ -14,8 +14,9 @@ import { sameStamp, stampOf, type FileStamp } from './file-stamp.js';
 
 /**
  * How the reads are cut. Measured on the H200 host (bench/research/hash-contention.ts --alone,
- * the largest 4.95 GB shard): reading on the hashing thread between updates, as before, with
- * 256 KiB reads, 1.16 GB/s; 4 MiB reads one ahead of the hashing, 1.29 GB/s; 16 MiB, 1.23 GB/s.
+ * the largest 4.95 GB shard, one call): reads of 256 KiB on the hashing thread between updates
+ * (the earlier way) 0.91 GB/s; 4 MiB reads there 1.06 GB/s; a reader thread with two 4 MiB
+ * buffers 1.20 GB/s (three of 1 MiB 1.17, two of 16 MiB 1.14).
  * ADAPTERLENS_HASH_READ_KIB, ADAPTERLENS_HASH_BUFFERS and ADAPTERLENS_HASH_READER_MIN_MIB override them.
  */
 export interface HashReadPlan {

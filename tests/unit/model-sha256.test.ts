@@ -15,7 +15,7 @@ const hex = (b: Buffer | string) => createHash('sha256').update(b).digest('hex')
 describe('sha256', () => {
   let dir = '';
   let cleanup = async () => {};
-  const big = Buffer.alloc(9 << 20, 7); // many 256 KiB reads, several 4 MiB progress steps
+  const big = Buffer.alloc(9 << 20, 7); // several reads and 4 MiB progress steps
   before(async () => {
     ({ dir, cleanup } = await tempDir());
     await writeFile(join(dir, 'config.json'), '{"a":1}');
